@@ -1,0 +1,80 @@
+// The differentiable ops of mxqat. Each op's forward and backward live together in one function
+// of its family file (autograd/ops/*.cpp, STYLE.md §2); this header is the list.
+// Shapes use the legend B batch, T tokens, C channels, K reduction, N output features.
+// Broadcasting follows NumPy: trailing dimensions aligned, size-1 dimensions stretched.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "autograd/var.h"
+
+namespace mxqat::autograd {
+
+// ---- matmul.cpp -------------------------------------------------------------------------
+// a [M, K] (or [K, M] if trans_a) x b [K, N] (or [N, K] if trans_b) -> [M, N].
+// Batched: a [Bt, M, K] with b [Bt, K, N] or b 2-D (shared). Deterministic for any thread count.
+Var matmul(const Var& a, const Var& b, bool trans_a = false, bool trans_b = false);
+// y = x w^T + b: x [..., K], w [N, K], bias [N] or undefined -> [..., N]
+Var linear(const Var& x, const Var& w, const Var& bias = Var());
+
+// ---- elementwise.cpp -----------------------------------------------------------------------
+Var add(const Var& a, const Var& b);  // broadcasting
+Var sub(const Var& a, const Var& b);
+Var mul(const Var& a, const Var& b);
+Var div(const Var& a, const Var& b);
+Var add_scalar(const Var& a, float s);
+Var mul_scalar(const Var& a, float s);
+Var neg(const Var& a);
+Var relu(const Var& x);
+Var gelu(const Var& x);  // exact (erf) form, as torch.nn.GELU()
+Var silu(const Var& x);
+Var tanh(const Var& x);
+Var sigmoid(const Var& x);
+Var exp(const Var& x);
+Var log(const Var& x);
+Var sqrt(const Var& x);
+// Inverted dropout: zeroes with probability p and scales by 1/(1-p); identity when !training.
+// The mask is a pure function of (seed, element index): same bits for any thread count.
+Var dropout(const Var& x, float p, uint64_t seed, bool training);
+
+// ---- reduce.cpp ----------------------------------------------------------------------------
+Var sum(const Var& x, std::vector<int> axes = {}, bool keepdim = false);  // {} = all axes
+Var mean(const Var& x, std::vector<int> axes = {}, bool keepdim = false);
+
+// ---- softmax.cpp ---------------------------------------------------------------------------
+Var softmax(const Var& x, int axis = -1);
+Var log_softmax(const Var& x, int axis = -1);
+
+// ---- loss.cpp ------------------------------------------------------------------------------
+// logits [B, C], labels B ints in [0, C): mean cross-entropy, optional label smoothing.
+Var cross_entropy(const Var& logits, const std::vector<int32_t>& labels,
+                  float label_smoothing = 0.f);
+Var mse(const Var& a, const Var& b);  // mean squared error
+
+// ---- norm.cpp ------------------------------------------------------------------------------
+// Over the last axis: x [..., C], gamma/beta [C] (beta may be undefined).
+Var layernorm(const Var& x, const Var& gamma, const Var& beta, float eps = 1e-5f);
+Var rmsnorm(const Var& x, const Var& gamma, float eps = 1e-6f);
+
+// ---- embedding.cpp -------------------------------------------------------------------------
+// weight [V, D], ids (any count) -> [ids.size(), D] reshaped to out_shape + [D] if given.
+Var embedding(const Var& weight, const std::vector<int32_t>& ids, Shape out_shape = {});
+
+// ---- conv.cpp ------------------------------------------------------------------------------
+// im2col: x [B, C, H, W] -> patches [B*Ho*Wo, C*kh*kw] (zero padding); backward is col2im.
+// Conv2d layers use it so the GEMM operands can pass through the quant hook (quant/hook.h).
+Var im2col(const Var& x, int kh, int kw, int stride, int padding);
+// x [B, C, H, W], w [O, C, kh, kw], bias [O] or undefined -> [B, O, Ho, Wo]
+// Composed as im2col -> linear -> permute, so it needs no backward of its own.
+Var conv2d(const Var& x, const Var& w, const Var& bias, int stride = 1, int padding = 0);
+Var max_pool2d(const Var& x, int kernel, int stride);  // x [B, C, H, W]
+Var avg_pool2d(const Var& x, int kernel, int stride);
+
+// ---- shape.cpp -----------------------------------------------------------------------------
+Var reshape(const Var& x, Shape shape);  // one -1 allowed
+Var permute(const Var& x, std::vector<int> dims);
+Var transpose(const Var& x, int a, int b);
+Var slice(const Var& x, int axis, int64_t start, int64_t end);  // [start, end)
+Var concat(const std::vector<Var>& xs, int axis);
+
+}  // namespace mxqat::autograd

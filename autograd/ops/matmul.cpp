@@ -1,0 +1,162 @@
+// matmul and linear: the GEMM-bearing ops, plus the deterministic tiled GEMM kernel they share.
+#include <omp.h>
+
+#include <algorithm>
+
+#include "autograd/kernels.h"
+#include "autograd/ops.h"
+
+namespace mxqat::autograd {
+
+namespace {
+// Tile sizes: large enough that Eigen's packing is amortised, small enough to feed 2+ threads.
+constexpr int64_t kTileRows = 128;
+constexpr int64_t kTileCols = 256;
+
+using StrideMap = Eigen::Map<const RowMat, 0, Eigen::OuterStride<>>;
+using MutStrideMap = Eigen::Map<RowMat, 0, Eigen::OuterStride<>>;
+}  // namespace
+
+void gemm(const float* a, bool trans_a, const float* b, bool trans_b, float* c, int64_t m,
+          int64_t n, int64_t k, bool accumulate) {
+  if (m == 0 || n == 0) return;
+  if (k == 0) {
+    if (!accumulate) std::fill(c, c + m * n, 0.f);
+    return;
+  }
+  const int64_t tr = (m + kTileRows - 1) / kTileRows, tc = (n + kTileCols - 1) / kTileCols;
+  // A stored as [M, K] (lda = K) or [K, M] (lda = M); B as [K, N] or [N, K].
+  const int64_t a_rows = trans_a ? k : m, a_cols = trans_a ? m : k;
+  const int64_t b_rows = trans_b ? n : k, b_cols = trans_b ? k : n;
+#pragma omp parallel for schedule(static) if (tr * tc > 1 && m * n * k > (1 << 15))
+  for (int64_t t = 0; t < tr * tc; ++t) {
+    const int64_t r0 = (t / tc) * kTileRows, c0 = (t % tc) * kTileCols;
+    const int64_t mr = std::min(kTileRows, m - r0), nc = std::min(kTileCols, n - c0);
+    StrideMap A(a, a_rows, a_cols, Eigen::OuterStride<>(a_cols));
+    StrideMap B(b, b_rows, b_cols, Eigen::OuterStride<>(b_cols));
+    MutStrideMap C(c + r0 * n + c0, mr, nc, Eigen::OuterStride<>(n));
+    auto at = [&](auto&& lhs) {
+      if (trans_b) {
+        if (accumulate) C.noalias() += lhs * B.middleRows(c0, nc).transpose();
+        else C.noalias() = lhs * B.middleRows(c0, nc).transpose();
+      } else {
+        if (accumulate) C.noalias() += lhs * B.middleCols(c0, nc);
+        else C.noalias() = lhs * B.middleCols(c0, nc);
+      }
+    };
+    if (trans_a) at(A.middleCols(r0, mr).transpose());
+    else at(A.middleRows(r0, mr));
+  }
+}
+
+void sum_rows(const float* x, int64_t rows, int64_t cols, float* out, bool accumulate) {
+  constexpr int64_t kColChunk = 64;
+  const int64_t chunks = (cols + kColChunk - 1) / kColChunk;
+#pragma omp parallel for schedule(static) if (rows * cols > (1 << 16))
+  for (int64_t ch = 0; ch < chunks; ++ch) {
+    const int64_t c0 = ch * kColChunk, c1 = std::min(cols, c0 + kColChunk);
+    float acc[kColChunk];
+    for (int64_t j = c0; j < c1; ++j) acc[j - c0] = accumulate ? out[j] : 0.f;
+    for (int64_t i = 0; i < rows; ++i) {
+      const float* row = x + i * cols;
+      for (int64_t j = c0; j < c1; ++j) acc[j - c0] += row[j];
+    }
+    for (int64_t j = c0; j < c1; ++j) out[j] = acc[j - c0];
+  }
+}
+
+// C = op(A) op(B), optionally batched over a leading axis.
+//   dA = dC op(B)^T   (transposed back if trans_a)     dB = op(A)^T dC   (likewise for trans_b)
+// A batched A with a 2-D B shares B across the batch, so dB sums over the batch.
+Var matmul(const Var& a, const Var& b, bool trans_a, bool trans_b) {
+  const Tensor& av = a.value();
+  const Tensor& bv = b.value();
+  const bool batched = av.ndim() == 3;
+  MXQAT_CHECK((av.ndim() == 2 || batched) && (bv.ndim() == 2 || (batched && bv.ndim() == 3)),
+              "matmul takes [M, K] x [K, N] or [Bt, M, K] x [Bt|-, K, N], got ",
+              shape_str(av.shape()), " x ", shape_str(bv.shape()));
+  const int64_t bt = batched ? av.dim(0) : 1;
+  const bool b_shared = bv.ndim() == 2;
+  MXQAT_CHECK(b_shared || bv.dim(0) == bt, "matmul batch sizes differ: ", shape_str(av.shape()),
+              " x ", shape_str(bv.shape()));
+  const int64_t m = trans_a ? av.dim(-1) : av.dim(-2), k = trans_a ? av.dim(-2) : av.dim(-1);
+  const int64_t kb = trans_b ? bv.dim(-1) : bv.dim(-2), n = trans_b ? bv.dim(-2) : bv.dim(-1);
+  MXQAT_CHECK(k == kb, "matmul inner dimensions differ: ", shape_str(av.shape()),
+              (trans_a ? "^T" : ""), " x ", shape_str(bv.shape()), (trans_b ? "^T" : ""));
+  Tensor y(batched ? Shape{bt, m, n} : Shape{m, n});
+  const int64_t sa = m * k, sb = b_shared ? 0 : k * n;
+  for (int64_t i = 0; i < bt; ++i)
+    gemm(av.data() + i * sa, trans_a, bv.data() + i * sb, trans_b, y.data() + i * m * n, m, n, k);
+  return make_node(
+      "matmul", std::move(y), {a, b},
+      [av = a.keep_if(b.needs_grad()), bv = b.keep_if(a.needs_grad()), trans_a, trans_b, bt, m,
+       n, k, sa, sb, b_shared](const Tensor& dy, GradSink& g) {
+        if (g.wants(0)) {
+          Tensor da(Shape{bt * sa});
+          for (int64_t i = 0; i < bt; ++i) {
+            const float* dyi = dy.data() + i * m * n;
+            if (trans_a)  // dA[K, M] = op(B) dC^T
+              gemm(bv.data() + i * sb, trans_b, dyi, true, da.data() + i * sa, k, m, n);
+            else  // dA[M, K] = dC op(B)^T
+              gemm(dyi, false, bv.data() + i * sb, !trans_b, da.data() + i * sa, m, k, n);
+          }
+          g.add(0, std::move(da));
+        }
+        if (g.wants(1)) {
+          Tensor db(Shape{b_shared ? k * n : bt * k * n});
+          for (int64_t i = 0; i < bt; ++i) {
+            const float* dyi = dy.data() + i * m * n;
+            float* dbi = db.data() + i * sb;
+            const bool acc = b_shared && i > 0;
+            if (trans_b)  // dB[N, K] = dC^T op(A)
+              gemm(dyi, true, av.data() + i * sa, trans_a, dbi, n, k, m, acc);
+            else  // dB[K, N] = op(A)^T dC
+              gemm(av.data() + i * sa, !trans_a, dyi, false, dbi, k, n, m, acc);
+          }
+          g.add(1, std::move(db));
+        }
+      });
+}
+
+// y = x w^T + b     dx = dy w     dw = dy^T x     db = sum over rows of dy
+Var linear(const Var& x, const Var& w, const Var& bias) {
+  const Tensor& xv = x.value();
+  const Tensor& wv = w.value();
+  MXQAT_CHECK(wv.ndim() == 2, "linear weight must be [N, K], got ", shape_str(wv.shape()));
+  const int64_t n = wv.dim(0), k = wv.dim(1);
+  MXQAT_CHECK(xv.ndim() >= 1 && xv.dim(-1) == k, "linear: input has ", xv.ndim() ? xv.dim(-1) : 0,
+              " features (shape ", shape_str(xv.shape()), ") but weight expects ", k);
+  const bool has_bias = bias.defined();
+  if (has_bias)
+    MXQAT_CHECK(bias.value().size() == n, "linear bias has ", bias.value().size(),
+                " values, weight has ", n, " outputs");
+  const int64_t m = xv.size() / k;
+  Shape ys = xv.shape();
+  ys.back() = n;
+  Tensor y(ys);
+  gemm(xv.data(), false, wv.data(), true, y.data(), m, n, k);
+  if (has_bias) y.mat(m, n).rowwise() += bias.value().vec().transpose();
+  std::vector<Var> inputs{x, w};
+  if (has_bias) inputs.push_back(bias);
+  return make_node("linear", std::move(y), std::move(inputs),
+                   [xv = x.keep_if(w.needs_grad()), wv = w.keep_if(x.needs_grad()), m, n, k](
+                       const Tensor& dy, GradSink& g) {
+                     if (g.wants(0)) {
+                       Tensor dx(Shape{m, k});
+                       gemm(dy.data(), false, wv.data(), false, dx.data(), m, k, n);
+                       g.add(0, std::move(dx));
+                     }
+                     if (g.wants(1)) {
+                       Tensor dw(Shape{n, k});
+                       gemm(dy.data(), true, xv.data(), false, dw.data(), n, k, m);
+                       g.add(1, std::move(dw));
+                     }
+                     if (g.wants(2)) {
+                       Tensor db(Shape{n});
+                       sum_rows(dy.data(), m, n, db.data());
+                       g.add(2, std::move(db));
+                     }
+                   });
+}
+
+}  // namespace mxqat::autograd

@@ -1,0 +1,69 @@
+// Module: owns named parameters and named children (STYLE.md §5). `named_parameters()` yields
+// "blocks.2.fc1.weight"-style names that the optimizer, checkpoints and quant rules all use.
+// GemmLayer is the base of every GEMM-bearing layer: its one hook point for quantization.
+#pragma once
+#include <memory>
+#include <random>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "autograd/ops.h"
+#include "quant/hook.h"
+
+namespace mxqat::layers {
+
+using autograd::Shape;
+using autograd::Tensor;
+using autograd::Var;
+
+using NamedParams = std::vector<std::pair<std::string, Var>>;
+
+class Module {
+ public:
+  virtual ~Module() = default;
+  virtual Var forward(const Var& x) = 0;
+  virtual std::string kind() const = 0;  // "Linear", "Sequential", ...
+
+  NamedParams named_parameters() const;  // depth-first, registration order
+  std::vector<std::pair<std::string, Module*>> named_modules();  // "" is this module
+  int64_t num_parameters() const;
+  void train(bool on = true);
+  bool training() const { return training_; }
+
+ protected:
+  Var add_param(const std::string& name, Tensor init);
+  template <typename M>
+  std::shared_ptr<M> add_module(const std::string& name, std::shared_ptr<M> m) {
+    children_.emplace_back(name, m);
+    return m;
+  }
+
+ private:
+  void collect(const std::string& prefix, NamedParams& out) const;
+  bool training_ = true;
+  NamedParams params_;
+  std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
+};
+
+// A layer whose forward is a GEMM: its weight (and input) pass through quantizer() if one is set.
+class GemmLayer : public Module {
+ public:
+  void set_quantizer(std::shared_ptr<quant::GemmQuantizer> q) { quantizer_ = std::move(q); }
+  quant::GemmQuantizer* quantizer() const { return quantizer_.get(); }
+  virtual const Var& weight() const = 0;
+
+ protected:
+  // The hook point: (input, weight as [N, K]) -> what the GEMM will see.
+  std::pair<Var, Var> gemm_operands(const Var& x, const Var& w2d) const;
+
+ private:
+  std::shared_ptr<quant::GemmQuantizer> quantizer_;
+};
+
+// Seeded initialisation. fan_in/fan_out as in torch.nn.init.
+enum class Init { kKaimingUniform, kKaimingNormal, kXavierUniform, kXavierNormal, kZeros, kOnes,
+                  kNormal002 };
+Tensor init_tensor(Shape shape, Init init, int64_t fan_in, int64_t fan_out, std::mt19937_64& rng);
+
+}  // namespace mxqat::layers

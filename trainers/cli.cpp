@@ -1,0 +1,78 @@
+// mxqat's command line: a table of subcommands, each a function of its own file.
+#include "trainers/cli.h"
+
+#include <cstring>
+#include <functional>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "autograd/error.h"
+#include "trainers/cli_args.h"
+#include "trainers/commands.h"
+
+namespace mxqat::trainers {
+
+namespace {
+struct Command {
+  const char* name;
+  const char* usage;
+  const char* summary;
+  std::function<int(const std::vector<std::string>&)> run;
+};
+
+const std::vector<Command>& commands() {
+  static const std::vector<Command> kCommands = {
+      {"train", "RECIPE [--out DIR] [--set k=v ...] [--resume] [--threads N]",
+       "train the recipe's model in FP32 (the baseline)", cmd_train},
+      {"eval", "CHECKPOINT.h5 [--recipe RECIPE] [--threads N]",
+       "evaluate a checkpoint on the test split", cmd_eval},
+  };
+  return kCommands;
+}
+
+void print_help(std::ostream& os) {
+  os << "mxqat " << MXQAT_VERSION
+     << " - quantization-aware training in the OCP MX formats (FP8/FP6/FP4), NVFP4 and INT\n\n"
+     << "usage: mxqat COMMAND [ARGS]\n\ncommands:\n";
+  for (const auto& c : commands())
+    os << "  " << c.name << " " << c.usage << "\n      " << c.summary << "\n";
+  os << "\n  mxqat COMMAND --help   more about one command\n  mxqat --version\n";
+}
+}  // namespace
+
+int cli_main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+    print_help(std::cout);
+    return args.empty() ? 2 : 0;
+  }
+  if (args[0] == "--version") {
+    std::cout << "mxqat " << MXQAT_VERSION << "\n";
+    return 0;
+  }
+  std::vector<std::string> names;
+  for (const auto& c : commands()) names.push_back(c.name);
+  for (const auto& c : commands()) {
+    if (args[0] != c.name) continue;
+    std::vector<std::string> rest(args.begin() + 1, args.end());
+    if (!rest.empty() && (rest[0] == "--help" || rest[0] == "-h")) {
+      std::cout << "usage: mxqat " << c.name << " " << c.usage << "\n  " << c.summary << "\n";
+      return 0;
+    }
+    try {
+      return c.run(rest);
+    } catch (const Error& e) {
+      std::cerr << "mxqat " << c.name << ": error: " << e.what() << "\n";
+      return 1;
+    } catch (const std::exception& e) {
+      std::cerr << "mxqat " << c.name << ": unexpected error: " << e.what() << "\n";
+      return 1;
+    }
+  }
+  std::cerr << "mxqat: unknown command '" << args[0] << "' (did you mean '"
+            << nearest(args[0], names) << "'? see 'mxqat --help')\n";
+  return 2;
+}
+
+}  // namespace mxqat::trainers

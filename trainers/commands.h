@@ -1,0 +1,10 @@
+// The subcommands of the CLI, one function each (argv after the command name -> exit code).
+// They throw mxqat::Error on bad input; trainers/cli prints it.
+#pragma once
+#include <string>
+#include <vector>
+
+namespace mxqat::trainers {
+int cmd_train(const std::vector<std::string>& args);
+int cmd_eval(const std::vector<std::string>& args);
+}  // namespace mxqat::trainers
