@@ -15,7 +15,8 @@ Var Module::add_param(const std::string& name, Tensor init) {
 
 void Module::collect(const std::string& prefix, NamedParams& out) const {
   for (const auto& [n, v] : params_) out.emplace_back(prefix + n, v);
-  for (const auto& [n, m] : children_) m->collect(prefix + n + ".", out);
+  // A child registered under "" is transparent: its parameters keep the parent's prefix.
+  for (const auto& [n, m] : children_) m->collect(n.empty() ? prefix : prefix + n + ".", out);
 }
 
 NamedParams Module::named_parameters() const {
@@ -27,7 +28,10 @@ NamedParams Module::named_parameters() const {
 std::vector<std::pair<std::string, Module*>> Module::named_modules() {
   std::vector<std::pair<std::string, Module*>> out{{"", this}};
   for (const auto& [n, m] : children_)
-    for (auto& [sub, ptr] : m->named_modules()) out.emplace_back(sub.empty() ? n : n + "." + sub, ptr);
+    for (auto& [sub, ptr] : m->named_modules()) {
+      if (n.empty() && sub.empty()) continue;  // a transparent container is not listed
+      out.emplace_back(sub.empty() ? n : (n.empty() ? sub : n + "." + sub), ptr);
+    }
   return out;
 }
 
@@ -63,6 +67,8 @@ Tensor init_tensor(Shape shape, Init init, int64_t fan_in, int64_t fan_out, std:
     for (int64_t i = 0; i < t.size(); ++i) t[i] = static_cast<float>(normal() * std);
   };
   switch (init) {
+    case Init::kFanInUniform: fill_uniform(1.0 / std::sqrt(std::max<int64_t>(fan_in, 1))); break;
+    case Init::kStdNormal: fill_normal(1.0); break;
     case Init::kKaimingUniform: fill_uniform(std::sqrt(6.0 / std::max<int64_t>(fan_in, 1))); break;
     case Init::kKaimingNormal: fill_normal(std::sqrt(2.0 / std::max<int64_t>(fan_in, 1))); break;
     case Init::kXavierUniform: fill_uniform(std::sqrt(6.0 / std::max<int64_t>(fan_in + fan_out, 1))); break;

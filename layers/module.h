@@ -62,8 +62,9 @@ class GemmLayer : public Module {
 };
 
 // Seeded initialisation. fan_in/fan_out as in torch.nn.init.
-enum class Init { kKaimingUniform, kKaimingNormal, kXavierUniform, kXavierNormal, kZeros, kOnes,
-                  kNormal002 };
+// kFanInUniform = U(±1/sqrt(fan_in)): torch.nn.Linear/Conv2d's default for weight and bias.
+enum class Init { kFanInUniform, kKaimingUniform, kKaimingNormal, kXavierUniform, kXavierNormal,
+                  kStdNormal, kZeros, kOnes, kNormal002 };
 Tensor init_tensor(Shape shape, Init init, int64_t fan_in, int64_t fan_out, std::mt19937_64& rng);
 
 }  // namespace mxqat::layers

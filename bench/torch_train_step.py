@@ -1,0 +1,48 @@
+#!/usr/bin/python3
+"""PyTorch eager counterpart of bench/bench_train_step.cpp: one training step (forward +
+backward + AdamW) of the MLP 784-1024-1024-10 (ReLU), batch 256, float32 on CPU.
+Prints one JSON line per thread count with the median of the timed steps in ms.
+Run with Debian's PyTorch: OPENBLAS_CORETYPE=SKYLAKEX /usr/bin/python3 bench/torch_train_step.py
+"""
+import json
+import statistics
+import sys
+import time
+
+import torch
+
+
+def step_times(threads, steps, warmup=5):
+    torch.set_num_threads(threads)
+    torch.manual_seed(1)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(784, 1024), torch.nn.ReLU(),
+        torch.nn.Linear(1024, 1024), torch.nn.ReLU(),
+        torch.nn.Linear(1024, 10))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
+    x = torch.rand(256, 784)
+    y = torch.randint(0, 10, (256,))
+    times = []
+    for i in range(warmup + steps):
+        t0 = time.perf_counter()
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        t1 = time.perf_counter()
+        if i >= warmup:
+            times.append((t1 - t0) * 1e3)
+    return times
+
+
+def main():
+    steps = int(sys.argv[1]) if len(sys.argv) > 1 else 30
+    for threads in (1, 2):
+        t = step_times(threads, steps)
+        print(json.dumps({"impl": "pytorch", "torch": torch.__version__, "threads": threads,
+                          "steps": steps, "median_ms": statistics.median(t),
+                          "min_ms": min(t)}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+// `mxqat train` and `mxqat eval`.
+#include <omp.h>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+
+#include "trainers/ckpt.h"
+#include "trainers/cli_args.h"
+#include "trainers/commands.h"
+#include "trainers/model_factory.h"
+#include "trainers/report_io.h"
+#include "trainers/trainer.h"
+
+namespace mxqat::trainers {
+
+namespace {
+void apply_threads(const Args& a) {
+  if (auto t = a.get("--threads")) {
+    int n = 0;
+    try {
+      n = std::stoi(*t);
+    } catch (const std::exception&) {
+    }
+    MXQAT_CHECK(n >= 1, "--threads takes a positive integer, got '", *t, "'");
+    omp_set_num_threads(n);
+  }
+}
+
+std::string default_out(const Recipe& r) { return "runs/" + r.name; }
+}  // namespace
+
+int cmd_train(const std::vector<std::string>& argv) {
+  Args a("train", argv,
+         {{"--out", true}, {"--set", true, true}, {"--resume", false}, {"--threads", true},
+          {"--stop-at", true}},
+         1, 1);
+  apply_threads(a);
+  const std::string out_dir_arg = a.get_or("--out", "");
+  Recipe r = load_recipe(a.positional()[0], a.all("--set"));
+  TrainOptions opt;
+  opt.out_dir = out_dir_arg.empty() ? default_out(r) : out_dir_arg;
+  opt.resume = a.has("--resume");
+  if (auto s = a.get("--stop-at")) opt.stop_at = std::stoll(*s);
+  spdlog::info("mxqat train {} -> {} ({} threads)", r.source, opt.out_dir, omp_get_max_threads());
+  install_interrupt_handler();
+  TrainSummary s = train(r, opt);
+  if (s.completed)
+    std::cout << "test_accuracy " << s.test.accuracy << "  test_loss " << s.test.loss << "  -> "
+              << opt.out_dir << "/summary.json\n";
+  return 0;
+}
+
+int cmd_eval(const std::vector<std::string>& argv) {
+  Args a("eval", argv, {{"--recipe", true}, {"--set", true, true}, {"--threads", true}}, 1, 1);
+  apply_threads(a);
+  const std::string path = a.positional()[0];
+  Checkpoint c = load_checkpoint(path);
+  Recipe r = a.has("--recipe") ? load_recipe(*a.get("--recipe"), a.all("--set"))
+                               : parse_recipe(c.recipe_text, path + ":/recipe", a.all("--set"));
+  Splits data = load_fashion_mnist(r.data, static_cast<uint64_t>(r.seed));
+  auto model = build_model(r, data.train.x.cols(), data.train.num_classes);
+  load_parameters(*model, c, path);
+  EvalResult e = evaluate(*model, data.test);
+  std::cout << JsonObject().str("checkpoint", path).integer("step", c.step)
+                   .num("test_accuracy", e.accuracy).num("test_loss", e.loss)
+                   .integer("samples", e.samples).dump()
+            << "\n";
+  return 0;
+}
+
+}  // namespace mxqat::trainers
