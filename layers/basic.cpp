@@ -1,4 +1,4 @@
-// The basic layers. Every GEMM goes through GemmLayer::gemm_operands (the quant hook).
+// The basic layers. Every GEMM goes through GemmLayer::gemm (the quant hook).
 #include "layers/basic.h"
 
 #include <cmath>
@@ -19,8 +19,7 @@ Var Linear::forward(const Var& x) {
               x.value().ndim() ? x.value().dim(-1) : 0, " features (shape ",
               shape_str(x.shape()), ") but the weight expects ", in_,
               "; check the model sizes in the recipe");
-  auto [xq, wq] = gemm_operands(x, weight_);
-  return linear(xq, wq, bias_);
+  return gemm(x, weight_, bias_);
 }
 
 Conv2d::Conv2d(int64_t in_ch, int64_t out_ch, int kernel, int stride, int padding, bool bias,
@@ -46,8 +45,7 @@ Var Conv2d::forward(const Var& x) {
               kernel_, "x", kernel_, " kernel");
   Var patches = im2col(x, kernel_, kernel_, stride_, padding_);  // [B*Ho*Wo, C*k*k]
   Var w2d = reshape(weight_, {out_ch_, in_ch_ * kernel_ * kernel_});
-  auto [pq, wq] = gemm_operands(patches, w2d);
-  Var y = linear(pq, wq, bias_);                  // [B*Ho*Wo, O]
+  Var y = gemm(patches, w2d, bias_);              // [B*Ho*Wo, O]
   y = reshape(y, {b, ho * wo, out_ch_});
   y = permute(y, {0, 2, 1});                      // [B, O, Ho*Wo]
   return reshape(y, {b, out_ch_, ho, wo});

@@ -46,9 +46,8 @@ void Module::train(bool on) {
   for (auto& [n, m] : children_) m->train(on);
 }
 
-std::pair<Var, Var> GemmLayer::gemm_operands(const Var& x, const Var& w2d) const {
-  if (!quantizer_) return {x, w2d};
-  return {quantizer_->input(x), quantizer_->weight(w2d)};
+Var GemmLayer::gemm(const Var& x, const Var& w2d, const Var& bias) const {
+  return quantizer_ ? quantizer_->linear(x, w2d, bias) : autograd::linear(x, w2d, bias);
 }
 
 Tensor init_tensor(Shape shape, Init init, int64_t fan_in, int64_t fan_out, std::mt19937_64& rng) {

@@ -54,8 +54,8 @@ class GemmLayer : public Module {
   virtual const Var& weight() const = 0;
 
  protected:
-  // The hook point: (input, weight as [N, K]) -> what the GEMM will see.
-  std::pair<Var, Var> gemm_operands(const Var& x, const Var& w2d) const;
+  // The hook point: y = x w2d^T + bias, x [..., K], w2d [N, K], through the quantizer if set.
+  Var gemm(const Var& x, const Var& w2d, const Var& bias) const;
 
  private:
   std::shared_ptr<quant::GemmQuantizer> quantizer_;

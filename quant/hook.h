@@ -1,20 +1,22 @@
 // GemmQuantizer: the one point where a GEMM-bearing layer (Linear, Conv2d) hands its operands to
 // quantization. A layer with no quantizer runs in full precision. quant/fake implements it with
-// codecs (weight blocked along the reduction axis, input likewise); layers never see a codec.
+// codecs; layers never see a codec. Each operand is blocked along the reduction axis of the GEMM
+// it feeds (STYLE.md §6), which is why the quantizer owns the whole GEMM (forward and backward):
+// the output gradient, if quantized, is blocked differently for dX (along N) and dW (along tokens).
 #pragma once
 #include <string>
 
-#include "autograd/var.h"
+#include "autograd/ops.h"
 
 namespace mxqat::quant {
 
 class GemmQuantizer {
  public:
   virtual ~GemmQuantizer() = default;
-  // w [N, K] (conv: [O, C*kh*kw]), blocked along K. Called once per forward.
-  virtual autograd::Var weight(const autograd::Var& w) = 0;
-  // x [..., K] (conv: im2col patches [B*Ho*Wo, C*kh*kw]), blocked along K.
-  virtual autograd::Var input(const autograd::Var& x) = 0;
+  // y = Q(x) Q(w)^T + b with x [..., K] (conv: im2col patches [B*Ho*Wo, C*kh*kw]) and
+  // w [N, K] (conv: [O, C*kh*kw]); both blocked along K.
+  virtual autograd::Var linear(const autograd::Var& x, const autograd::Var& w,
+                               const autograd::Var& bias) = 0;
   virtual std::string describe() const = 0;  // for the policy table, e.g. "w=mxfp4 a=mxfp4"
 };
 
