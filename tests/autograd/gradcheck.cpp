@@ -190,6 +190,62 @@ const std::vector<Row> kRows = {
   {"cross_entropy_ls", {{4, 5}},              Gen::kUniform,
    [](const std::vector<Var>& v) { return cross_entropy(v[0], kLabels, 0.1f); }},
   {"mse",             {{3, 4}, {3, 4}},       Gen::kUniform, binary(mse)},
+  // ---- norm.cpp
+  {"layernorm",       {{3, 6}, {6}, {6}},     Gen::kUniform,
+   [](const std::vector<Var>& v) { return layernorm(v[0], v[1], v[2]); }},
+  {"layernorm_nobeta", {{2, 2, 5}, {5}},      Gen::kUniform,
+   [](const std::vector<Var>& v) { return layernorm(v[0], v[1], Var()); }},
+  {"rmsnorm",         {{2, 3, 6}, {6}},       Gen::kUniform,
+   [](const std::vector<Var>& v) { return rmsnorm(v[0], v[1]); }},
+  // ---- embedding.cpp (repeated ids accumulate)
+  {"embedding",       {{5, 4}},               Gen::kUniform,
+   [](const std::vector<Var>& v) { return embedding(v[0], {1, 3, 1, 0, 4, 3}, {2, 3}); }},
+  // ---- conv.cpp
+  {"im2col_s2_p1",    {{2, 2, 5, 5}},         Gen::kUniform,
+   [](const std::vector<Var>& v) { return im2col(v[0], 3, 3, 2, 1); }},
+  {"im2col_rect",     {{1, 2, 4, 5}},         Gen::kUniform,
+   [](const std::vector<Var>& v) { return im2col(v[0], 2, 3, 1, 0); }},
+  {"conv2d_s1_p1",    {{2, 3, 5, 5}, {4, 3, 3, 3}, {4}}, Gen::kUniform,
+   [](const std::vector<Var>& v) { return conv2d(v[0], v[1], v[2], 1, 1); }},
+  {"conv2d_s2_nobias", {{2, 2, 6, 5}, {3, 2, 3, 3}}, Gen::kUniform,
+   [](const std::vector<Var>& v) { return conv2d(v[0], v[1], Var(), 2, 0); }},
+  {"conv2d_s2_p2",    {{1, 2, 5, 5}, {2, 2, 3, 3}, {2}}, Gen::kUniform,
+   [](const std::vector<Var>& v) { return conv2d(v[0], v[1], v[2], 2, 2); }},
+  {"max_pool2d",      {{2, 2, 4, 4}},         Gen::kDistinct,
+   [](const std::vector<Var>& v) { return max_pool2d(v[0], 2, 2); }},
+  {"max_pool2d_overlap", {{1, 2, 5, 5}},      Gen::kDistinct,
+   [](const std::vector<Var>& v) { return max_pool2d(v[0], 3, 2); }},
+  {"avg_pool2d",      {{2, 2, 4, 4}},         Gen::kUniform,
+   [](const std::vector<Var>& v) { return avg_pool2d(v[0], 2, 2); }},
+  {"avg_pool2d_overlap", {{1, 2, 5, 5}},      Gen::kUniform,
+   [](const std::vector<Var>& v) { return avg_pool2d(v[0], 3, 1); }},
+  // ---- shape.cpp
+  {"reshape",         {{2, 3, 4}},            Gen::kUniform,
+   [](const std::vector<Var>& v) { return reshape(v[0], {4, -1}); }},
+  {"permute",         {{2, 3, 4}},            Gen::kUniform,
+   [](const std::vector<Var>& v) { return permute(v[0], {2, 0, 1}); }},
+  {"permute_4d",      {{2, 3, 2, 4}},         Gen::kUniform,
+   [](const std::vector<Var>& v) { return permute(v[0], {0, 2, 3, 1}); }},
+  {"transpose",       {{2, 3, 4}},            Gen::kUniform,
+   [](const std::vector<Var>& v) { return transpose(v[0], 0, -1); }},
+  {"slice",           {{2, 5, 3}},            Gen::kUniform,
+   [](const std::vector<Var>& v) { return slice(v[0], 1, 1, 4); }},
+  {"slice_neg",       {{4, 3}},               Gen::kUniform,
+   [](const std::vector<Var>& v) { return slice(v[0], 0, -3, -1); }},
+  {"concat_ax0",      {{2, 3}, {1, 3}, {3, 3}}, Gen::kUniform,
+   [](const std::vector<Var>& v) { return concat(v, 0); }},
+  {"concat_ax1",      {{2, 2, 3}, {2, 1, 3}, {2, 4, 3}}, Gen::kUniform,
+   [](const std::vector<Var>& v) { return concat(v, 1); }},
+  // ---- compositions: a tiny attention-like chain and an MLP step
+  {"attention_chain", {{2, 3, 4}, {4, 4}},    Gen::kUniform,
+   [](const std::vector<Var>& v) {
+     Var q = matmul(v[0], v[1]);
+     return matmul(softmax(mul_scalar(matmul(q, v[0], false, true), 0.5f)), v[0]);
+   }},
+  {"mlp_step",        {{4, 3}, {5, 3}, {5}, {3, 5}}, Gen::kUniform,
+   [](const std::vector<Var>& v) {
+     return cross_entropy(linear(gelu(linear(v[0], v[1], v[2])), v[3]), {0, 2, 1, 2}, 0.05f);
+   }},
 };
 // clang-format on
 
