@@ -1,0 +1,194 @@
+// The recipe schema: one table per struct of recipe.h (key, where it goes, checks), nested into
+// the recipe's table, plus the cross-field rules. Reading, validation, overrides and writing
+// are generic (recipe_schema.cpp, recipe_emit.cpp). To add a key: a struct field with its
+// default in recipe.h and a row here. To add a section: a struct, its table, one nest() row.
+#include "trainers/recipe.h"
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "autograd/error.h"
+#include "trainers/recipe_schema.h"
+
+namespace mxqat::trainers {
+
+namespace {
+
+using schema::field;
+using schema::nest;
+using schema::rule;
+using schema::Table;
+
+const Table& optimizer_table() {
+  static const Table kTable = schema::table<OptimizerCfg>({
+      field("type", &OptimizerCfg::type).one_of({"adamw", "sgd"}),
+      field("lr", &OptimizerCfg::lr).gt(0),
+      field("weight_decay", &OptimizerCfg::weight_decay).ge(0),
+      field("beta1", &OptimizerCfg::beta1).ge(0).lt(1),
+      field("beta2", &OptimizerCfg::beta2).ge(0).lt(1),
+      field("eps", &OptimizerCfg::eps).gt(0),
+      field("momentum", &OptimizerCfg::momentum).ge(0).lt(1),
+      field("nesterov", &OptimizerCfg::nesterov),
+      rule<OptimizerCfg>("", [](const OptimizerCfg& o) -> std::string {
+        if (o.type != "sgd" && (o.momentum != 0 || o.nesterov))
+          return "momentum and nesterov apply to type: sgd only; remove them or set type: sgd";
+        if (o.nesterov && o.momentum == 0) return "nesterov needs momentum > 0, e.g. momentum: 0.9";
+        return "";
+      }),
+  });
+  return kTable;
+}
+
+const Table& lr_schedule_table() {
+  static const Table kTable = schema::table<LrScheduleCfg>({
+      field("type", &LrScheduleCfg::type).one_of({"constant", "cosine", "linear"}),
+      field("warmup_steps", &LrScheduleCfg::warmup_steps).ge(0),
+      field("min_lr", &LrScheduleCfg::min_lr).ge(0),
+  });
+  return kTable;
+}
+
+const Table& data_table() {
+  static const Table kTable = schema::table<DataCfg>({
+      field("dataset", &DataCfg::dataset).one_of({"fashion_mnist"}),
+      field("dir", &DataCfg::dir),
+      field("batch_size", &DataCfg::batch_size).ge(1),
+      field("val_size", &DataCfg::val_size).ge(0),
+      field("train_limit", &DataCfg::train_limit).ge(0),
+      field("test_limit", &DataCfg::test_limit).ge(0),
+      field("normalize", &DataCfg::normalize),
+  });
+  return kTable;
+}
+
+const Table& model_table() {
+  static const Table kTable = schema::table<ModelCfg>({
+      field("type", &ModelCfg::type).required().one_of({"mlp", "cnn"}),
+      field("hidden", &ModelCfg::hidden).ge(1),
+      field("activation", &ModelCfg::activation).one_of({"relu", "gelu", "silu", "tanh"}),
+      field("dropout", &ModelCfg::dropout).ge(0).lt(1),
+      field("channels", &ModelCfg::channels).ge(1).non_empty(),
+      field("kernel", &ModelCfg::kernel).ge(1).odd(),
+      field("fc", &ModelCfg::fc).ge(1),
+  });
+  return kTable;
+}
+
+std::string length_rule(const TrainCfg& t) {
+  if ((t.epochs > 0) != (t.steps > 0))
+    return "";
+  return "set exactly one of epochs and steps to a positive number (got epochs: " +
+         std::to_string(t.epochs) + ", steps: " + std::to_string(t.steps) + ")";
+}
+
+std::string schedule_rule(const TrainCfg& t) {
+  const auto& s = t.lr_schedule;
+  if (s.type != "constant" && s.min_lr > t.optimizer.lr) {
+    std::ostringstream os;
+    os << "min_lr " << s.min_lr << " is above optimizer.lr " << t.optimizer.lr
+       << "; the schedule decays from lr down to min_lr";
+    return os.str();
+  }
+  if (t.steps > 0 && s.warmup_steps > t.steps)
+    return "warmup_steps " + std::to_string(s.warmup_steps) + " exceeds the " +
+           std::to_string(t.steps) + " training steps; shorten the warmup";
+  return "";
+}
+
+const Table& train_table() {
+  static const Table kTable = schema::table<TrainCfg>({
+      field("epochs", &TrainCfg::epochs).ge(0),
+      field("steps", &TrainCfg::steps).ge(0),
+      nest("optimizer", optimizer_table(), &TrainCfg::optimizer),
+      nest("lr_schedule", lr_schedule_table(), &TrainCfg::lr_schedule),
+      field("grad_clip", &TrainCfg::grad_clip).ge(0),
+      field("label_smoothing", &TrainCfg::label_smoothing).ge(0).lt(1),
+      field("eval_every", &TrainCfg::eval_every).ge(0),
+      field("log_every", &TrainCfg::log_every).ge(1),
+      field("checkpoint_every", &TrainCfg::checkpoint_every).ge(0),
+      rule<TrainCfg>("", length_rule),
+      rule<TrainCfg>("lr_schedule", schedule_rule),
+  });
+  return kTable;
+}
+
+// A run's files are named after it, so the name must be a plain file name.
+std::string name_problem(const std::string& name) {
+  bool ok = !name.empty() && name[0] != '.' && name.size() <= 100;
+  for (char c : name)
+    ok = ok && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                c == '.' || c == '_' || c == '-');
+  if (ok) return "";
+  return "'" + name + "' may hold only letters, digits, '.', '_' and '-' (it names the run's "
+         "files), e.g. name: fashion_mlp";
+}
+
+const Table& recipe_table() {
+  static const Table kTable = schema::table<Recipe>({
+      field("name", &Recipe::name),
+      field("seed", &Recipe::seed).ge(0),
+      nest("data", data_table(), &Recipe::data),
+      nest("model", model_table(), &Recipe::model),
+      nest("train", train_table(), &Recipe::train),
+      rule<Recipe>("name", [](const Recipe& r) {
+        return r.name.empty() ? std::string() : name_problem(r.name);
+      }),
+  });
+  return kTable;
+}
+
+}  // namespace
+
+Recipe parse_recipe(const std::string& yaml_text, const std::string& source,
+                    const std::vector<std::string>& overrides) {
+  Recipe r;
+  schema::parse(recipe_table(), r, yaml_text, source, overrides);
+  r.source = source;
+  if (r.name.empty()) {
+    bool is_file = !source.empty() && source[0] != '<';
+    r.name = is_file ? std::filesystem::path(source).stem().string() : "recipe";
+    std::string why = name_problem(r.name);
+    MXQAT_CHECK(why.empty(), source, ": the recipe's name defaults to its file name, and ", why,
+                "; add a name: key or rename the file");
+  }
+  r.text = schema::emit(recipe_table(), r);
+  return r;
+}
+
+Recipe load_recipe(const std::string& path, const std::vector<std::string>& overrides) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::exists(path, ec)) {
+    fs::path cwd = fs::current_path(ec);
+    MXQAT_FAIL("recipe '", path, "' does not exist (relative to ", cwd.string(),
+               "); the shipped recipes are in the repository's recipes/ folder");
+  }
+  MXQAT_CHECK(fs::is_regular_file(path, ec), "recipe '", path, "' is not a file; give a .yaml file");
+  std::ifstream in(path, std::ios::binary);
+  MXQAT_CHECK(in, "cannot read recipe '", path, "': ", std::strerror(errno));
+  std::ostringstream text;
+  text << in.rdbuf();
+  MXQAT_CHECK(!in.bad(), "cannot read recipe '", path, "': ", std::strerror(errno));
+  return parse_recipe(text.str(), path, overrides);
+}
+
+bool operator==(const Recipe& a, const Recipe& b) {
+  return schema::diff(recipe_table(), a, b).empty();
+}
+
+std::vector<std::string> recipe_diff(const Recipe& a, const Recipe& b) {
+  return schema::diff(recipe_table(), a, b);
+}
+
+int64_t steps_per_epoch(const Recipe& recipe, int64_t train_examples) {
+  MXQAT_CHECK(train_examples > 0, "steps_per_epoch: no training examples (got ", train_examples,
+              "); check data.train_limit and data.val_size");
+  int64_t batch = recipe.data.batch_size;
+  MXQAT_CHECK(batch > 0, "steps_per_epoch: data.batch_size is ", batch, "; it must be >= 1");
+  return (train_examples + batch - 1) / batch;
+}
+
+}  // namespace mxqat::trainers
