@@ -1,0 +1,325 @@
+// Fast paths of the scaled-float block codecs: MX (spec §4: E8M0 scale, 32-blocks) and NVFP4
+// (spec §5: E4M3 scale, 16-blocks, global decode scale). Per block: amax from the float bits,
+// one scalar scale computation, then the grid rounding of kernels.h on 16 lanes (AVX-512) or
+// one element at a time (portable). Must equal Codec::*_reference bit for bit.
+#include "quant/codec/simd_avx512.h"  // first: wraps <immintrin.h>
+
+#include <vector>
+
+#include "quant/codec/kernels.h"
+#include "quant/codec/pack.h"
+
+
+namespace mxqat::quant::kernels {
+namespace {
+
+constexpr uint32_t kAbs = 0x7FFFFFFFu;
+constexpr uint32_t kInfBits = 0x7F800000u;
+
+// Per-block scale of MX (E8M0 shared exponent) or NVFP4 (E4M3 block scale x global scale).
+struct Scaler {
+  bool mx;
+  int emax;          // MX: element emax
+  float rceil_r;     // MX: RN32(1 / max_elem)
+  ScaleRule rule;    // MX
+  float sb_mult;     // NVFP4: RN32(S_enc * C6)
+  float s_dec;       // NVFP4: S_dec
+  ElemParams e4m3;   // NVFP4: the block-scale format
+  uint32_t nan_code; // scale code of a non-finite block
+
+  // Scale code of a finite block with max |x| = amax_bits; enc/dec: element multipliers.
+  uint32_t operator()(uint32_t amax_bits, float& enc, float& dec) const {
+    if (mx) {
+      const int s = mx_shared_exp(amax_bits, emax, rceil_r, rule);
+      enc = pow2f(-s);
+      dec = pow2f(s);
+      return static_cast<uint32_t>(s + 127);
+    }
+    const float sb = std::min(u2f(amax_bits) * sb_mult, e4m3.maxn);  // +Inf saturates to 448
+    const float s_b = round_to_grid(sb, e4m3);                        // value of the E4M3 code
+    const float d_b = s_b * s_dec;
+    enc = s_b == 0.0f ? 0.0f : std::min(1.0f / d_b, FLT_MAX);
+    dec = d_b;
+    return code_from_grid(s_b, false, e4m3);
+  }
+};
+
+Scaler make_scaler(const KernelSpec& k, const Nvfp4Global& g) {
+  Scaler s{};
+  s.mx = k.scheme == BlockScheme::kMx;
+  s.emax = emax(*k.elem);
+  s.rceil_r = mx_rceil_constant(*k.elem);
+  s.rule = k.rule;
+  s.nan_code = s.mx ? 0xFFu : 0x7Fu;
+  if (!s.mx) {
+    s.sb_mult = nvfp4_block_scale_mult(g);
+    s.s_dec = g.decode_scale;
+    s.e4m3 = elem_params(*k.scale);
+  }
+  return s;
+}
+
+// ---------------- portable build ----------------
+
+uint32_t block_amax_bits(const float* x, int64_t n) {
+  uint32_t amax = 0;
+  for (int64_t i = 0; i < n; ++i) amax = std::max(amax, f2u(x[i]) & kAbs);
+  return amax;
+}
+
+void fq_block_portable(const float* x, float* y, uint8_t* m, int64_t n, const ElemParams& p,
+                       const Scaler& sc) {
+  const uint32_t amax = block_amax_bits(x, n);
+  if (amax >= kInfBits) {  // NaN/Inf in the block: all NaN, nothing in range
+    for (int64_t i = 0; i < n; ++i) y[i] = canonical_nan();
+    if (m) std::fill(m, m + n, 0);
+    return;
+  }
+  float enc, dec;
+  sc(amax, enc, dec);
+  for (int64_t i = 0; i < n; ++i) {
+    const uint32_t u = f2u(x[i]);
+    const float v = u2f(u & kAbs) * enc;  // |x * enc|
+    if (m) m[i] = v <= p.maxn ? 1 : 0;
+    const float r = round_to_grid(std::min(v, p.maxn), p);
+    float out = u2f(f2u(r * dec) | (u & ~kAbs));
+    if (p.is_int) out = out + 0.0f;  // integer codes have no -0
+    y[i] = out;
+  }
+}
+
+uint32_t encode_block_portable(const float* x, uint8_t* c, int64_t n, const ElemParams& p,
+                               const Scaler& sc) {
+  const uint32_t amax = block_amax_bits(x, n);
+  if (amax >= kInfBits) {
+    std::fill(c, c + n, 0);
+    return sc.nan_code;
+  }
+  float enc, dec;
+  const uint32_t code = sc(amax, enc, dec);
+  for (int64_t i = 0; i < n; ++i) {
+    const uint32_t u = f2u(x[i]);
+    const float r = round_to_grid(std::min(u2f(u & kAbs) * enc, p.maxn), p);
+    c[i] = static_cast<uint8_t>(code_from_grid(r, (u >> 31) != 0, p));
+  }
+  return code;
+}
+
+// ---------------- AVX-512 build ----------------
+#if MXQAT_CODEC_AVX512
+
+struct Vec {
+  __m512 maxn;
+  __m512i emin_bits, magic_off, abs, sign, exp;
+  explicit Vec(const ElemParams& p)
+      : maxn(_mm512_set1_ps(p.maxn)),
+        emin_bits(_mm512_set1_epi32(static_cast<int>(p.emin_bits))),
+        magic_off(_mm512_set1_epi32(static_cast<int>(p.magic_off))),
+        abs(_mm512_set1_epi32(static_cast<int>(kAbs))),
+        sign(_mm512_set1_epi32(static_cast<int>(~kAbs))),
+        exp(_mm512_set1_epi32(static_cast<int>(kInfBits))) {}
+};
+
+using simd::lanes;
+
+// c = min(|x| * enc, max) rounded to the grid; inr: |x| * enc <= max.
+inline __m512 grid16(__m512i xa, __m512 enc, const Vec& c, __mmask16* inr) {
+  const __m512 v = _mm512_mul_ps(_mm512_castsi512_ps(xa), enc);
+  if (inr) *inr = _mm512_cmp_ps_mask(v, c.maxn, _CMP_LE_OQ);
+  const __m512 cl = _mm512_min_ps(v, c.maxn);
+  const __m512i e = _mm512_max_epu32(_mm512_and_si512(_mm512_castps_si512(cl), c.exp), c.emin_bits);
+  const __m512 m = _mm512_castsi512_ps(_mm512_add_epi32(e, c.magic_off));
+  return _mm512_sub_ps(_mm512_add_ps(cl, m), m);
+}
+
+// One block of n <= kBlock elements (kBlock = 16 or 32).
+template <int kBlock, bool kInt>
+inline void fq_block_avx512(const float* x, float* y, uint8_t* m, int64_t n, const Vec& c,
+                            const Scaler& sc) {
+  constexpr int kV = kBlock / 16;
+  __m512i xi[kV], xa[kV];
+  __mmask16 live[kV];
+  uint32_t amax;
+  {
+    __m512i mx = _mm512_setzero_si512();
+    for (int j = 0; j < kV; ++j) {
+      live[j] = lanes(n - 16 * j);
+      xi[j] = _mm512_maskz_loadu_epi32(live[j], x + 16 * j);
+      xa[j] = _mm512_and_si512(xi[j], c.abs);
+      mx = _mm512_max_epu32(mx, xa[j]);
+    }
+    amax = simd::hmax_epu32(mx);
+  }
+  if (amax >= kInfBits) {
+    for (int j = 0; j < kV; ++j) {
+      _mm512_mask_storeu_ps(y + 16 * j, live[j], _mm512_castsi512_ps(_mm512_set1_epi32(int(kCanonicalNan))));
+      if (m) _mm_mask_storeu_epi8(m + 16 * j, live[j], _mm_setzero_si128());
+    }
+    return;
+  }
+  float encf, decf;
+  sc(amax, encf, decf);
+  const __m512 enc = _mm512_set1_ps(encf), dec = _mm512_set1_ps(decf);
+  for (int j = 0; j < kV; ++j) {
+    __mmask16 inr;
+    const __m512 r = grid16(xa[j], enc, c, m ? &inr : nullptr);
+    __m512i out = _mm512_castps_si512(_mm512_mul_ps(r, dec));
+    out = _mm512_ternarylogic_epi32(out, xi[j], c.sign, 0xF8);  // out | (x & sign)
+    __m512 o = _mm512_castsi512_ps(out);
+    if (kInt) o = _mm512_add_ps(o, _mm512_setzero_ps());  // -0 -> +0
+    _mm512_mask_storeu_ps(y + 16 * j, live[j], o);
+    if (m) _mm_mask_storeu_epi8(m + 16 * j, live[j], _mm_maskz_set1_epi8(inr, 1));
+  }
+}
+
+template <int kBlock>
+inline uint32_t encode_block_avx512(const float* x, uint8_t* codes, int64_t n, const ElemParams& p,
+                                    const Vec& c, const Scaler& sc) {
+  constexpr int kV = kBlock / 16;
+  __m512i xi[kV], xa[kV];
+  __mmask16 live[kV];
+  __m512i mx = _mm512_setzero_si512();
+  for (int j = 0; j < kV; ++j) {
+    live[j] = lanes(n - 16 * j);
+    xi[j] = _mm512_maskz_loadu_epi32(live[j], x + 16 * j);
+    xa[j] = _mm512_and_si512(xi[j], c.abs);
+    mx = _mm512_max_epu32(mx, xa[j]);
+  }
+  const uint32_t amax = simd::hmax_epu32(mx);
+  if (amax >= kInfBits) {
+    for (int j = 0; j < kV; ++j) _mm_mask_storeu_epi8(codes + 16 * j, live[j], _mm_setzero_si128());
+    return sc.nan_code;
+  }
+  float encf, decf;
+  const uint32_t scale_code = sc(amax, encf, decf);
+  const __m512 enc = _mm512_set1_ps(encf);
+  const __m128i shift = _mm_cvtsi32_si128(p.shift);
+  for (int j = 0; j < kV; ++j) {
+    const __m512 r = grid16(xa[j], enc, c, nullptr);
+    const __mmask16 neg = _mm512_movepi32_mask(xi[j]);
+    __m512i code;
+    if (p.is_int) {
+      const __m512i q = _mm512_cvttps_epi32(_mm512_mul_ps(r, _mm512_set1_ps(p.int_scale)));
+      code = _mm512_mask_sub_epi32(q, neg, _mm512_setzero_si512(), q);
+      code = _mm512_and_si512(code, _mm512_set1_epi32(static_cast<int>(p.mask)));
+    } else {
+      const __m512i rb = _mm512_castps_si512(r);
+      const __m512i normal = _mm512_sub_epi32(_mm512_srl_epi32(rb, shift), _mm512_set1_epi32(int(p.rebias)));
+      const __m512i sub = _mm512_cvttps_epi32(_mm512_mul_ps(r, _mm512_set1_ps(p.sub_scale)));
+      code = _mm512_mask_blend_epi32(_mm512_cmpge_epu32_mask(rb, c.emin_bits), sub, normal);
+      code = _mm512_mask_or_epi32(code, neg, code, _mm512_set1_epi32(static_cast<int>(p.sign_bit)));
+    }
+    _mm512_mask_cvtepi32_storeu_epi8(codes + 16 * j, live[j], code);
+  }
+  return scale_code;
+}
+
+template <int kBlock, bool kInt>
+void fq_rows_avx512(const KernelSpec& k, const ElemParams& p, const Scaler& sc, const float* x,
+                    int64_t R, float* y, uint8_t* mask) {
+  const Vec c(p);
+  const int64_t K = k.K, nb = k.nb;
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t r = 0; r < R; ++r)
+    for (int64_t b = 0; b < nb; ++b) {
+      const int64_t off = r * K + b * kBlock;
+      fq_block_avx512<kBlock, kInt>(x + off, y + off, mask ? mask + off : nullptr,
+                                    std::min<int64_t>(kBlock, K - b * kBlock), c, sc);
+    }
+}
+#endif  // MXQAT_CODEC_AVX512
+
+}  // namespace
+
+void fp_fake_quant(const KernelSpec& k, const Nvfp4Global& g, const float* x, int64_t R, float* y,
+                   uint8_t* mask, bool simd) {
+  const ElemParams p = elem_params(*k.elem);
+  const Scaler sc = make_scaler(k, g);
+#if MXQAT_CODEC_AVX512
+  if (simd) {
+    if (k.G == 32 && p.is_int) return fq_rows_avx512<32, true>(k, p, sc, x, R, y, mask);
+    if (k.G == 32) return fq_rows_avx512<32, false>(k, p, sc, x, R, y, mask);
+    if (k.G == 16 && !p.is_int) return fq_rows_avx512<16, false>(k, p, sc, x, R, y, mask);
+  }
+#else
+  (void)simd;
+#endif
+  const int64_t K = k.K, G = k.G, nb = k.nb;
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t r = 0; r < R; ++r)
+    for (int64_t b = 0; b < nb; ++b) {
+      const int64_t off = r * K + b * G;
+      fq_block_portable(x + off, y + off, mask ? mask + off : nullptr, std::min(G, K - b * G), p, sc);
+    }
+}
+
+void fp_encode(const KernelSpec& k, const Nvfp4Global& g, const float* x, int64_t R, EncodedTensor& e) {
+  const ElemParams p = elem_params(*k.elem);
+  const Scaler sc = make_scaler(k, g);
+  const int64_t K = k.K, G = k.G, nb = k.nb;
+#pragma omp parallel
+  {
+    std::vector<uint8_t> row(static_cast<size_t>(nb * G), 0);  // tail padding stays 0
+#if MXQAT_CODEC_AVX512
+    const Vec c(p);
+#endif
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < R; ++r) {
+      for (int64_t b = 0; b < nb; ++b) {
+        const float* xb = x + r * K + b * G;
+        uint8_t* cb = row.data() + b * G;
+        const int64_t n = std::min(G, K - b * G);
+        uint32_t code;
+#if MXQAT_CODEC_AVX512
+        if (G == 32) code = encode_block_avx512<32>(xb, cb, n, p, c, sc);
+        else if (G == 16) code = encode_block_avx512<16>(xb, cb, n, p, c, sc);
+        else code = encode_block_portable(xb, cb, n, p, sc);
+#else
+        code = encode_block_portable(xb, cb, n, p, sc);
+#endif
+        e.scale_codes[static_cast<size_t>(r * nb + b)] = static_cast<uint8_t>(code);
+      }
+      pack_codes(row.data(), nb * G, k.bits, e.codes.data() + r * k.bytes_per_row);
+    }
+  }
+}
+
+void fp_decode(const KernelSpec& k, const EncodedTensor& e, float* y) {
+  const float* lut = decode_lut(*k.elem);
+  const float* scale_lut = decode_lut(*k.scale);
+  const bool nv = k.scheme == BlockScheme::kNvfp4;
+  const float s_dec = e.global_decode_scale;
+  const int64_t K = k.K, G = k.G, nb = k.nb, R = e.rows;
+#pragma omp parallel
+  {
+    std::vector<uint8_t> row(static_cast<size_t>(nb * G + 16), 0);
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < R; ++r) {
+      unpack_codes(e.codes.data() + r * k.bytes_per_row, nb * G, k.bits, row.data());
+      for (int64_t b = 0; b < nb; ++b) {
+        float d = scale_lut[e.scale_codes[static_cast<size_t>(r * nb + b)]];
+        if (nv) d = d * s_dec;
+        const uint8_t* cb = row.data() + b * G;
+        float* yb = y + r * K + b * G;
+        const int64_t n = std::min(G, K - b * G);
+#if MXQAT_CODEC_AVX512
+        const __m512 dv = _mm512_set1_ps(d);
+        const __m512 nan = _mm512_castsi512_ps(_mm512_set1_epi32(int(kCanonicalNan)));
+        for (int64_t j = 0; j < n; j += 16) {
+          const __m512i idx = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(cb + j)));
+          __m512 v = _mm512_mul_ps(_mm512_i32gather_ps(idx, lut, 4), dv);
+          v = _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), nan);
+          _mm512_mask_storeu_ps(yb + j, lanes(n - j), v);
+        }
+#else
+        for (int64_t i = 0; i < n; ++i) {
+          const float v = lut[cb[i]] * d;
+          yb[i] = v != v ? canonical_nan() : v;
+        }
+#endif
+      }
+    }
+  }
+}
+
+}  // namespace mxqat::quant::kernels
