@@ -36,9 +36,10 @@ Var cross_entropy(const Var& logits, const std::vector<int32_t>& labels, float l
     pr = (ConstArrMap(xb, C) - m).exp();
     const float s = detail::row_sum(pb, C);
     pr *= 1.f / s;
-    const float lse = m + std::log(s);
-    float l = lse - on * xb[labels[static_cast<size_t>(b)]];
-    if (eps != 0.f) l -= off * detail::row_sum(xb, C);
+    // lse - on x[label] - off sum(x), written relative to m (on + off C = 1) so that large
+    // logits lose no precision.
+    float l = std::log(s) - on * (xb[labels[static_cast<size_t>(b)]] - m);
+    if (eps != 0.f) l -= off * detail::row_sum_shifted(xb, m, C);
     row_loss[static_cast<size_t>(b)] = l;
   });
   const float loss = detail::row_sum(row_loss.data(), B) / static_cast<float>(B);

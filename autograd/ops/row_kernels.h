@@ -58,6 +58,16 @@ inline float row_dot(const float* x, const float* y, int64_t n) {
   return lanes_total(acc);
 }
 
+// sum (x - c)
+inline float row_sum_shifted(const float* x, float c, int64_t n) {
+  float acc[kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int j = 0; j < kLanes; ++j) acc[j] += x[i + j] - c;
+  for (int j = 0; i < n; ++i, ++j) acc[j] += x[i] - c;
+  return lanes_total(acc);
+}
+
 // sum (x - c)^2, for variances computed in two passes.
 inline float row_sq_dev(const float* x, float c, int64_t n) {
   float acc[kLanes] = {};

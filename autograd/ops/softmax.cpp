@@ -34,7 +34,7 @@ void softmax_forward(const Tensor& x, Tensor& y, AxisView v, bool log_out) {
       ArrMap yr(yo, n);
       yr = (ConstArrMap(xo, n) - m).exp();
       const float s = detail::row_sum(yo, n);
-      if (log_out) yr = ConstArrMap(xo, n) - (m + std::log(s));
+      if (log_out) yr = (ConstArrMap(xo, n) - m) - std::log(s);  // not x - (m + log s): exact for huge x
       else yr *= 1.f / s;
       return;
     }
@@ -45,11 +45,11 @@ void softmax_forward(const Tensor& x, Tensor& y, AxisView v, bool log_out) {
       yk = (ConstArrMap(xo + k * inner, inner) - m).exp();
       s += yk;
     }
-    if (log_out) m += s.log();
+    if (log_out) s = s.log();
     else s = s.inverse();
     for (int64_t k = 0; k < n; ++k) {
       ArrMap yk(yo + k * inner, inner);
-      if (log_out) yk = ConstArrMap(xo + k * inner, inner) - m;
+      if (log_out) yk = (ConstArrMap(xo + k * inner, inner) - m) - s;
       else yk *= s;
     }
   });
