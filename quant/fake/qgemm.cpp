@@ -1,0 +1,158 @@
+// qgemm and QuantGemm (qgemm.h): the quantized GEMM op, forward and backward together.
+#include "quant/fake/qgemm.h"
+
+#include <utility>
+#include <vector>
+
+#include "autograd/error.h"
+#include "autograd/kernels.h"
+
+namespace mxqat::quant {
+
+using autograd::GradSink;
+using autograd::Shape;
+using autograd::Tensor;
+using autograd::Var;
+using autograd::shape_str;
+
+std::string GemmQuantSpec::describe() const {
+  return "w=" + codec_name_or_none(weight) + " a=" + codec_name_or_none(input) +
+         " g=" + codec_name_or_none(grad_output) + " ste=" + ste_name(ste);
+}
+
+namespace {
+
+// One forward operand: Q(v) and its STE mask when a codec applies, else the original Var.
+struct Operand {
+  Var orig;                   // read when no codec applies (kept only if backward reads it)
+  Tensor q;                   // [rows, K] = Q(v), empty without a codec
+  std::vector<uint8_t> mask;  // clipped STE only, when the operand's gradient is wanted
+  const float* data() const { return q.empty() ? orig.value().data() : q.data(); }
+};
+
+Operand quantize_operand(const Var& v, int64_t rows, int64_t K, const std::optional<Codec>& codec,
+                         bool want_mask) {
+  Operand op{v, Tensor(), {}};
+  if (!codec) return op;
+  op.q = Tensor(Shape{rows, K});
+  fake_quant_rows(*codec, v.value().data(), rows, K, op.q.data(), want_mask ? &op.mask : nullptr);
+  return op;
+}
+
+// What the backward reads; one shared block so the closure stays cheap to copy.
+struct Saved {
+  Operand x, w;  // x [M, K], w [N, K]; each left empty when the other's gradient is not wanted
+  std::optional<Codec> grad_output;
+  std::shared_ptr<GemmCapture> capture;
+  int64_t m, n, k;
+};
+
+// dX [M, K] = Q_g(dY along N) Q(W), then * mask_x under the clipped STE.
+Tensor grad_input(const Saved& s, const Tensor& dy) {
+  const float* g = dy.data();
+  Tensor dyq;
+  if (s.grad_output) {
+    dyq = Tensor(Shape{s.m, s.n});
+    fake_quant_rows(*s.grad_output, dy.data(), s.m, s.n, dyq.data(), nullptr);
+    g = dyq.data();
+  }
+  Tensor dx(Shape{s.m, s.k});
+  autograd::gemm(g, false, s.w.data(), false, dx.data(), s.m, s.k, s.n);
+  if (!s.x.mask.empty()) apply_ste_mask(dx.data(), s.x.mask.data(), dx.size());
+  return dx;
+}
+
+// dW [N, K] = Q_g(dY^T along M) Q(X), then * mask_w under the clipped STE. The output gradient
+// is blocked along the tokens here, so it is quantized as a transposed contiguous copy (spec §7).
+Tensor grad_weight(const Saved& s, const Tensor& dy) {
+  Tensor dw(Shape{s.n, s.k});
+  if (s.grad_output) {
+    Tensor dyt(Shape{s.n, s.m});
+    dyt.mat(s.n, s.m) = dy.mat(s.m, s.n).transpose();
+    Tensor dytq(Shape{s.n, s.m});
+    fake_quant_rows(*s.grad_output, dyt.data(), s.n, s.m, dytq.data(), nullptr);
+    autograd::gemm(dytq.data(), false, s.x.data(), false, dw.data(), s.n, s.k, s.m);
+  } else {
+    autograd::gemm(dy.data(), true, s.x.data(), false, dw.data(), s.n, s.k, s.m);
+  }
+  if (!s.w.mask.empty()) apply_ste_mask(dw.data(), s.w.mask.data(), dw.size());
+  return dw;
+}
+
+void check_shapes(const Tensor& xv, const Tensor& wv, const Var& bias) {
+  MXQAT_CHECK(wv.ndim() == 2, "qgemm: weight must be [N, K], got ", shape_str(wv.shape()));
+  MXQAT_CHECK(xv.ndim() >= 1 && xv.dim(-1) == wv.dim(1), "qgemm: input has ",
+              xv.ndim() ? xv.dim(-1) : 0, " features (shape ", shape_str(xv.shape()),
+              ") but weight expects ", wv.dim(1), "; check the layer sizes");
+  if (bias.defined())
+    MXQAT_CHECK(bias.value().size() == wv.dim(0), "qgemm: bias has ", bias.value().size(),
+                " values, weight has ", wv.dim(0), " outputs");
+}
+
+
+// y = Q(x) Q(w)^T + b
+// dx = Q_g(dy) Q(w)           [* mask_x]      STE through Q(x): the quantizer is the identity,
+// dw = Q_g(dy^T) Q(x)         [* mask_w]      or (clipped) has subgradient 0 where it saturated
+// db = sum over rows of dy    (unquantized: a reduction, not a GEMM operand)
+Var qgemm_op(const Var& x, const Var& w, const Var& bias, const GemmQuantSpec& spec,
+             std::shared_ptr<GemmCapture> capture) {
+  const Tensor& xv = x.value();
+  const Tensor& wv = w.value();
+  check_shapes(xv, wv, bias);
+  const int64_t n = wv.dim(0), k = wv.dim(1);
+  int64_t m = 1;
+  for (int d = 0; d + 1 < xv.ndim(); ++d) m *= xv.dim(d);
+  const bool graph = autograd::grad_enabled();
+  const bool dx_wanted = graph && x.needs_grad(), dw_wanted = graph && w.needs_grad();
+  const bool clipped = spec.ste == Ste::kClipped;
+  auto s = std::make_shared<Saved>(Saved{quantize_operand(x, m, k, spec.input, clipped && dx_wanted),
+                                         quantize_operand(w, n, k, spec.weight, clipped && dw_wanted),
+                                         spec.grad_output, std::move(capture), m, n, k});
+  Shape ys = xv.shape();
+  ys.back() = n;
+  Tensor y(ys);
+  autograd::gemm(s->x.data(), false, s->w.data(), true, y.data(), m, n, k);
+  if (bias.defined()) y.mat(m, n).rowwise() += bias.value().vec().transpose();
+  if (!dx_wanted) s->w = Operand{};  // keep only what backward reads: Q(w) for dx, Q(x) for dw
+  if (!dw_wanted) s->x = Operand{};
+  std::vector<Var> inputs{x, w};
+  if (bias.defined()) inputs.push_back(bias);
+  return autograd::make_node("qgemm", std::move(y), std::move(inputs),
+                             [s](const Tensor& dy, GradSink& g) {
+                               if (s->capture) s->capture->grad_output = dy.reshaped({s->m, s->n});
+                               if (g.wants(0)) g.add(0, grad_input(*s, dy));
+                               if (g.wants(1)) g.add(1, grad_weight(*s, dy));
+                               if (g.wants(2)) {
+                                 Tensor db(Shape{s->n});
+                                 autograd::sum_rows(dy.data(), s->m, s->n, db.data());
+                                 g.add(2, std::move(db));
+                               }
+                             });
+}
+
+}  // namespace
+
+Var qgemm(const Var& x, const Var& w, const Var& bias, const GemmQuantSpec& spec) {
+  return qgemm_op(x, w, bias, spec, nullptr);
+}
+
+Var QuantGemm::linear(const Var& x, const Var& w, const Var& bias) {
+  if (capture_) {
+    capture_->input = x.value().reshaped({-1, x.value().cols()});
+    capture_->grad_output = Tensor();
+  }
+  return qgemm_op(x, w, bias, spec_, capture_);
+}
+
+void QuantGemm::set_capture(bool on) {
+  if (!on) capture_.reset();
+  else if (!capture_) capture_ = std::make_shared<GemmCapture>();
+}
+
+const GemmCapture& QuantGemm::captured() const {
+  MXQAT_CHECK(capture_, "QuantGemm \"", spec_.describe(),
+              "\": nothing captured; call set_capture(true) before the forward pass");
+  return *capture_;
+}
+
+}  // namespace mxqat::quant
