@@ -202,7 +202,7 @@ void bind_map(Report& rep, const Table& t, void* obj, const YAML::Node& node,
   }
   std::map<std::string, int> first_line;
   for (auto it = node.begin(); it != node.end(); ++it) {
-    const YAML::Node& k = it->first;
+    const YAML::Node k = it->first, value = it->second;  // copies: *it is a temporary
     if (!k.IsScalar()) {
       rep.add(k.Mark(), here, (here.empty() ? "the recipe" : here) + ": keys must be plain names");
       continue;
@@ -215,24 +215,25 @@ void bind_map(Report& rep, const Table& t, void* obj, const YAML::Node& node,
     }
     if (const Field* f = find_field(t, p)) {
       seen.insert(p);
-      bind_value(rep, *f, obj, it->second, k.Mark(), shown);
+      bind_value(rep, *f, obj, value, k.Mark(), shown);
     } else if (is_section(t, p)) {
-      bind_map(rep, t, obj, it->second, p, base, seen);
+      bind_map(rep, t, obj, value, p, base, seen);
     } else {
       rep.add(k.Mark(), shown, unknown_key(t, rel, k.Scalar(), base));
     }
   }
 }
 
-// The deepest existing map along `path` (for pointing at where a missing key belongs).
-YAML::Mark section_mark(const YAML::Node& node, const std::string& path, const YAML::Mark& at) {
+// Where the node at `path` is, or the deepest existing map on the way to it (for pointing at
+// where a missing key belongs and at what a cross-field rule is about).
+YAML::Mark mark_of(const YAML::Node& node, const std::string& path, const YAML::Mark& at) {
   YAML::Node cur = node;
   YAML::Mark mark = at;
-  for (const auto& name : split(parent(path), '.')) {
+  for (const auto& name : split(path, '.')) {
     if (!cur.IsMap()) break;
     const YAML::Node& map = cur;  // const lookup: never inserts the key
     YAML::Node next = map[name];
-    if (!next.IsDefined() || !next.IsMap()) break;
+    if (!next.IsDefined() || next.IsNull()) break;
     cur.reset(next);
     mark = cur.Mark();
   }
@@ -247,7 +248,7 @@ void bind_table(Report& rep, const Table& t, void* obj, const YAML::Node& node,
   for (const auto& f : t.fields) {
     if (!f.is_required || seen.count(f.path)) continue;
     std::string shown = join(base, f.path);
-    rep.add(section_mark(node, f.path, at), shown,
+    rep.add(mark_of(node, parent(f.path), at), shown,
             "missing required key '" + shown + "'" +
                 (f.allowed.empty() ? "" : " (add it; one of: " + comma_list(f.allowed) + ")"));
   }
@@ -256,8 +257,7 @@ void bind_table(Report& rep, const Table& t, void* obj, const YAML::Node& node,
     std::string why = r.check(obj);
     if (why.empty()) continue;
     std::string shown = join(base, r.path);
-    YAML::Mark mark = section_mark(node, r.path + ".x", at);
-    rep.add(mark, shown, (shown.empty() ? "" : shown + ": ") + why);
+    rep.add(mark_of(node, r.path, at), shown, (shown.empty() ? "" : shown + ": ") + why);
   }
 }
 
