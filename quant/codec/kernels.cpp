@@ -23,7 +23,7 @@ ElemParams elem_params(const ElementFormat& f) {
 
 float finite_amax(const float* x, int64_t n) {
   uint32_t amax = 0;  // max over bits of |x|; non-finite values are skipped (spec §5 step 1)
-#pragma omp parallel for reduction(max : amax) schedule(static)
+#pragma omp parallel for reduction(max : amax) schedule(static) if (n >= kParallelMinElements)
   for (int64_t i = 0; i < n; ++i) {
     const uint32_t a = f2u(x[i]) & 0x7FFFFFFFu;
     amax = std::max(amax, a < 0x7F800000u ? a : 0u);

@@ -11,6 +11,9 @@
 
 namespace mxqat::quant::kernels {
 
+// Below this many elements a parallel region costs more than it saves (small training tensors).
+constexpr int64_t kParallelMinElements = int64_t(1) << 16;
+
 // Row constants of an element format for the rounding trick used by every fast path:
 // c = min(|v|, max); M = 2^(max(exp(c), emin) + 23 - mbits); r = (c + M) - M is c rounded to
 // the format's grid with ties to even (one binary32 add rounds at exactly the grid spacing).

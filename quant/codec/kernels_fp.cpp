@@ -219,7 +219,7 @@ void fq_rows_avx512(const KernelSpec& k, const ElemParams& p, const Scaler& sc, 
                     int64_t R, float* y, uint8_t* mask) {
   const Vec c(p);
   const int64_t K = k.K, nb = k.nb;
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (R * K >= kParallelMinElements)
   for (int64_t r = 0; r < R; ++r)
     for (int64_t b = 0; b < nb; ++b) {
       const int64_t off = r * K + b * kBlock;
@@ -245,7 +245,7 @@ void fp_fake_quant(const KernelSpec& k, const Nvfp4Global& g, const float* x, in
   (void)simd;
 #endif
   const int64_t K = k.K, G = k.G, nb = k.nb;
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (R * K >= kParallelMinElements)
   for (int64_t r = 0; r < R; ++r)
     for (int64_t b = 0; b < nb; ++b) {
       const int64_t off = r * K + b * G;
@@ -257,7 +257,7 @@ void fp_encode(const KernelSpec& k, const Nvfp4Global& g, const float* x, int64_
   const ElemParams p = elem_params(*k.elem);
   const Scaler sc = make_scaler(k, g);
   const int64_t K = k.K, G = k.G, nb = k.nb;
-#pragma omp parallel
+#pragma omp parallel if (R * K >= kParallelMinElements)
   {
     std::vector<uint8_t> row(static_cast<size_t>(nb * G), 0);  // tail padding stays 0
 #if MXQAT_CODEC_AVX512
@@ -290,7 +290,7 @@ void fp_decode(const KernelSpec& k, const EncodedTensor& e, float* y) {
   const bool nv = k.scheme == BlockScheme::kNvfp4;
   const float s_dec = e.global_decode_scale;
   const int64_t K = k.K, G = k.G, nb = k.nb, R = e.rows;
-#pragma omp parallel
+#pragma omp parallel if (R * K >= kParallelMinElements)
   {
     std::vector<uint8_t> row(static_cast<size_t>(nb * G + 16), 0);
 #pragma omp for schedule(static)

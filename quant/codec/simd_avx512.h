@@ -19,8 +19,10 @@
 #if MXQAT_CODEC_AVX512
 namespace mxqat::quant::kernels::simd {
 
-// Lanes [0, n) of a 16-lane vector (n may exceed 16).
-inline __mmask16 lanes(int64_t n) { return n >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1u); }
+// Lanes [0, n) of a 16-lane vector (n may be <= 0 or exceed 16).
+inline __mmask16 lanes(int64_t n) {
+  return n >= 16 ? __mmask16(0xFFFF) : n <= 0 ? __mmask16(0) : __mmask16((1u << n) - 1u);
+}
 
 // Horizontal reductions by in-register shuffles (GCC 12's _mm512_reduce_* trips
 // -Wuninitialized inside its own headers).
