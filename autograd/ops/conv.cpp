@@ -26,6 +26,13 @@ Geom geometry(const char* op, const Shape& xs, int64_t kh, int64_t kw, int64_t s
           (xs[3] + 2 * pad - kw) / stride + 1};
 }
 
+// Window columns j in [j0, j1) fall inside the image for output column ow; the rest is padding.
+inline void valid_cols(const Geom& g, int64_t ow, int64_t& j0, int64_t& j1) {
+  const int64_t w0 = ow * g.stride - g.pad;
+  j0 = std::clamp<int64_t>(-w0, 0, g.kw);
+  j1 = std::clamp<int64_t>(g.W - w0, j0, g.kw);
+}
+
 // cols[(b, oh, ow), (c, i, j)] = x[b, c, oh s - p + i, ow s - p + j] (0 outside the image)
 void im2col_kernel(const float* x, float* cols, const Geom& g) {
   const int64_t K = g.C * g.kh * g.kw;
@@ -33,37 +40,47 @@ void im2col_kernel(const float* x, float* cols, const Geom& g) {
     const int64_t b = bo / g.Ho, oh = bo % g.Ho;
     for (int64_t ow = 0; ow < g.Wo; ++ow) {
       float* row = cols + (bo * g.Wo + ow) * K;
+      int64_t j0, j1;
+      valid_cols(g, ow, j0, j1);
+      const int64_t w0 = ow * g.stride - g.pad;
       for (int64_t c = 0; c < g.C; ++c) {
         const float* plane = x + (b * g.C + c) * g.H * g.W;
         for (int64_t i = 0; i < g.kh; ++i, row += g.kw) {
           const int64_t ih = oh * g.stride - g.pad + i;
-          for (int64_t j = 0; j < g.kw; ++j) {
-            const int64_t iw = ow * g.stride - g.pad + j;
-            row[j] = (ih >= 0 && ih < g.H && iw >= 0 && iw < g.W) ? plane[ih * g.W + iw] : 0.f;
+          if (ih < 0 || ih >= g.H) {
+            std::fill(row, row + g.kw, 0.f);
+            continue;
           }
+          const float* src = plane + ih * g.W;
+          for (int64_t j = 0; j < j0; ++j) row[j] = 0.f;
+          for (int64_t j = j0; j < j1; ++j) row[j] = src[w0 + j];
+          for (int64_t j = j1; j < g.kw; ++j) row[j] = 0.f;
         }
       }
     }
   });
 }
 
-// dx[b, c, ih, iw] += dcols[(b, oh, ow), (c, i, j)] for every patch that read (ih, iw)
+// dx[b, c, ih, iw] += dcols[(b, oh, ow), (c, i, j)] for every patch that read (ih, iw).
+// One image per iteration: dcols is read in order and the image's gradient stays in cache;
+// each dx element receives its patches in (oh, ow) order, whatever the thread count.
 void col2im_kernel(const float* dcols, float* dx, const Geom& g) {
   const int64_t K = g.C * g.kh * g.kw;
-  detail::for_rows(g.B * g.C, g.Ho * g.Wo * g.kh * g.kw, [&](int64_t bc) {
-    const int64_t b = bc / g.C, c = bc % g.C;
-    float* plane = dx + bc * g.H * g.W;
+  detail::for_rows(g.B, g.Ho * g.Wo * K, [&](int64_t b) {
+    float* image = dx + b * g.C * g.H * g.W;
     for (int64_t oh = 0; oh < g.Ho; ++oh)
       for (int64_t ow = 0; ow < g.Wo; ++ow) {
-        const float* row = dcols + ((b * g.Ho + oh) * g.Wo + ow) * K + c * g.kh * g.kw;
-        for (int64_t i = 0; i < g.kh; ++i) {
-          const int64_t ih = oh * g.stride - g.pad + i;
-          if (ih < 0 || ih >= g.H) continue;
-          for (int64_t j = 0; j < g.kw; ++j) {
-            const int64_t iw = ow * g.stride - g.pad + j;
-            if (iw >= 0 && iw < g.W) plane[ih * g.W + iw] += row[i * g.kw + j];
+        const float* row = dcols + ((b * g.Ho + oh) * g.Wo + ow) * K;
+        int64_t j0, j1;
+        valid_cols(g, ow, j0, j1);
+        const int64_t w0 = ow * g.stride - g.pad;
+        for (int64_t c = 0; c < g.C; ++c)
+          for (int64_t i = 0; i < g.kh; ++i, row += g.kw) {
+            const int64_t ih = oh * g.stride - g.pad + i;
+            if (ih < 0 || ih >= g.H) continue;
+            float* dst = image + (c * g.H + ih) * g.W;
+            for (int64_t j = j0; j < j1; ++j) dst[w0 + j] += row[j];
           }
-        }
       }
   });
 }

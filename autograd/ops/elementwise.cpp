@@ -127,7 +127,10 @@ Var relu(const Var& x) {
   Tensor y = map_chunks(x.value(), [](auto& xs, auto& ys) { ys = xs.max(0.f); });
   return make_node_y("relu", std::move(y), {x}, [](const Tensor& y, const Tensor& dy, GradSink& g) {
     g.add(0, grad_chunks(dy, y, [](auto& d, auto& ys, auto& dx) {
-            dx = (ys > 0.f).select(d, 0.f);
+            const float *g = d.data(), *yv = ys.data();
+            float* out = dx.data();
+#pragma omp simd
+            for (Eigen::Index i = 0; i < d.size(); ++i) out[i] = yv[i] > 0.f ? g[i] : 0.f;
           }));
   });
 }
@@ -207,23 +210,44 @@ inline uint64_t splitmix64(uint64_t z) {
   return z ^ (z >> 31);
 }
 
-// out[i] = keep(i) ? in[i] * scale : 0, keep(i) = top 32 bits of hash(seed, i) >= p * 2^32.
+// 32-bit integer finaliser (lowbias32, C. Wellons): cheap and vectorisable.
+inline uint32_t mix32(uint32_t x) {
+  x ^= x >> 16;
+  x *= 0x7feb352du;
+  x ^= x >> 15;
+  x *= 0x846ca68bu;
+  x ^= x >> 16;
+  return x;
+}
+
+// out[i] = keep(i) ? in[i] * scale : 0, keep(i) = mix32(mix32(i ^ k0) + k1) >= p * 2^32, with
+// (k0, k1) = splitmix64(seed-hash ^ (i >> 32)): a keyed hash of (seed, i), 32-bit lanes in the
+// loop. Chunk boundaries divide 2^32, so the key is constant within a chunk.
 void dropout_apply(const Tensor& in, Tensor& out, float p, uint64_t seed) {
   const uint64_t base = splitmix64(seed);
-  const auto threshold = static_cast<uint64_t>(static_cast<double>(p) * 4294967296.0);
+  const auto threshold = static_cast<uint32_t>(static_cast<double>(p) * 4294967296.0);
   const float scale = 1.f / (1.f - p);
   const float* src = in.data();
   float* dst = out.data();
-  for_chunks(in.size(), [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; ++i) {
-      const bool keep = (splitmix64(base + static_cast<uint64_t>(i)) >> 32) >= threshold;
-      dst[i] = keep ? src[i] * scale : 0.f;
+  for_chunks(in.size(), [=](int64_t i0, int64_t i1) {
+    const uint64_t key = splitmix64(base ^ static_cast<uint64_t>(i0 >> 32));
+    const auto k0 = static_cast<uint32_t>(key), k1 = static_cast<uint32_t>(key >> 32);
+    const uint32_t thr = threshold;  // locals: no reloads through the closure in the loop
+    const float sc = scale;
+    const float* s = src + i0;
+    float* d = dst + i0;
+    const auto first = static_cast<uint32_t>(i0);
+    const auto len = static_cast<uint32_t>(i1 - i0);
+#pragma omp simd
+    for (uint32_t j = 0; j < len; ++j) {
+      const uint32_t h = mix32(mix32((first + j) ^ k0) + k1);
+      d[j] = s[j] * (h >= thr ? sc : 0.f);
     }
   });
 }
 }  // namespace
 
-// y = x m / (1 - p), m[i] ~ Bernoulli(1 - p) from hash(seed, i)     dx = dy m / (1 - p)
+// y = x m / (1 - p), m[i] ~ Bernoulli(1 - p) from a hash of (seed, i)     dx = dy m / (1 - p)
 // The mask is recomputed in backward from (seed, i), so nothing but the seed is saved.
 Var dropout(const Var& x, float p, uint64_t seed, bool training) {
   MXQAT_CHECK(p >= 0.f && p < 1.f, "dropout: p must be in [0, 1), got ", p);

@@ -89,8 +89,10 @@ Var matmul(const Var& a, const Var& b, bool trans_a, bool trans_b) {
     gemm(av.data() + i * sa, trans_a, bv.data() + i * sb, trans_b, y.data() + i * m * n, m, n, k);
   return make_node(
       "matmul", std::move(y), {a, b},
-      [av = a.keep_if(b.needs_grad()), bv = b.keep_if(a.needs_grad()), trans_a, trans_b, bt, m,
-       n, k, sa, sb, b_shared](const Tensor& dy, GradSink& g) {
+      // The inputs are read through their Vars (no copy; see autograd/ops/saved.h).
+      [a, b, trans_a, trans_b, bt, m, n, k, sa, sb, b_shared](const Tensor& dy, GradSink& g) {
+        const Tensor& av = a.value();
+        const Tensor& bv = b.value();
         if (g.wants(0)) {
           Tensor da(Shape{bt * sa});
           for (int64_t i = 0; i < bt; ++i) {
@@ -139,8 +141,9 @@ Var linear(const Var& x, const Var& w, const Var& bias) {
   std::vector<Var> inputs{x, w};
   if (has_bias) inputs.push_back(bias);
   return make_node("linear", std::move(y), std::move(inputs),
-                   [xv = x.keep_if(w.needs_grad()), wv = w.keep_if(x.needs_grad()), m, n, k](
-                       const Tensor& dy, GradSink& g) {
+                   [x, w, m, n, k](const Tensor& dy, GradSink& g) {  // inputs read, not copied
+                     const Tensor& xv = x.value();
+                     const Tensor& wv = w.value();
                      if (g.wants(0)) {
                        Tensor dx(Shape{m, k});
                        gemm(dy.data(), false, wv.data(), false, dx.data(), m, k, n);
