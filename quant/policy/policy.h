@@ -1,0 +1,77 @@
+// The quant policy: the recipe's `quant` rules (ordered globs over GEMM layer names, first match
+// wins) resolved once, at model build, into one entry per GEMM layer: codecs for weight, input and
+// output gradient, and an optional progressive schedule. Printed as a table, stored as text in
+// checkpoints and exports. Plain data in, plain data out: never sees a layer (quant/ is below
+// layers/); trainers pass the names of their GemmLayers and attach quantizers (plan.h).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "quant/codec/codec.h"
+#include "quant/fake/qgemm.h"
+#include "quant/schedule/schedule.h"
+
+namespace mxqat::quant {
+
+// One recipe rule. Codec names: "" = the config's default, "none" / "fp32" = full precision.
+struct QuantRule {
+  std::string match;  // glob on layer names ("fc1", "blocks.*.mlp.*", "*"); also tried + ".weight"
+  std::string weight, input, grad_output;
+  std::vector<Phase> schedule;  // empty: the rule's codecs are static (no progressive schedule)
+};
+
+struct PolicyConfig {
+  std::string weight = "none", input = "none", grad_output = "none";  // defaults
+  ScaleRule scale_rule = ScaleRule::kFloor;  // MX codecs
+  Ste ste = Ste::kClipped;
+  int64_t group_size = 0;       // INT codecs: 0 = per channel
+  std::vector<Phase> schedule;  // for layers that no rule matches (empty = static defaults)
+  std::vector<QuantRule> rules;
+};
+
+// One GEMM layer's resolved policy. Codec names are never "" here; full precision is "none".
+struct LayerPolicy {
+  std::string layer;
+  std::string weight, input, grad_output;  // static codecs; phases with "" inherit them
+  Schedule schedule;                       // empty = static
+  int rule = -1;                           // index of the matching rule, -1 = defaults
+  std::string match;                       // that rule's pattern, "" for defaults
+};
+
+class ResolvedPolicy {
+ public:
+  ScaleRule scale_rule = ScaleRule::kFloor;
+  Ste ste = Ste::kClipped;
+  int64_t group_size = 0;
+  std::vector<LayerPolicy> layers;  // in the order of the names given to resolve_policy
+
+  const LayerPolicy* find(const std::string& layer) const;  // nullptr if absent
+  const LayerPolicy& at(const std::string& layer) const;    // throws listing the layers
+  CodecOptions codec_options() const { return {scale_rule, group_size, std::nullopt}; }
+
+  // The GemmQuantSpec of a layer with its static codecs (no schedule) ...
+  GemmQuantSpec spec(const LayerPolicy& lp) const;
+  // ... or with those of the phase active at `step` of `total_steps` (static if no schedule).
+  GemmQuantSpec spec_at(const LayerPolicy& lp, int64_t step, int64_t total_steps) const;
+  // Codec names in effect for a layer in `phase` (-1 or no schedule: the static ones).
+  std::pair<std::string, std::string> phase_codecs(const LayerPolicy& lp, int phase) const;
+  void check_total(int64_t total_steps) const;  // every absolute schedule fits the run
+
+  // Aligned table: layer, weight, input (activation), grad_output, schedule, rule.
+  std::string table() const;
+  // Line-based text that from_text rebuilds exactly (for checkpoints and exports).
+  std::string to_text() const;
+  static ResolvedPolicy from_text(const std::string& text);
+  bool operator==(const ResolvedPolicy& o) const { return to_text() == o.to_text(); }
+};
+
+// First matching rule wins; layers no rule matches get the defaults (and the default schedule).
+// Errors: an unknown codec (naming the rule index and pattern, listing the known codecs), a rule
+// that matches no layer (listing the layers), an invalid schedule (naming the rule and phase).
+ResolvedPolicy resolve_policy(const PolicyConfig& cfg, const std::vector<std::string>& layers);
+
+// `*` matches any run of characters (dots included), `?` exactly one character.
+bool glob_match(const std::string& pattern, const std::string& name);
+
+}  // namespace mxqat::quant
