@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""Golden element conversions for quant/codec from independent references (spec/formats.md §11).
+
+Writes tests/golden/codec_<format>.csv, one file per row of quant/codec/formats.cpp:
+    enc,<float32 input bits hex>,<expected code hex>     float32 -> element code (RNE, §2)
+    dec,<code hex>,<float32 value bits hex>               code -> value (§1)
+References: ml_dtypes casts (float8_e4m3fn, float8_e5m2, float6_e2m3fn, float6_e3m2fn,
+float4_e2m1fn, float8_e8m0fnu), cross-checked against PyTorch's float8/e8m0 dtypes where torch
+has them; MXINT8 elements from numpy (clip(rint(v*64), -127, 127)). Only inputs on which these
+references follow the spec are kept: |v| not beyond the overflow threshold (ml_dtypes / torch
+casts are non-saturating for fp8, spec §2/§11), and E8M0 encodes only of exact powers of two
+(ml_dtypes rounds E8M0 to nearest, which is neither FLOOR nor RCEIL, §11.2).
+
+Usage: python3 scripts/gen_codec_golden.py OUT_DIR   (then copy OUT_DIR/*.csv to tests/golden/)
+Never regenerate silently: the files are checked in and reviewed like code.
+"""
+import sys
+
+import ml_dtypes
+import numpy as np
+
+try:
+    import torch
+except ImportError:  # the cross-check is optional; ml_dtypes/numpy are the references
+    torch = None
+
+RNG = np.random.default_rng(20240611)
+
+# name -> (ml_dtypes dtype or None, bits, torch dtype name or None)
+FORMATS = {
+    "fp8_e4m3": (ml_dtypes.float8_e4m3fn, 8, "float8_e4m3fn"),
+    "fp8_e5m2": (ml_dtypes.float8_e5m2, 8, "float8_e5m2"),
+    "fp6_e2m3": (ml_dtypes.float6_e2m3fn, 6, None),
+    "fp6_e3m2": (ml_dtypes.float6_e3m2fn, 6, None),
+    "fp4_e2m1": (ml_dtypes.float4_e2m1fn, 4, None),
+    "mxint8": (None, 8, None),
+    "e8m0": (ml_dtypes.float8_e8m0fnu, 8, "float8_e8m0fnu"),
+    "ue4m3": (ml_dtypes.float8_e4m3fn, 8, "float8_e4m3fn"),
+}
+
+
+def f32_bits(a):
+    return np.asarray(a, dtype=np.float32).view(np.uint32)
+
+
+def decode_all(dt, bits):
+    """Every code -> float32 value, via the reference dtype."""
+    codes = np.arange(1 << bits, dtype=np.uint8)
+    return codes, codes.view(dt).astype(np.float32)
+
+
+def encode(dt, bits, x):
+    """float32 -> code via the reference dtype (sub-byte dtypes hold the code in the low bits)."""
+    return x.astype(dt).view(np.uint8) & np.uint8((1 << bits) - 1)
+
+
+def candidate_inputs(values, vmax):
+    """Every value, midpoints between neighbours, one float32 ulp either side, random values."""
+    mags = np.unique(np.abs(values[np.isfinite(values)]).astype(np.float64))
+    mids = (mags[:-1] + mags[1:]) / 2  # exact in float32 for these short formats
+    base = np.concatenate([mags, mids]).astype(np.float32)
+    near = np.concatenate([base, np.nextafter(base, np.float32(0)), np.nextafter(base, np.float32(np.inf))])
+    rand = RNG.uniform(0, vmax, 600).astype(np.float32)
+    tiny = np.ldexp(np.float32(1), RNG.integers(-149, -100, 40)).astype(np.float32)
+    x = np.concatenate([near, rand, tiny])
+    return np.concatenate([x, -x])
+
+
+def torch_encode(tname, x):
+    if torch is None or tname is None or not hasattr(torch, tname):
+        return None
+    return torch.from_numpy(x).to(getattr(torch, tname)).view(torch.uint8).numpy()
+
+
+def golden_for(name):
+    dt, bits, tname = FORMATS[name]
+    stats = {"torch_compared": 0, "torch_differed": 0}
+    if name == "mxint8":
+        codes = np.arange(256, dtype=np.uint8)
+        vals = (codes.view(np.int8).astype(np.float32) / np.float32(64)).astype(np.float32)
+        x = candidate_inputs(vals, 127 / 64)
+        x = x[np.abs(x) <= np.float32(2.0)]
+        q = np.clip(np.rint(x.astype(np.float64) * 64), -127, 127).astype(np.int64)
+        return codes, vals, x, (q & 0xFF).astype(np.uint8), stats
+    codes, vals = decode_all(dt, bits)
+    if name == "e8m0":  # only exact powers of two: the one case where RN, FLOOR and RCEIL agree
+        x = vals[np.isfinite(vals)]
+        enc = encode(dt, bits, x)
+    else:
+        finite = vals[np.isfinite(vals)]
+        vmax = float(np.max(np.abs(finite)))
+        x = candidate_inputs(vals, vmax * 1.03)
+        enc = encode(dt, bits, x)
+        dec = enc.view(dt).astype(np.float32) if bits == 8 else np.array([vals[c] for c in enc], np.float32)
+        keep = np.isfinite(dec)  # drop inputs the non-saturating reference sends to NaN/Inf
+        x, enc = x[keep], enc[keep]
+    t = torch_encode(tname, x)
+    if t is not None:
+        stats["torch_compared"] = int(x.size)
+        stats["torch_differed"] = int(np.count_nonzero(t != enc))
+    return codes, vals, x, enc, stats
+
+
+def main():
+    out = sys.argv[1] if len(sys.argv) > 1 else "tests/golden"
+    versions = f"ml_dtypes {ml_dtypes.__version__}, numpy {np.__version__}" + (
+        f", torch {torch.__version__}" if torch is not None else "")
+    total = 0
+    for name in FORMATS:
+        codes, vals, x, enc, stats = golden_for(name)
+        lines = [f"# quant/codec golden for {name}: generated by scripts/gen_codec_golden.py ({versions})",
+                 f"# {len(codes)} dec lines, {len(x)} enc lines; torch cross-check: "
+                 f"{stats['torch_compared']} compared, {stats['torch_differed']} differed"]
+        lines += [f"dec,{c:02x},{b:08x}" for c, b in zip(codes, f32_bits(vals))]
+        lines += [f"enc,{b:08x},{c:02x}" for b, c in zip(f32_bits(x), enc)]
+        with open(f"{out}/codec_{name}.csv", "w") as f:
+            f.write("\n".join(lines) + "\n")
+        total += len(codes) + len(x)
+        print(f"{name}: {len(codes)} dec + {len(x)} enc; torch {stats}")
+    print(f"total golden values: {total}")
+
+
+if __name__ == "__main__":
+    main()
