@@ -81,9 +81,17 @@ inline float row_sq_dev(const float* x, float c, int64_t n) {
   return lanes_total(acc);
 }
 
+// Max over lanes (vectorises; a single running max would not without -ffinite-math-only).
+// NaNs are skipped; an all-NaN or empty row gives -inf.
 inline float row_max(const float* x, int64_t n) {
-  float m = -__builtin_huge_valf();
-  for (int64_t i = 0; i < n; ++i) m = x[i] > m ? x[i] : m;
+  float acc[kLanes];
+  for (int j = 0; j < kLanes; ++j) acc[j] = -__builtin_huge_valf();
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int j = 0; j < kLanes; ++j) acc[j] = x[i + j] > acc[j] ? x[i + j] : acc[j];
+  for (int j = 0; i < n; ++i, ++j) acc[j] = x[i] > acc[j] ? x[i] : acc[j];
+  float m = acc[0];
+  for (int j = 1; j < kLanes; ++j) m = acc[j] > m ? acc[j] : m;
   return m;
 }
 

@@ -171,6 +171,8 @@ const std::vector<Row> kRows = {
    [](const std::vector<Var>& v) { return sum(v[0], {0, 2}, true); }},
   {"sum_last",        {{2, 3, 4}},            Gen::kUniform,
    [](const std::vector<Var>& v) { return sum(v[0], {-1}); }},
+  {"sum_4d_interleaved", {{2, 3, 2, 4}},      Gen::kUniform,
+   [](const std::vector<Var>& v) { return sum(v[0], {0, 2}); }},
   {"mean_all",        {{3, 4}},               Gen::kUniform,
    [](const std::vector<Var>& v) { return mean(v[0]); }},
   {"mean_rows_keep",  {{3, 4}},               Gen::kUniform,
