@@ -26,62 +26,60 @@ Geom geometry(const char* op, const Shape& xs, int64_t kh, int64_t kw, int64_t s
           (xs[3] + 2 * pad - kw) / stride + 1};
 }
 
-// Window columns j in [j0, j1) fall inside the image for output column ow; the rest is padding.
-inline void valid_cols(const Geom& g, int64_t ow, int64_t& j0, int64_t& j1) {
-  const int64_t w0 = ow * g.stride - g.pad;
-  j0 = std::clamp<int64_t>(-w0, 0, g.kw);
-  j1 = std::clamp<int64_t>(g.W - w0, j0, g.kw);
+// Output columns ow in [ow0, ow1) read inside the image at window column j; the rest is padding.
+inline void valid_outputs(const Geom& g, int64_t j, int64_t& ow0, int64_t& ow1) {
+  const int64_t lo = g.pad - j, hi = g.W - 1 + g.pad - j;  // need lo <= ow s <= hi
+  ow0 = std::min(g.Wo, lo <= 0 ? 0 : (lo + g.stride - 1) / g.stride);
+  ow1 = std::max(ow0, hi < 0 ? 0 : std::min(g.Wo, hi / g.stride + 1));
 }
 
-// cols[(b, oh, ow), (c, i, j)] = x[b, c, oh s - p + i, ow s - p + j] (0 outside the image)
+// cols[(b, oh, ow), (c, i, j)] = x[b, c, oh s - p + i, ow s - p + j] (0 outside the image).
+// Per output row (b, oh), a [Wo, K] block that stays in cache; the inner loop runs along ow.
 void im2col_kernel(const float* x, float* cols, const Geom& g) {
   const int64_t K = g.C * g.kh * g.kw;
   detail::for_rows(g.B * g.Ho, g.Wo * K, [&](int64_t bo) {
     const int64_t b = bo / g.Ho, oh = bo % g.Ho;
-    for (int64_t ow = 0; ow < g.Wo; ++ow) {
-      float* row = cols + (bo * g.Wo + ow) * K;
-      int64_t j0, j1;
-      valid_cols(g, ow, j0, j1);
-      const int64_t w0 = ow * g.stride - g.pad;
-      for (int64_t c = 0; c < g.C; ++c) {
-        const float* plane = x + (b * g.C + c) * g.H * g.W;
-        for (int64_t i = 0; i < g.kh; ++i, row += g.kw) {
-          const int64_t ih = oh * g.stride - g.pad + i;
-          if (ih < 0 || ih >= g.H) {
-            std::fill(row, row + g.kw, 0.f);
-            continue;
-          }
-          const float* src = plane + ih * g.W;
-          for (int64_t j = 0; j < j0; ++j) row[j] = 0.f;
-          for (int64_t j = j0; j < j1; ++j) row[j] = src[w0 + j];
-          for (int64_t j = j1; j < g.kw; ++j) row[j] = 0.f;
+    float* block = cols + bo * g.Wo * K;
+    for (int64_t c = 0; c < g.C; ++c)
+      for (int64_t i = 0; i < g.kh; ++i) {
+        const int64_t ih = oh * g.stride - g.pad + i;
+        const bool inside = ih >= 0 && ih < g.H;
+        const float* src = x + ((b * g.C + c) * g.H + (inside ? ih : 0)) * g.W;
+        for (int64_t j = 0; j < g.kw; ++j) {
+          float* dst = block + (c * g.kh + i) * g.kw + j;
+          int64_t ow0 = 0, ow1 = 0;
+          if (inside) valid_outputs(g, j, ow0, ow1);
+          const int64_t shift = j - g.pad;
+          for (int64_t ow = 0; ow < ow0; ++ow) dst[ow * K] = 0.f;
+          for (int64_t ow = ow0; ow < ow1; ++ow) dst[ow * K] = src[ow * g.stride + shift];
+          for (int64_t ow = ow1; ow < g.Wo; ++ow) dst[ow * K] = 0.f;
         }
       }
-    }
   });
 }
 
 // dx[b, c, ih, iw] += dcols[(b, oh, ow), (c, i, j)] for every patch that read (ih, iw).
-// One image per iteration: dcols is read in order and the image's gradient stays in cache;
-// each dx element receives its patches in (oh, ow) order, whatever the thread count.
+// One image per iteration, its gradient kept in cache; each dx element receives its patches in
+// a fixed order (oh, then i, j, then ow), whatever the thread count.
 void col2im_kernel(const float* dcols, float* dx, const Geom& g) {
   const int64_t K = g.C * g.kh * g.kw;
   detail::for_rows(g.B, g.Ho * g.Wo * K, [&](int64_t b) {
-    float* image = dx + b * g.C * g.H * g.W;
-    for (int64_t oh = 0; oh < g.Ho; ++oh)
-      for (int64_t ow = 0; ow < g.Wo; ++ow) {
-        const float* row = dcols + ((b * g.Ho + oh) * g.Wo + ow) * K;
-        int64_t j0, j1;
-        valid_cols(g, ow, j0, j1);
-        const int64_t w0 = ow * g.stride - g.pad;
-        for (int64_t c = 0; c < g.C; ++c)
-          for (int64_t i = 0; i < g.kh; ++i, row += g.kw) {
-            const int64_t ih = oh * g.stride - g.pad + i;
-            if (ih < 0 || ih >= g.H) continue;
-            float* dst = image + (c * g.H + ih) * g.W;
-            for (int64_t j = j0; j < j1; ++j) dst[w0 + j] += row[j];
+    for (int64_t oh = 0; oh < g.Ho; ++oh) {
+      const float* block = dcols + (b * g.Ho + oh) * g.Wo * K;
+      for (int64_t c = 0; c < g.C; ++c)
+        for (int64_t i = 0; i < g.kh; ++i) {
+          const int64_t ih = oh * g.stride - g.pad + i;
+          if (ih < 0 || ih >= g.H) continue;
+          float* dst = dx + ((b * g.C + c) * g.H + ih) * g.W;
+          for (int64_t j = 0; j < g.kw; ++j) {
+            const float* src = block + (c * g.kh + i) * g.kw + j;
+            int64_t ow0, ow1;
+            valid_outputs(g, j, ow0, ow1);
+            const int64_t shift = j - g.pad;
+            for (int64_t ow = ow0; ow < ow1; ++ow) dst[ow * g.stride + shift] += src[ow * K];
           }
-      }
+        }
+    }
   });
 }
 }  // namespace

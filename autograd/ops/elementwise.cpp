@@ -127,10 +127,10 @@ Var relu(const Var& x) {
   Tensor y = map_chunks(x.value(), [](auto& xs, auto& ys) { ys = xs.max(0.f); });
   return make_node_y("relu", std::move(y), {x}, [](const Tensor& y, const Tensor& dy, GradSink& g) {
     g.add(0, grad_chunks(dy, y, [](auto& d, auto& ys, auto& dx) {
-            const float *g = d.data(), *yv = ys.data();
+            const float *dyv = d.data(), *yv = ys.data();
             float* out = dx.data();
 #pragma omp simd
-            for (Eigen::Index i = 0; i < d.size(); ++i) out[i] = yv[i] > 0.f ? g[i] : 0.f;
+            for (Eigen::Index i = 0; i < d.size(); ++i) out[i] = yv[i] > 0.f ? dyv[i] : 0.f;
           }));
   });
 }
