@@ -132,8 +132,9 @@ inline __m512 grid16(__m512i xa, __m512 enc, const Vec& c, __mmask16* inr) {
   return _mm512_sub_ps(_mm512_add_ps(cl, m), m);
 }
 
-// One block of n <= kBlock elements (kBlock = 16 or 32).
-template <int kBlock, bool kInt>
+// One block of n <= kBlock elements (kBlock = 16 or 32). kStream: y is 64-byte aligned and
+// the block full, so full vectors go out as non-temporal stores (no read-for-ownership).
+template <int kBlock, bool kInt, bool kStream>
 inline void fq_block_avx512(const float* x, float* y, uint8_t* m, int64_t n, const Vec& c,
                             const Scaler& sc) {
   constexpr int kV = kBlock / 16;
@@ -167,7 +168,11 @@ inline void fq_block_avx512(const float* x, float* y, uint8_t* m, int64_t n, con
     out = _mm512_ternarylogic_epi32(out, xi[j], c.sign, 0xF8);  // out | (x & sign)
     __m512 o = _mm512_castsi512_ps(out);
     if (kInt) o = _mm512_add_ps(o, _mm512_setzero_ps());  // -0 -> +0
-    _mm512_mask_storeu_ps(y + 16 * j, live[j], o);
+    if (kStream) {
+      _mm512_stream_ps(y + 16 * j, o);
+    } else {
+      _mm512_mask_storeu_ps(y + 16 * j, live[j], o);
+    }
     if (m) _mm_mask_storeu_epi8(m + 16 * j, live[j], _mm_maskz_set1_epi8(inr, 1));
   }
 }
@@ -214,18 +219,32 @@ inline uint32_t encode_block_avx512(const float* x, uint8_t* codes, int64_t n, c
   return scale_code;
 }
 
+// Outputs larger than this (bytes) do not stay in cache anyway: write them with streaming
+// stores, which saves the read-for-ownership of every output line (memcpy does the same).
+constexpr int64_t kStreamMinBytes = int64_t(32) << 20;
+
 template <int kBlock, bool kInt>
 void fq_rows_avx512(const KernelSpec& k, const ElemParams& p, const Scaler& sc, const float* x,
                     int64_t R, float* y, uint8_t* mask) {
   const Vec c(p);
   const int64_t K = k.K, nb = k.nb;
-#pragma omp parallel for collapse(2) schedule(static) if (R * K >= kParallelMinElements)
-  for (int64_t r = 0; r < R; ++r)
-    for (int64_t b = 0; b < nb; ++b) {
-      const int64_t off = r * K + b * kBlock;
-      fq_block_avx512<kBlock, kInt>(x + off, y + off, mask ? mask + off : nullptr,
-                                    std::min<int64_t>(kBlock, K - b * kBlock), c, sc);
-    }
+  const bool stream = R * K * 4 >= kStreamMinBytes && K % kBlock == 0 &&
+                      reinterpret_cast<uintptr_t>(y) % 64 == 0;
+#pragma omp parallel if (R * K >= kParallelMinElements)
+  {
+#pragma omp for collapse(2) schedule(static)
+    for (int64_t r = 0; r < R; ++r)
+      for (int64_t b = 0; b < nb; ++b) {
+        const int64_t off = r * K + b * kBlock;
+        uint8_t* m = mask ? mask + off : nullptr;
+        if (stream) {
+          fq_block_avx512<kBlock, kInt, true>(x + off, y + off, m, kBlock, c, sc);
+        } else {
+          fq_block_avx512<kBlock, kInt, false>(x + off, y + off, m, std::min<int64_t>(kBlock, K - b * kBlock), c, sc);
+        }
+      }
+    _mm_sfence();  // order the streaming stores before the region's closing barrier
+  }
 }
 #endif  // MXQAT_CODEC_AVX512
 

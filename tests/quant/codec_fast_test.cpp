@@ -4,6 +4,8 @@
 #include <omp.h>
 
 #include <cfloat>
+#include <cstdlib>
+#include <cstring>
 #include <cmath>
 #include <random>
 
@@ -96,6 +98,23 @@ TEST(CodecFast, SameBitsForOneAndTwoThreads) {
     testing::expect_same_encoded(e1, e2, c.name() + " encode 1 vs 2 threads");
   }
   omp_set_num_threads(saved);
+}
+
+// Large aligned outputs take the streaming-store path of fake_quant; it must give the same bits
+// as the portable build (itself tested against the reference above).
+TEST(CodecFast, LargeAlignedTensorStreamingPath) {
+  const int64_t R = 2048, K = 4096, n = R * K;  // 32 MiB of output
+  float* y = static_cast<float*>(std::aligned_alloc(64, n * 4));
+  std::vector<float> y_port(n);
+  std::mt19937 rng(13);
+  const std::vector<float> x = make_input(rng, n, 1);
+  for (const char* name : {"mxfp4", "mxint8", "nvfp4"}) {
+    const Codec c = Codec::make(name);
+    c.fake_quant(x.data(), R, K, y);
+    c.fake_quant_portable(x.data(), R, K, y_port.data());
+    EXPECT_EQ(std::memcmp(y, y_port.data(), n * 4), 0) << name;
+  }
+  std::free(y);
 }
 
 // Decoding arbitrary stored codes (not produced by the encoder): fast == reference, including
