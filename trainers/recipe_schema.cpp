@@ -322,12 +322,15 @@ void apply(YAML::Node& doc, const Override& o, const std::string& source) {
   for (size_t i = 0; i < o.names.size(); ++i) {
     const std::string& name = o.names[i];
     bool last = i + 1 == o.names.size();
-    if (cur.IsSequence()) {  // resolve() allowed an index only into a list of maps
+    std::string shown = here.empty() ? "the recipe" : "'" + here + "'";
+    if (is_index(name)) {  // resolve() allowed an index only into a list of maps
+      MXQAT_CHECK(cur.IsSequence(), source, ": --set ", o.raw, ": ", shown, " is not a list in "
+                  "the recipe (it is ", got(cur), "); set the whole list: --set ", here, "=[...]");
       size_t idx = std::stoul(name);
-      MXQAT_CHECK(idx < cur.size(), source, ": --set ", o.raw, ": '", here, "' has ", cur.size(),
+      MXQAT_CHECK(idx < cur.size(), source, ": --set ", o.raw, ": ", shown, " has ", cur.size(),
                   " entries, so index ", idx, " does not exist; set the whole list instead");
       here += "[" + name + "]";
-        if (last) {
+      if (last) {
         cur[idx] = o.value;
         break;
       }
@@ -336,7 +339,8 @@ void apply(YAML::Node& doc, const Override& o, const std::string& source) {
       continue;
     }
     MXQAT_CHECK(cur.IsMap() || cur.IsNull() || !cur.IsDefined(), source, ": --set ", o.raw,
-                ": '", here, "' is not a map in the recipe (it is ", got(cur), ")");
+                ": ", shown, " is not a map", here.empty() ? "" : " in the recipe", " (it is ",
+                got(cur), ")");
     here = join(here, name);
     if (last) {
       cur[name] = o.value;

@@ -1,7 +1,8 @@
 // The schema machinery behind trainers/recipe: a table of rows (dotted key path, kind, checks,
 // accessors into a struct) drives reading, validation, --set overrides, emission and comparison,
 // so a new recipe key is a row plus a struct field, never new parsing code.
-// Used by trainers/recipe*.cpp and tests only; yaml-cpp stays in recipe_schema.cpp.
+// Used by trainers/recipe*.cpp and tests only; yaml-cpp stays in recipe_schema.cpp and
+// recipe_emit.cpp.
 #pragma once
 #include <cstddef>
 #include <cstdint>

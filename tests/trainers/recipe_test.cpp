@@ -352,6 +352,8 @@ TEST(RecipeOverrides, MalformedOverrides) {
   EXPECT_THAT(error_of(kMinimal, {"train..epochs=3"}), HasSubstr("the key has an empty part"));
   EXPECT_THAT(error_of(kMinimal, {"model.hidden=[1, 2"}),
               HasSubstr("--set model.hidden=[1, 2: the value is malformed YAML"));
+  EXPECT_THAT(error_of("train: [1, 2]\n", {"train.epochs=3"}),
+              HasSubstr("--set train.epochs=3: 'train' is not a map in the recipe (it is a list)"));
   EXPECT_THAT(error_of("train: 5\n", {"train.epochs=3"}),
               HasSubstr("--set train.epochs=3: 'train' is not a map in the recipe (it is 5)"));
 }
@@ -545,6 +547,13 @@ TEST(RecipeSchema, OverridesReachIntoListsOfMaps) {
   EXPECT_THAT(doc_error(kDoc, {"rules[5].weight=mxfp4"}),
               HasSubstr("t.yaml: --set rules[5].weight=mxfp4: 'rules' has 2 entries, so index 5 "
                         "does not exist"));
+  EXPECT_THAT(doc_error("flag: true\n", {"rules[0].weight=mxfp4"}),
+              HasSubstr("--set rules[0].weight=mxfp4: 'rules' is not a list in the recipe (it is "
+                        "nothing (an empty value)); set the whole list: --set rules=[...]"));
+  EXPECT_THAT(doc_error("rules: {a: 1}\n", {"rules[0].weight=mxfp4"}),
+              HasSubstr("'rules' is not a list in the recipe (it is a map)"));
+  EXPECT_THAT(doc_error("- 1\n", {"flag=true"}),
+              HasSubstr("--set flag=true: the recipe is not a map (it is a list)"));
   EXPECT_THAT(doc_error(kDoc, {"rules.weight=mxfp4"}),
               HasSubstr("'rules' is a list; address an entry by index, e.g. rules[0].match"));
   EXPECT_THAT(doc_error(kDoc, {"rules[0].wieght=mxfp4"}),
