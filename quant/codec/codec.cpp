@@ -59,11 +59,10 @@ int64_t Codec::bytes_per_row(int64_t K) const {
   return packed_bytes(num_blocks(K) * block_size(K), fmt_->element_bits);
 }
 
-void Codec::check_shape(const float* x, int64_t R, int64_t K, const void* out) const {
+void Codec::check_shape(const float* x, int64_t R, int64_t K) const {
   MXQAT_CHECK(R >= 0 && K >= 1, "codec \"", name(), "\": shape [", R, ", ", K,
               "] is invalid; need R >= 0 rows and K >= 1 elements per row");
   MXQAT_CHECK(R == 0 || x, "codec \"", name(), "\": input pointer is null for shape [", R, ", ", K, "]");
-  (void)out;
 }
 
 void Codec::check_encoded(const EncodedTensor& e) const {
@@ -110,7 +109,7 @@ KernelSpec Codec::kernel_spec(int64_t K) const {
 }
 
 EncodedTensor Codec::encode(const float* x, int64_t R, int64_t K) const {
-  check_shape(x, R, K, nullptr);
+  check_shape(x, R, K);
   EncodedTensor e;
   e.codec = name();
   e.rows = R;
@@ -148,14 +147,14 @@ void Codec::decode(const EncodedTensor& e, float* y) const {
 }
 
 void Codec::fake_quant(const float* x, int64_t R, int64_t K, float* y, uint8_t* mask) const {
-  check_shape(x, R, K, y);
+  check_shape(x, R, K);
   MXQAT_CHECK(R == 0 || y, "fake_quant \"", name(), "\": output pointer is null");
   const Nvfp4Global g = fmt_->scheme == BlockScheme::kNvfp4 ? nvfp4_global(x, R, K) : Nvfp4Global{0, 0, 0};
   kernels::fake_quant(kernel_spec(K), g, x, R, y, mask, /*simd=*/true);
 }
 
 void Codec::fake_quant_portable(const float* x, int64_t R, int64_t K, float* y, uint8_t* mask) const {
-  check_shape(x, R, K, y);
+  check_shape(x, R, K);
   const Nvfp4Global g = fmt_->scheme == BlockScheme::kNvfp4 ? nvfp4_global(x, R, K) : Nvfp4Global{0, 0, 0};
   kernels::fake_quant(kernel_spec(K), g, x, R, y, mask, /*simd=*/false);
 }

@@ -71,7 +71,7 @@ class Codec {
 
  private:
   Codec(const BlockFormat* fmt, CodecOptions opt);
-  void check_shape(const float* x, int64_t R, int64_t K, const void* out) const;
+  void check_shape(const float* x, int64_t R, int64_t K) const;
   void check_encoded(const EncodedTensor& e) const;
   KernelSpec kernel_spec(int64_t K) const;
 

@@ -36,7 +36,7 @@ BlockStats block_stats(const float* x, int64_t n) {
 }  // namespace
 
 EncodedTensor Codec::encode_reference(const float* x, int64_t R, int64_t K, uint8_t* mask) const {
-  check_shape(x, R, K, nullptr);
+  check_shape(x, R, K);
   const int64_t G = block_size(K), nb = num_blocks(K), bpr = bytes_per_row(K);
   EncodedTensor e;
   e.codec = name();
