@@ -130,8 +130,10 @@ void save_checkpoint(const std::string& path, const Checkpoint& c) {
   w.write_strings("/index/optimizer", names_of(c.optimizer_state));
   for (const char* g : {"/params", "/optimizer", "/meta", "/scalars", "/counters"})
     w.create_group(g);
-  for (const auto& [name, t] : c.params) w.write_tensor("/params/" + name, t);
-  for (const auto& [name, t] : c.optimizer_state) w.write_tensor("/optimizer/" + name, t);
+  WriteOptions checked;
+  checked.checksum = true;  // a damaged weight is an error on load, not a silent change
+  for (const auto& [name, t] : c.params) w.write_tensor("/params/" + name, t, checked);
+  for (const auto& [name, t] : c.optimizer_state) w.write_tensor("/optimizer/" + name, t, checked);
   for (const auto& [key, value] : c.meta) w.set_attr_string("/meta", key, value);
   for (const auto& [key, value] : c.scalars) w.set_attr_f64("/scalars", key, value);
   for (const auto& [key, value] : c.counters) w.set_attr_i64("/counters", key, value);
@@ -161,6 +163,8 @@ Checkpoint load_checkpoint(const std::string& path) {
     std::string prefix = "HDF5 file '" + path + "': ";
     if (msg.rfind(prefix, 0) == 0) msg.erase(0, prefix.size());
     throw Error("checkpoint '" + path + "' is damaged: " + msg + kRegenerate);
+  } catch (const std::exception& e) {  // e.g. bad_alloc for sizes a damaged file claims
+    throw Error("checkpoint '" + path + "' is damaged (" + e.what() + ")" + kRegenerate);
   }
 }
 

@@ -10,6 +10,7 @@
 //   /index/optimizer       string [S]      optimizer state keys "<param>/<slot>", in order
 //   /params/<name>         float32 [shape] one dataset per parameter (names used verbatim)
 //   /optimizer/<param>/<slot>  float32     one dataset per optimizer state tensor
+//                          (each tensor dataset has an int64 attr crc32, checked on load)
 //   /meta                  group, string attrs   (e.g. optimizer, model, policy)
 //   /scalars               group, float64 attrs  (e.g. best_val_accuracy)
 //   /counters              group, int64 attrs    (e.g. skipped_steps, data_cursor)

@@ -9,6 +9,8 @@
 #include <filesystem>
 #include <system_error>
 
+#include <zlib.h>
+
 #include "trainers/ckpt_h5_impl.h"
 
 namespace mxqat::trainers {
@@ -70,17 +72,13 @@ DType classify_type(const H5File::Impl& f, hid_t type, const std::string& what) 
   H5T_class_t cls = H5Tget_class(type);
   size_t size = H5Tget_size(type);
   if (cls == H5T_STRING) return DType::kString;
-  if (cls == H5T_FLOAT && size == 4) return DType::kFloat32;
-  if (cls == H5T_FLOAT && size == 8) return DType::kFloat64;
-  if (cls == H5T_INTEGER) {
-    bool is_signed = H5Tget_sign(type) == H5T_SGN_2;
-    if (!is_signed && size == 1) return DType::kUInt8;
-    if (is_signed && size == 4) return DType::kInt32;
-    if (is_signed && size == 8) return DType::kInt64;
-  }
+  // Only the standard little-endian layouts (what every current writer produces): a damaged
+  // type message (byte order, precision, bias) would otherwise convert into different numbers.
+  for (DType t : {DType::kFloat32, DType::kFloat64, DType::kUInt8, DType::kInt32, DType::kInt64})
+    if (H5Tequal(type, file_type_of(t)) > 0) return t;
   f.fail("'" + what + "' has an HDF5 type mxqat does not read (class " +
          std::to_string(static_cast<int>(cls)) + ", " + std::to_string(size) +
-         " bytes); expected float32, float64, uint8, int32, int64 or string");
+         " bytes); expected little-endian IEEE float32/float64, uint8, int32, int64 or a string");
 }
 
 Shape shape_of_space(const H5File::Impl& f, hid_t space, const std::string& what) {
@@ -91,7 +89,50 @@ Shape shape_of_space(const H5File::Impl& f, hid_t space, const std::string& what
   if (rank < 0) f.fail("cannot read the shape of '" + what + "'");
   std::vector<hsize_t> dims(static_cast<size_t>(rank));
   H5Sget_simple_extent_dims(space, dims.data(), nullptr);
+  int64_t numel = 1;  // a damaged header can claim any shape: refuse ones that overflow
+  for (hsize_t d : dims)
+    if (d > (hsize_t{1} << 62) || __builtin_mul_overflow(numel, static_cast<int64_t>(d), &numel))
+      f.fail("'" + what + "' claims an impossible shape; the file is damaged");
   return Shape(dims.begin(), dims.end());
+}
+
+// Every chunk present (chunked layout), or the data allocated (contiguous, compact).
+bool fully_allocated(hid_t dataset, const Shape& shape) {
+  Handle dcpl(H5Dget_create_plist(dataset), H5Pclose);
+  if (!dcpl.ok()) return false;
+  if (H5Pget_layout(dcpl.get()) != H5D_CHUNKED) {
+    H5D_space_status_t status;
+    return H5Dget_space_status(dataset, &status) >= 0 && status == H5D_SPACE_STATUS_ALLOCATED;
+  }
+  std::vector<hsize_t> chunk(shape.size());
+  if (H5Pget_chunk(dcpl.get(), static_cast<int>(chunk.size()), chunk.data()) !=
+      static_cast<int>(chunk.size()))
+    return false;
+  hsize_t expected = 1, stored = 0;
+  for (size_t d = 0; d < shape.size(); ++d) {
+    if (chunk[d] == 0) return false;
+    expected *= (static_cast<hsize_t>(shape[d]) + chunk[d] - 1) / chunk[d];
+  }
+  Handle space(H5Dget_space(dataset), H5Sclose);  // HDF5 1.10 refuses H5S_ALL here
+  return space.ok() && H5Dget_num_chunks(dataset, space.get(), &stored) >= 0 &&
+         stored == expected;
+}
+
+int64_t crc32_of(const void* data, size_t bytes) {
+  static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "CRCs are of little-endian bytes");
+  uLong crc = crc32(0L, Z_NULL, 0);
+  const auto* p = static_cast<const Bytef*>(data);
+  for (size_t done = 0; done < bytes;) {  // zlib takes uInt lengths
+    uInt len = static_cast<uInt>(std::min<size_t>(bytes - done, size_t{1} << 30));
+    crc = crc32(crc, p + done, len);
+    done += len;
+  }
+  return static_cast<int64_t>(crc);
+}
+
+bool dataset_has_filters(hid_t dataset) {
+  Handle dcpl(H5Dget_create_plist(dataset), H5Pclose);
+  return dcpl.ok() && H5Pget_nfilters(dcpl.get()) != 0;
 }
 
 Handle make_space(const Shape& shape) {
@@ -146,13 +187,22 @@ void check_new_path(const H5File::Impl& f, const std::string& p) {
   }
 }
 
-void fsync_path(const std::string& path, bool directory) {
-  int fd = ::open(path.c_str(), directory ? O_RDONLY | O_DIRECTORY : O_RDONLY);
+void fsync_file(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY);
   MXQAT_CHECK(fd >= 0, "cannot open '", path, "' to flush it to disk: ", std::strerror(errno));
   int rc = ::fsync(fd);
   int err = errno;
   ::close(fd);
-  MXQAT_CHECK(rc == 0 || directory, "cannot flush '", path, "' to disk: ", std::strerror(err));
+  MXQAT_CHECK(rc == 0, "cannot flush '", path, "' to disk: ", std::strerror(err));
+}
+
+// Makes a rename durable. Best effort: the file is already in place, so failing here (some
+// filesystems refuse to fsync a directory) must not report the write as failed.
+void fsync_dir_quietly(const std::string& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
+  if (fd < 0) return;
+  ::fsync(fd);
+  ::close(fd);
 }
 
 }  // namespace
@@ -281,7 +331,22 @@ DatasetInfo H5File::info(const std::string& dataset) const {
   Handle type(H5Dget_type(ds.get()), H5Tclose);
   Handle space(H5Dget_space(ds.get()), H5Sclose);
   if (!type.ok() || !space.ok()) impl_->fail("cannot read the type of '" + p + "'");
-  return {classify_type(*impl_, type.get(), p), shape_of_space(*impl_, space.get(), p)};
+  DatasetInfo i{classify_type(*impl_, type.get(), p), shape_of_space(*impl_, space.get(), p)};
+  // Unallocated data reads back as the fill value (zeros) without an error: a lost chunk index
+  // would silently zero a tensor.
+  if (autograd::numel_of(i.shape) > 0 && !fully_allocated(ds.get(), i.shape))
+    impl_->fail("dataset '" + p + "' has data that was never written or was lost; the file is "
+                "damaged");
+  // A damaged header may claim more data than the file holds; catch that before allocating.
+  if (i.dtype != DType::kString && !dataset_has_filters(ds.get())) {
+    uint64_t need = static_cast<uint64_t>(autograd::numel_of(i.shape)) * H5Tget_size(type.get());
+    uint64_t stored = H5Dget_storage_size(ds.get());
+    if (stored < need)
+      impl_->fail("dataset '" + p + "' has shape " + autograd::shape_str(i.shape) + " (" +
+                  std::to_string(need) + " bytes) but the file stores " + std::to_string(stored) +
+                  " bytes of it; the file is damaged (or the dataset was never written)");
+  }
+  return i;
 }
 
 DatasetInfo H5File::info_checked(const std::string& path, DType want) const {
@@ -303,6 +368,14 @@ void H5File::read_raw(const std::string& path, DType want, void* out,
   Handle ds(H5Dopen2(impl_->id(), p.c_str(), H5P_DEFAULT), H5Dclose);
   if (H5Dread(ds.get(), mem_type_of(want), H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0)
     impl_->fail("cannot read dataset '" + p + "' (the file may be damaged)");
+  if (has_attr(p, kCrcAttr)) {
+    int64_t stored = attr_i64(p, kCrcAttr);
+    int64_t actual = crc32_of(out, static_cast<size_t>(autograd::numel_of(i.shape)) *
+                                       H5Tget_size(mem_type_of(want)));
+    if (stored != actual)
+      impl_->fail("dataset '" + p + "' fails its CRC-32 check (stored " + std::to_string(stored) +
+                  ", computed " + std::to_string(actual) + "); the file is damaged");
+  }
 }
 
 autograd::Tensor H5File::read_tensor(const std::string& path) const {
@@ -359,6 +432,10 @@ H5Writer H5Writer::create(const std::string& final_path) {
   impl->temp = final_path + ".tmp-" + std::to_string(::getpid());
   impl->writer = true;
   Handle fapl = make_fapl();
+  // The 1.8 file format: checksummed superblock, object headers and indexes, so damaged
+  // metadata is an error rather than undefined behaviour in HDF5; h5py/h5dump >= 1.8 read it.
+  if (H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_V18, H5F_LIBVER_V18) < 0)
+    impl->fail("cannot select the HDF5 1.8 file format");
   impl->file = H5Fcreate(impl->temp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get());
   if (impl->file < 0)
     impl->fail("cannot create the temporary file '" + impl->temp +
@@ -374,13 +451,13 @@ void H5Writer::commit() {
   herr_t rc = H5Fclose(f);
   impl_->file = -1;
   if (rc < 0) impl_->fail("cannot close '" + impl_->temp + "' (disk full?)");
-  fsync_path(impl_->temp, false);
+  fsync_file(impl_->temp);
   std::error_code ec;
   fs::rename(impl_->temp, impl_->path, ec);
   MXQAT_CHECK(!ec, "cannot rename '", impl_->temp, "' to '", impl_->path, "': ", ec.message());
   impl_->temp.clear();  // it is the final file now: nothing to remove
   fs::path parent = fs::path(impl_->path).parent_path();
-  fsync_path(parent.empty() ? "." : parent.string(), true);  // make the rename durable
+  fsync_dir_quietly(parent.empty() ? "." : parent.string());
 }
 
 void H5Writer::create_group(const std::string& path) {
@@ -443,6 +520,8 @@ void H5Writer::write_raw(const std::string& path, DType dtype, const void* data,
   Handle ds = create_dataset(*this, p, file_type_of(dtype), space.get(), dcpl.get());
   if (n > 0 && H5Dwrite(ds.get(), mem_type_of(dtype), H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
     impl_->fail("cannot write dataset '" + p + "' (disk full?)");
+  if (opts.checksum)
+    set_attr_i64(p, kCrcAttr, crc32_of(data, static_cast<size_t>(n) * H5Tget_size(file_type_of(dtype))));
 }
 
 }  // namespace mxqat::trainers

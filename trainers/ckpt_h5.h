@@ -35,6 +35,9 @@ struct DatasetInfo {
 struct WriteOptions {
   bool compress = false;  // chunked + shuffle + gzip (lossless); ignored for scalar/empty data
   int gzip_level = 4;     // 1 (fast) .. 9 (small)
+  bool checksum = false;  // store attribute "crc32" (CRC-32 of the little-endian data bytes);
+                          // every read verifies it, so damaged data throws instead of
+                          // returning wrong numbers (HDF5's own Fletcher-32 passes all-zero data)
 };
 
 // What both a reader and a writer can do: look around and read. Paths are absolute or relative
@@ -57,7 +60,8 @@ class H5File {
   std::vector<std::string> datasets_under(const std::string& group) const;  // relative paths, sorted
   DatasetInfo info(const std::string& dataset) const;
 
-  // Reads check the stored dtype (and for *_expect / read_into, the shape) and throw on mismatch.
+  // Reads check the stored dtype (and for *_expect / read_into, the shape) and throw on mismatch;
+  // a dataset with a "crc32" attribute (WriteOptions::checksum) is verified after reading.
   template <class T>
   std::vector<T> read(const std::string& path, Shape* shape = nullptr) const {
     Shape s = info_checked(path, dtype_of<T>()).shape;
@@ -133,6 +137,7 @@ class H5Writer : public H5File {
                     const WriteOptions& opts = {});
   void write_string(const std::string& path, const std::string& text);  // scalar dataset
   // A 1-D list or an N-D table of strings (row-major); shape defaults to {values.size()}.
+  // Stored fixed-length, NUL-padded UTF-8, with a "crc32" attribute checked on reading.
   void write_strings(const std::string& path, const std::vector<std::string>& values,
                      const Shape& shape);
   void write_strings(const std::string& path, const std::vector<std::string>& values);

@@ -1,5 +1,7 @@
 // ckpt_h5: attributes (string, int64, float32 kept as 32-bit, float64, int64[]) and string
-// datasets (variable-length UTF-8 when we write; fixed-length ones from other tools read too).
+// datasets. We write fixed-length, NUL-padded UTF-8 strings: their bytes sit inline in the object,
+// so a damaged file cannot send HDF5's global-heap reader (variable-length strings) out of
+// bounds. Variable-length strings written by other tools (h5py's default) are read too.
 #include <algorithm>
 #include <cstring>
 
@@ -14,11 +16,23 @@ void check_no_nul(const H5File::Impl& f, const std::string& s, const std::string
     f.fail("cannot store " + what + ": the text contains a NUL byte (HDF5 strings are C strings)");
 }
 
-Handle vlen_utf8_type() {
+// Fixed-length UTF-8 strings as wide as the longest value (HDF5 needs at least 1 byte).
+struct FixedStrings {
+  Handle type;
+  std::vector<char> bytes;  // values back to back, each NUL-padded to the type's size
+};
+
+FixedStrings pack_strings(const std::vector<std::string>& values) {
+  size_t width = 1;
+  for (const std::string& v : values) width = std::max(width, v.size());
   Handle t(H5Tcopy(H5T_C_S1), H5Tclose);
-  H5Tset_size(t.get(), H5T_VARIABLE);
+  H5Tset_size(t.get(), width);
+  H5Tset_strpad(t.get(), H5T_STR_NULLPAD);
   H5Tset_cset(t.get(), H5T_CSET_UTF8);
-  return t;
+  std::vector<char> bytes(values.size() * width, '\0');
+  for (size_t i = 0; i < values.size(); ++i)
+    std::memcpy(bytes.data() + i * width, values[i].data(), values[i].size());
+  return {std::move(t), std::move(bytes)};
 }
 
 // An open attribute with what we need to check it.
@@ -65,12 +79,14 @@ void check_scalar(const H5File::Impl& f, const Attr& a, bool ok_type, const char
 }  // namespace
 
 std::vector<std::string> read_string_values(const H5File::Impl& f, hid_t obj, bool is_attr,
-                                            const std::string& what) {
+                                            const std::string& what, int64_t* crc) {
   Handle type(is_attr ? H5Aget_type(obj) : H5Dget_type(obj), H5Tclose);
   Handle space(is_attr ? H5Aget_space(obj) : H5Dget_space(obj), H5Sclose);
   if (!type.ok() || !space.ok()) f.fail("cannot read the type of '" + what + "'");
   if (H5Tget_class(type.get()) != H5T_STRING) f.fail("'" + what + "' does not hold strings");
-  size_t n = static_cast<size_t>(H5Sget_simple_extent_npoints(space.get()));
+  hssize_t points = H5Sget_simple_extent_npoints(space.get());
+  if (points < 0) f.fail("cannot read the shape of '" + what + "'");
+  size_t n = static_cast<size_t>(points);
   // Memory type with the stored character set and padding, so HDF5 converts nothing.
   bool variable = H5Tis_variable_str(type.get()) > 0;
   size_t size = H5Tget_size(type.get());
@@ -84,8 +100,15 @@ std::vector<std::string> read_string_values(const H5File::Impl& f, hid_t obj, bo
     if (rc < 0) f.fail("cannot read the strings of '" + what + "'");
   };
   std::vector<std::string> out;
-  out.reserve(n);
   if (n == 0) return out;
+  if (!variable && (is_attr || !dataset_has_filters(obj))) {  // a damaged header may claim more
+    hsize_t stored = is_attr ? H5Aget_storage_size(obj) : H5Dget_storage_size(obj);
+    if (stored / size < n)
+      f.fail("'" + what + "' claims " + std::to_string(n) + " strings of " +
+             std::to_string(size) + " bytes but stores " + std::to_string(stored) +
+             " bytes; the file is damaged");
+  }
+  out.reserve(n);
   if (variable) {
     std::vector<char*> buf(n, nullptr);
     read(buf.data());
@@ -94,6 +117,7 @@ std::vector<std::string> read_string_values(const H5File::Impl& f, hid_t obj, bo
   } else {
     std::vector<char> buf(n * size);
     read(buf.data());
+    if (crc) *crc = crc32_of(buf.data(), buf.size());
     bool space_padded = H5Tget_strpad(type.get()) == H5T_STR_SPACEPAD;
     for (size_t i = 0; i < n; ++i) {
       std::string s(buf.data() + i * size, size);
@@ -113,8 +137,7 @@ std::string H5File::read_string(const std::string& path) const {
   if (autograd::numel_of(i.shape) != 1)
     impl_->fail("dataset '" + p + "' holds " + std::to_string(autograd::numel_of(i.shape)) +
                 " strings, expected one");
-  Handle ds(H5Dopen2(impl_->id(), p.c_str(), H5P_DEFAULT), H5Dclose);
-  return read_string_values(*impl_, ds.get(), false, p).at(0);
+  return read_strings(p).at(0);
 }
 
 std::vector<std::string> H5File::read_strings(const std::string& path, Shape* shape) const {
@@ -122,7 +145,11 @@ std::vector<std::string> H5File::read_strings(const std::string& path, Shape* sh
   DatasetInfo i = info_checked(p, DType::kString);
   Handle ds(H5Dopen2(impl_->id(), p.c_str(), H5P_DEFAULT), H5Dclose);
   if (shape) *shape = i.shape;
-  return read_string_values(*impl_, ds.get(), false, p);
+  int64_t actual = crc32_of(nullptr, 0);  // what an empty list stores
+  std::vector<std::string> values = read_string_values(*impl_, ds.get(), false, p, &actual);
+  if (has_attr(p, kCrcAttr) && attr_i64(p, kCrcAttr) != actual)
+    impl_->fail("dataset '" + p + "' fails its CRC-32 check; the file is damaged");
+  return values;
 }
 
 void H5Writer::write_string(const std::string& path, const std::string& text) {
@@ -137,17 +164,14 @@ void H5Writer::write_strings(const std::string& path, const std::vector<std::str
                              const Shape& shape) {
   std::string p = norm_path(path);
   check_count(p, static_cast<int64_t>(values.size()), shape);
-  std::vector<const char*> ptrs;
-  for (const std::string& v : values) {
-    check_no_nul(*impl_, v, "'" + p + "'");
-    ptrs.push_back(v.c_str());
-  }
-  Handle type = vlen_utf8_type();
+  for (const std::string& v : values) check_no_nul(*impl_, v, "'" + p + "'");
+  FixedStrings packed = pack_strings(values);
   Handle space = make_space(shape);
-  Handle ds = create_dataset(*this, p, type.get(), space.get(), H5P_DEFAULT);
-  if (!ptrs.empty() &&
-      H5Dwrite(ds.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs.data()) < 0)
+  Handle ds = create_dataset(*this, p, packed.type.get(), space.get(), H5P_DEFAULT);
+  if (!values.empty() && H5Dwrite(ds.get(), packed.type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT,
+                                  packed.bytes.data()) < 0)
     impl_->fail("cannot write dataset '" + p + "' (disk full?)");
+  set_attr_i64(p, kCrcAttr, crc32_of(packed.bytes.data(), packed.bytes.size()));
 }
 
 // ---------------------------------------------------------------------------- attributes: read
@@ -177,7 +201,7 @@ std::vector<std::string> H5File::list_attrs(const std::string& object) const {
 std::string H5File::attr_string(const std::string& object, const std::string& name) const {
   Attr a = open_attr(*impl_, object, name);
   check_scalar(*impl_, a, a.cls == H5T_STRING, "string");
-  return read_string_values(*impl_, a.id.get(), true, a.what).at(0);
+  return read_string_values(*impl_, a.id.get(), true, a.what, nullptr).at(0);
 }
 
 int64_t H5File::attr_i64(const std::string& object, const std::string& name) const {
@@ -239,9 +263,8 @@ void put_attr(H5Writer& w, const std::string& object, const std::string& name, h
 void H5Writer::set_attr_string(const std::string& object, const std::string& name,
                                const std::string& value) {
   check_no_nul(*impl_, value, "attribute '" + name + "' of '" + norm_path(object) + "'");
-  Handle type = vlen_utf8_type();
-  const char* p = value.c_str();
-  put_attr(*this, object, name, type.get(), type.get(), Shape{}, &p);
+  FixedStrings packed = pack_strings({value});
+  put_attr(*this, object, name, packed.type.get(), packed.type.get(), Shape{}, packed.bytes.data());
 }
 
 void H5Writer::set_attr_i64(const std::string& object, const std::string& name, int64_t value) {

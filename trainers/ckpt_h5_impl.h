@@ -61,13 +61,18 @@ DType classify_type(const H5File::Impl& f, hid_t type, const std::string& what);
 // {} for a scalar dataspace; throws for a null dataspace.
 Shape shape_of_space(const H5File::Impl& f, hid_t space, const std::string& what);
 Handle make_space(const Shape& shape);
+bool dataset_has_filters(hid_t dataset);  // compressed: stored bytes may be fewer than logical
+// CRC-32 (zlib) of the data's bytes, as stored in a dataset's kCrcAttr attribute.
+int64_t crc32_of(const void* data, size_t bytes);
+inline constexpr const char* kCrcAttr = "crc32";
 // Creates dataset `path` (normalised) with its intermediate groups, after checking that the path
 // is new, has no empty/'.'/'..' part and no dataset on the way.
 Handle create_dataset(const H5File& file, const std::string& path, hid_t type, hid_t space,
                       hid_t dcpl);
 
-// Strings (variable or fixed length) from an open dataset or attribute of `count` elements.
+// Strings (variable or fixed length) from an open dataset or attribute. For fixed-length strings
+// *crc (if given) receives the CRC-32 of the stored bytes; it is left alone otherwise.
 std::vector<std::string> read_string_values(const H5File::Impl& f, hid_t obj, bool is_attr,
-                                            const std::string& what);
+                                            const std::string& what, int64_t* crc);
 
 }  // namespace mxqat::trainers

@@ -290,6 +290,30 @@ TEST_F(CkptTest, MissingOrMistypedObjectsAreNamed) {
                    "index lists 6");
 }
 
+// Damaged bytes anywhere: loading either succeeds (bytes HDF5 never reads) or throws
+// mxqat::Error; never a crash, another exception, or silently different weights.
+TEST_F(CkptTest, CorruptedBytesNeverCrashNorChangeWeights) {
+  Checkpoint c = sample_checkpoint();
+  save_checkpoint(file("good.h5"), c);
+  std::string good = slurp(file("good.h5"));
+  std::mt19937 rng(11);
+  int errors = 0;
+  for (int trial = 0; trial < 300; ++trial) {
+    std::string bytes = good;
+    for (int k = 0; k < 3; ++k) bytes[rng() % bytes.size()] ^= static_cast<char>(1 + rng() % 255);
+    { std::ofstream(file("bad.h5"), std::ios::binary) << bytes; }
+    try {
+      Checkpoint back = load_checkpoint(file("bad.h5"));
+      ASSERT_EQ(back.params.size(), c.params.size());
+      for (size_t i = 0; i < c.params.size(); ++i)
+        EXPECT_TRUE(back.params[i].second.same_bits(c.params[i].second)) << "trial " << trial << " " << c.params[i].first << (std::getenv("KEEP") ? (fs::copy_file(file("bad.h5"), "/tmp/ckb/bad_" + std::to_string(trial) + ".h5", fs::copy_options::overwrite_existing), "") : "");
+    } catch (const Error&) {
+      ++errors;
+    }
+  }
+  EXPECT_GT(errors, 30);  // the damage is detected often, not just survived
+}
+
 TEST_F(CkptTest, NonHdf5AndMissingFiles) {
   {
     std::ofstream out(file("random.h5"), std::ios::binary);
