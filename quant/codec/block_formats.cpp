@@ -45,6 +45,7 @@ ScaleRule parse_scale_rule(const std::string& name) {
   if (name == "floor") return ScaleRule::kFloor;
   if (name == "rceil") return ScaleRule::kRceil;
   MXQAT_FAIL("unknown scale rule \"", name, "\"; known: floor, rceil (spec §4.2, §4.3)");
+  __builtin_unreachable();  // MXQAT_FAIL throws
 }
 
 }  // namespace mxqat::quant

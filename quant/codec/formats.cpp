@@ -49,6 +49,7 @@ const ElementFormat& element_format(const std::string& name) {
   }
   MXQAT_FAIL("unknown element format \"", name, "\"; known: ", known,
              " (add rows in quant/codec/formats.cpp)");
+  __builtin_unreachable();  // MXQAT_FAIL throws
 }
 
 int emin(const ElementFormat& f) { return f.kind == K::kFloat ? 1 - f.bias : (f.kind == K::kInt ? 0 : -f.bias); }
