@@ -21,16 +21,6 @@ ElemParams elem_params(const ElementFormat& f) {
   return p;
 }
 
-float finite_amax(const float* x, int64_t n) {
-  uint32_t amax = 0;  // max over bits of |x|; non-finite values are skipped (spec §5 step 1)
-#pragma omp parallel for reduction(max : amax) schedule(static) if (n >= kParallelMinElements)
-  for (int64_t i = 0; i < n; ++i) {
-    const uint32_t a = f2u(x[i]) & 0x7FFFFFFFu;
-    amax = std::max(amax, a < 0x7F800000u ? a : 0u);
-  }
-  return u2f(amax);
-}
-
 static bool is_int(BlockScheme s) { return s == BlockScheme::kIntSym || s == BlockScheme::kIntAsym; }
 
 void fake_quant(const KernelSpec& k, const Nvfp4Global& g, const float* x, int64_t R, float* y,

@@ -248,7 +248,37 @@ void fq_rows_avx512(const KernelSpec& k, const ElemParams& p, const Scaler& sc, 
 }
 #endif  // MXQAT_CODEC_AVX512
 
+// max over the bits of |x| of the finite elements of x[0..n).
+uint32_t finite_amax_bits(const float* x, int64_t n) {
+  uint32_t amax = 0;
+  int64_t i = 0;
+#if MXQAT_CODEC_AVX512
+  __m512i acc = _mm512_setzero_si512();
+  const __m512i abs = _mm512_set1_epi32(static_cast<int>(kAbs)), inf = _mm512_set1_epi32(static_cast<int>(kInfBits));
+  for (; i < n; i += 16) {
+    const __m512i a = _mm512_and_si512(_mm512_maskz_loadu_epi32(lanes(n - i), x + i), abs);
+    acc = _mm512_mask_max_epu32(acc, _mm512_cmplt_epu32_mask(a, inf), acc, a);
+  }
+  amax = simd::hmax_epu32(acc);
+#endif
+  for (; i < n; ++i) {
+    const uint32_t a = f2u(x[i]) & kAbs;
+    amax = std::max(amax, a < kInfBits ? a : 0u);
+  }
+  return amax;
+}
+
 }  // namespace
+
+float finite_amax(const float* x, int64_t n) {
+  constexpr int64_t kChunk = 1 << 14;  // fixed chunks: max is exact, so any split gives the same A
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+  uint32_t amax = 0;
+#pragma omp parallel for reduction(max : amax) schedule(static) if (n >= kParallelMinElements)
+  for (int64_t c = 0; c < chunks; ++c)
+    amax = std::max(amax, finite_amax_bits(x + c * kChunk, std::min(kChunk, n - c * kChunk)));
+  return u2f(amax);  // spec §5 step 1: non-finite values are skipped, 0 if none
+}
 
 void fp_fake_quant(const KernelSpec& k, const Nvfp4Global& g, const float* x, int64_t R, float* y,
                    uint8_t* mask, bool simd) {

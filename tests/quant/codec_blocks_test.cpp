@@ -407,6 +407,27 @@ TEST(CodecBlocks, Nvfp4SuppliedGlobalAmaxAndTinyScales) {
   EXPECT_EQ(a.e.global_amax, amax);
 }
 
+TEST(CodecBlocks, Nvfp4GlobalAmaxSkipsNonFinite) {  // spec §5 step 1, small and parallel sizes
+  std::mt19937 rng(17);
+  std::normal_distribution<float> nd(0.0f, 3.0f);
+  for (int64_t K : {int64_t(5), int64_t(1000), int64_t(70001)}) {
+    std::vector<float> x(static_cast<size_t>(2 * K));
+    for (auto& v : x) v = nd(rng);
+    x[1] = INFINITY;
+    x[x.size() - 2] = -NAN;
+    float want = 0;
+    for (float v : x) {
+      if (std::isfinite(v)) want = std::max(want, std::fabs(v));
+    }
+    const Nvfp4Global g = Codec::make("nvfp4").nvfp4_global(x.data(), 2, K);
+    EXPECT_EQ(g.amax, want) << K;
+    EXPECT_EQ(g.encode_scale, 2688.0f / want);
+    EXPECT_EQ(g.decode_scale, 1.0f / (2688.0f / want));
+  }
+  std::vector<float> none = {NAN, INFINITY};
+  EXPECT_EQ(Codec::make("nvfp4").nvfp4_global(none.data(), 1, 2).encode_scale, 1.0f);  // A = 0
+}
+
 TEST(CodecBlocks, DecodeRejectsMismatchedTensors) {
   const Codec c = Codec::make("mxfp4");
   std::vector<float> x(64, 1.0f), y(64);
