@@ -31,7 +31,7 @@ std::string codec_name_or_none(const std::optional<Codec>& codec) {
 
 void fake_quant_rows(const Codec& codec, const float* x, int64_t R, int64_t K, float* y,
                      std::vector<uint8_t>* mask) {
-  if (mask) mask->assign(static_cast<size_t>(R * K), 0);
+  if (mask) mask->resize(static_cast<size_t>(R * K));  // the codec writes every entry
   if (R == 0 || K == 0) return;
   codec.fake_quant(x, R, K, y, mask ? mask->data() : nullptr);
 }
@@ -48,7 +48,7 @@ Var fake_quant(const Var& x, const Codec& codec, Ste ste) {
   const Tensor& xv = x.value();
   const int64_t K = xv.cols(), R = xv.rows();
   Tensor y(xv.shape());
-  const bool keep_mask = ste == Ste::kClipped && x.needs_grad();
+  const bool keep_mask = ste == Ste::kClipped && x.needs_grad() && autograd::grad_enabled();
   std::vector<uint8_t> mask;
   fake_quant_rows(codec, xv.data(), R, K, y.data(), keep_mask ? &mask : nullptr);
   return autograd::make_node("fake_quant", std::move(y), {x},

@@ -34,7 +34,7 @@ autograd::Var fake_quant(const autograd::Var& x, const Codec& codec, Ste ste);
 autograd::Var fake_quant(const autograd::Var& x, const std::optional<Codec>& codec, Ste ste);
 
 // The plain-tensor kernel under both nodes: y [R, K] = Q(x); mask [R, K] filled when non-null
-// (resized by the callee). R = numel / K; empty tensors are fine.
+// (resized by the callee, every entry written). R = numel / K; empty tensors are fine.
 void fake_quant_rows(const Codec& codec, const float* x, int64_t R, int64_t K, float* y,
                      std::vector<uint8_t>* mask);
 // dx[i] *= mask[i] for i < n (the clipped STE applied in place); NaN stays NaN.

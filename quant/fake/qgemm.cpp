@@ -22,29 +22,24 @@ std::string GemmQuantSpec::describe() const {
 
 namespace {
 
-// One forward operand: Q(v) and its STE mask when a codec applies, else the original Var.
-struct Operand {
-  Var orig;                   // read when no codec applies (kept only if backward reads it)
-  Tensor q;                   // [rows, K] = Q(v), empty without a codec
-  std::vector<uint8_t> mask;  // clipped STE only, when the operand's gradient is wanted
-  const float* data() const { return q.empty() ? orig.value().data() : q.data(); }
-};
-
-Operand quantize_operand(const Var& v, int64_t rows, int64_t K, const std::optional<Codec>& codec,
-                         bool want_mask) {
-  Operand op{v, Tensor(), {}};
-  if (!codec) return op;
-  op.q = Tensor(Shape{rows, K});
-  fake_quant_rows(*codec, v.value().data(), rows, K, op.q.data(), want_mask ? &op.mask : nullptr);
-  return op;
+// Reuses t's storage when it already holds rows * K floats (no allocation, no zero fill).
+float* shaped(Tensor& t, int64_t rows, int64_t K) {
+  if (t.size() != rows * K) t = Tensor(Shape{rows, K});
+  else if (t.shape() != Shape{rows, K}) t.reshape_inplace(Shape{rows, K});
+  return t.data();
 }
 
-// What the backward reads; one shared block so the closure stays cheap to copy.
+// What the backward reads; one shared block so the closure stays cheap to copy. An operand is
+// read from its buffer when quantized, else from its Var (each kept only if backward reads it).
 struct Saved {
-  Operand x, w;  // x [M, K], w [N, K]; each left empty when the other's gradient is not wanted
+  Var x, w;                         // x [M, K], w [N, K]
+  std::shared_ptr<GemmBuffers> buf;  // Q(x), Q(w), masks (empty mask: identity STE or not wanted)
+  bool x_quantized, w_quantized;
   std::optional<Codec> grad_output;
   std::shared_ptr<GemmCapture> capture;
   int64_t m, n, k;
+  const float* x_data() const { return x_quantized ? buf->xq.data() : x.value().data(); }
+  const float* w_data() const { return w_quantized ? buf->wq.data() : w.value().data(); }
 };
 
 // dX [M, K] = Q_g(dY along N) Q(W), then * mask_x under the clipped STE.
@@ -57,8 +52,8 @@ Tensor grad_input(const Saved& s, const Tensor& dy) {
     g = dyq.data();
   }
   Tensor dx(Shape{s.m, s.k});
-  autograd::gemm(g, false, s.w.data(), false, dx.data(), s.m, s.k, s.n);
-  if (!s.x.mask.empty()) apply_ste_mask(dx.data(), s.x.mask.data(), dx.size());
+  autograd::gemm(g, false, s.w_data(), false, dx.data(), s.m, s.k, s.n);
+  if (!s.buf->x_mask.empty()) apply_ste_mask(dx.data(), s.buf->x_mask.data(), dx.size());
   return dx;
 }
 
@@ -71,11 +66,11 @@ Tensor grad_weight(const Saved& s, const Tensor& dy) {
     dyt.mat(s.n, s.m) = dy.mat(s.m, s.n).transpose();
     Tensor dytq(Shape{s.n, s.m});
     fake_quant_rows(*s.grad_output, dyt.data(), s.n, s.m, dytq.data(), nullptr);
-    autograd::gemm(dytq.data(), false, s.x.data(), false, dw.data(), s.n, s.k, s.m);
+    autograd::gemm(dytq.data(), false, s.x_data(), false, dw.data(), s.n, s.k, s.m);
   } else {
-    autograd::gemm(dy.data(), true, s.x.data(), false, dw.data(), s.n, s.k, s.m);
+    autograd::gemm(dy.data(), true, s.x_data(), false, dw.data(), s.n, s.k, s.m);
   }
-  if (!s.w.mask.empty()) apply_ste_mask(dw.data(), s.w.mask.data(), dw.size());
+  if (!s.buf->w_mask.empty()) apply_ste_mask(dw.data(), s.buf->w_mask.data(), dw.size());
   return dw;
 }
 
@@ -95,7 +90,7 @@ void check_shapes(const Tensor& xv, const Tensor& wv, const Var& bias) {
 // dw = Q_g(dy^T) Q(x)         [* mask_w]      or (clipped) has subgradient 0 where it saturated
 // db = sum over rows of dy    (unquantized: a reduction, not a GEMM operand)
 Var qgemm_op(const Var& x, const Var& w, const Var& bias, const GemmQuantSpec& spec,
-             std::shared_ptr<GemmCapture> capture) {
+             std::shared_ptr<GemmCapture> capture, std::shared_ptr<GemmBuffers> buf) {
   const Tensor& xv = x.value();
   const Tensor& wv = w.value();
   check_shapes(xv, wv, bias);
@@ -105,16 +100,24 @@ Var qgemm_op(const Var& x, const Var& w, const Var& bias, const GemmQuantSpec& s
   const bool graph = autograd::grad_enabled();
   const bool dx_wanted = graph && x.needs_grad(), dw_wanted = graph && w.needs_grad();
   const bool clipped = spec.ste == Ste::kClipped;
-  auto s = std::make_shared<Saved>(Saved{quantize_operand(x, m, k, spec.input, clipped && dx_wanted),
-                                         quantize_operand(w, n, k, spec.weight, clipped && dw_wanted),
-                                         spec.grad_output, std::move(capture), m, n, k});
+  auto s = std::make_shared<Saved>(Saved{x, w, std::move(buf), spec.input.has_value(),
+                                         spec.weight.has_value(), spec.grad_output,
+                                         std::move(capture), m, n, k});
+  GemmBuffers& b = *s->buf;
+  b.x_mask.clear(), b.w_mask.clear();
+  if (spec.input)
+    fake_quant_rows(*spec.input, xv.data(), m, k, shaped(b.xq, m, k),
+                    clipped && dx_wanted ? &b.x_mask : nullptr);
+  if (spec.weight)
+    fake_quant_rows(*spec.weight, wv.data(), n, k, shaped(b.wq, n, k),
+                    clipped && dw_wanted ? &b.w_mask : nullptr);
   Shape ys = xv.shape();
   ys.back() = n;
   Tensor y(ys);
-  autograd::gemm(s->x.data(), false, s->w.data(), true, y.data(), m, n, k);
+  autograd::gemm(s->x_data(), false, s->w_data(), true, y.data(), m, n, k);
   if (bias.defined()) y.mat(m, n).rowwise() += bias.value().vec().transpose();
-  if (!dx_wanted) s->w = Operand{};  // keep only what backward reads: Q(w) for dx, Q(x) for dw
-  if (!dw_wanted) s->x = Operand{};
+  if (!dw_wanted || s->x_quantized) s->x = Var();  // backward reads x only for dw, unquantized
+  if (!dx_wanted || s->w_quantized) s->w = Var();
   std::vector<Var> inputs{x, w};
   if (bias.defined()) inputs.push_back(bias);
   return autograd::make_node("qgemm", std::move(y), std::move(inputs),
@@ -133,7 +136,7 @@ Var qgemm_op(const Var& x, const Var& w, const Var& bias, const GemmQuantSpec& s
 }  // namespace
 
 Var qgemm(const Var& x, const Var& w, const Var& bias, const GemmQuantSpec& spec) {
-  return qgemm_op(x, w, bias, spec, nullptr);
+  return qgemm_op(x, w, bias, spec, nullptr, std::make_shared<GemmBuffers>());
 }
 
 Var QuantGemm::linear(const Var& x, const Var& w, const Var& bias) {
@@ -141,7 +144,9 @@ Var QuantGemm::linear(const Var& x, const Var& w, const Var& bias) {
     capture_->input = x.value().reshaped({-1, x.value().cols()});
     capture_->grad_output = Tensor();
   }
-  return qgemm_op(x, w, bias, spec_, capture_);
+  // Reuse the buffers of the previous call unless its graph still holds them.
+  if (!buffers_ || buffers_.use_count() > 1) buffers_ = std::make_shared<GemmBuffers>();
+  return qgemm_op(x, w, bias, spec_, capture_, buffers_);
 }
 
 void QuantGemm::set_capture(bool on) {

@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "quant/codec/codec.h"
 #include "quant/fake/fake_quant.h"
@@ -38,6 +39,13 @@ struct GemmCapture {
   autograd::Tensor grad_output;  // [M, N]; empty until a backward ran with capture on
 };
 
+// Q(x), Q(w) and their clipped-STE masks for one call. A QuantGemm lends its buffers to each
+// call's graph and reuses them at the next call once that graph is gone (no allocation, no fill).
+struct GemmBuffers {
+  autograd::Tensor xq, wq;            // [M, K], [N, K]
+  std::vector<uint8_t> x_mask, w_mask;  // empty unless the clipped STE needs them
+};
+
 // The per-layer quantizer. Its spec may be swapped between steps (set_spec) when the progressive
 // schedule changes phase; a graph already built keeps the spec it was built with.
 class QuantGemm : public GemmQuantizer {
@@ -59,6 +67,7 @@ class QuantGemm : public GemmQuantizer {
  private:
   GemmQuantSpec spec_;
   std::shared_ptr<GemmCapture> capture_;  // shared with the backward closures that fill it
+  std::shared_ptr<GemmBuffers> buffers_;  // shared with the graph of the last call
 };
 
 }  // namespace mxqat::quant

@@ -116,6 +116,14 @@ TensorStats Monitor::observe(const std::string& name, const float* x, int64_t R,
   return s;
 }
 
+TensorStats Monitor::observe(const std::string& name, const autograd::Tensor& x,
+                             const Codec& codec) {
+  MXQAT_CHECK(x.ndim() == 2, "monitor: tensor \"", name, "\" has shape ",
+              autograd::shape_str(x.shape()), "; pass it as [R, K] with K the GEMM's reduction "
+              "axis (e.g. a conv weight as [O, C*kh*kw])");
+  return observe(name, x.data(), x.rows(), x.cols(), codec);
+}
+
 std::optional<std::string> check_finite(const std::string& name, const float* x, int64_t n) {
   int64_t nan = 0, inf = 0;
   for (int64_t i = 0; i < n; ++i) {

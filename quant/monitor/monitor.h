@@ -49,9 +49,9 @@ class Monitor {
   // output gradients [M, N] or their transpose). Keeps this report's codes under `name` for flips.
   TensorStats observe(const std::string& name, const float* x, int64_t R, int64_t K,
                       const Codec& codec);
-  TensorStats observe(const std::string& name, const autograd::Tensor& x, const Codec& codec) {
-    return observe(name, x.data(), x.rows(), x.cols(), codec);
-  }
+  // A 2-D tensor [R, K]. (A conv weight [O, C, kh, kw] is blocked along C*kh*kw: pass it through
+  // the pointer overload with R = O, K = C*kh*kw, as the layer's GEMM sees it.)
+  TensorStats observe(const std::string& name, const autograd::Tensor& x, const Codec& codec);
   // Messages naming the tensor, empty when all is well. `override_opt` replaces the options.
   std::vector<std::string> anomalies(const TensorStats& s) const { return anomalies(s, opt_); }
   static std::vector<std::string> anomalies(const TensorStats& s, const MonitorOptions& opt);

@@ -299,6 +299,34 @@ TEST(QGemm, SpecSwapAppliesToTheNextCallOnly) {
   EXPECT_EQ(q.describe(), "w=mxfp4 a=mxfp4 g=none ste=identity");
 }
 
+TEST(QGemm, ReusedBuffersNeverLeakBetweenCalls) {
+  // One QuantGemm, several calls: a finished graph's buffers are reused by the next call, a live
+  // graph's never are. Every result must equal the reference for its own inputs.
+  const Codec c = Codec::make("mxfp4");
+  QuantGemm q(GemmQuantSpec{c, c, std::nullopt, Ste::kClipped});
+  const Tensor b(Shape{24}), dy = random_tensor({16, 24}, 40);
+  std::vector<Tensor> xs, ws;
+  for (uint32_t i = 0; i < 3; ++i)
+    xs.push_back(random_tensor({16, 64}, 41 + i)), ws.push_back(random_tensor({24, 64}, 51 + i));
+  Var x0(xs[0], true), w0(ws[0], true), bv(b, true);
+  Var y0 = q.linear(x0, w0, bv);  // kept alive across the next call
+  for (size_t i = 1; i < 3; ++i) {
+    auto ours = run([&](auto& a, auto& w2, auto& b2) { return q.linear(a, w2, b2); }, xs[i], ws[i],
+                    b, dy);
+    expect_same(ours, reference(c, c, Ste::kClipped, xs[i], ws[i], b, dy), "call " + std::to_string(i));
+  }
+  y0.backward(dy);
+  const Grads r0 = reference(c, c, Ste::kClipped, xs[0], ws[0], b, dy);
+  expect_same_bits(y0.value(), r0.y, "live graph y");
+  expect_same_bits(x0.grad(), r0.dx, "live graph dx");
+  expect_same_bits(w0.grad(), r0.dw, "live graph dw");
+  const Tensor x3 = random_tensor({5, 64}, 60);
+  const Tensor y3 = reference(c, c, Ste::kClipped, x3, ws[0], b, random_tensor({5, 24}, 61)).y;
+  NoGradGuard ng;  // eval calls of another batch size regrow the buffers, then reuse them
+  for (int rep = 0; rep < 2; ++rep)
+    expect_same_bits(q.linear(Var(x3), Var(ws[0]), Var(b)).value(), y3, "eval batch of 5");
+}
+
 TEST(QGemm, NoGradForwardMatchesAndCaptureRecordsOperands) {
   const Tensor x = random_tensor({2, 5, 32}, 31), w = random_tensor({7, 32}, 32);
   const Tensor b = random_tensor({7}, 33), dy = random_tensor({2, 5, 7}, 34);

@@ -157,6 +157,7 @@ TEST(Monitor, TableAndFields) {
   EXPECT_TRUE(contains(t, "blocks.0.mlp.fc1.weight  mxfp4")) << t;
   EXPECT_TRUE(contains(t, "-127..0 mode -127")) << t;
   EXPECT_TRUE(contains(t, "sqnr_dB")) << t;
+  EXPECT_THROW(m.observe("conv.weight", Tensor(Shape{4, 2, 3, 3}), kMxfp4), Error);
   const auto f = stats_fields(all[0]);
   auto get = [&](const std::string& k) {
     for (const auto& [key, v] : f)
