@@ -20,6 +20,10 @@
 #include "trainers/ckpt.h"
 #include "trainers/ckpt_h5.h"
 
+// HDF5 1.10 leaks a little memory on its error paths when it reads damaged files (the corruption
+// test below); that is the library's, not ours, so LeakSanitizer (MXQAT_SANITIZE) skips it.
+extern "C" const char* __lsan_default_suppressions() { return "leak:libhdf5\n"; }
+
 namespace mxqat::trainers {
 namespace {
 
@@ -306,7 +310,9 @@ TEST_F(CkptTest, CorruptedBytesNeverCrashNorChangeWeights) {
       Checkpoint back = load_checkpoint(file("bad.h5"));
       ASSERT_EQ(back.params.size(), c.params.size());
       for (size_t i = 0; i < c.params.size(); ++i)
-        EXPECT_TRUE(back.params[i].second.same_bits(c.params[i].second)) << "trial " << trial << " " << c.params[i].first << (std::getenv("KEEP") ? (fs::copy_file(file("bad.h5"), "/tmp/ckb/bad_" + std::to_string(trial) + ".h5", fs::copy_options::overwrite_existing), "") : "");
+        EXPECT_TRUE(back.params[i].second.same_bits(c.params[i].second))
+            << "trial " << trial << " " << c.params[i].first;
+      EXPECT_EQ(back.recipe_text, c.recipe_text) << "trial " << trial;
     } catch (const Error&) {
       ++errors;
     }
