@@ -10,6 +10,7 @@
 #include "layers/models.h"
 #include "trainers/optim.h"
 #include "trainers/recipe.h"
+#include "trainers/runtime.h"
 
 namespace {
 
@@ -19,6 +20,7 @@ using autograd::Var;
 
 void BM_MlpTrainStep(benchmark::State& state) {
   omp_set_num_threads(static_cast<int>(state.range(0)));
+  trainers::tune_allocator();
   layers::Mlp model(layers::MlpConfig{784, {1024, 1024}, 10, "relu", 0.f}, 1);
   trainers::OptimizerCfg oc;
   oc.type = "adamw";

@@ -10,6 +10,7 @@
 #include "autograd/error.h"
 #include "trainers/cli_args.h"
 #include "trainers/commands.h"
+#include "trainers/runtime.h"
 
 namespace mxqat::trainers {
 
@@ -25,8 +26,18 @@ const std::vector<Command>& commands() {
   static const std::vector<Command> kCommands = {
       {"train", "RECIPE [--out DIR] [--set k=v ...] [--resume] [--threads N]",
        "train the recipe's model in FP32 (the baseline)", cmd_train},
+      {"qat", "RECIPE --from BASELINE.h5 [--out DIR] [--set k=v ...] [--resume] [--threads N]",
+       "fine-tune a baseline under fake quantization (direct cast first, then QAT)", cmd_qat},
       {"eval", "CHECKPOINT.h5 [--recipe RECIPE] [--threads N]",
        "evaluate a checkpoint on the test split", cmd_eval},
+      {"quantize",
+       "--codec NAME [--scale-rule floor|rceil] [--group-size G] [--global-amax A] --in INPUT "
+       "--shape R,K --out OUT.h5 [--name NAME] [--dequant OUT.f32]",
+       "quantize one float32 tensor (INPUT: raw little-endian float32 or FILE.h5:/dataset) into "
+       "a spec §9 HDF5 group", cmd_quantize},
+      {"dequantize", "OUT.h5 [--name NAME] --out X.f32",
+       "decode a spec §9 group (default name 'tensor') to raw little-endian float32",
+       cmd_dequantize},
   };
   return kCommands;
 }
@@ -42,6 +53,7 @@ void print_help(std::ostream& os) {
 }  // namespace
 
 int cli_main(int argc, char** argv) {
+  tune_allocator();
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
     print_help(std::cout);

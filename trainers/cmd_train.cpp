@@ -1,4 +1,4 @@
-// `mxqat train` and `mxqat eval`.
+// `mxqat train`, `mxqat qat` and `mxqat eval`.
 #include <omp.h>
 #include <spdlog/spdlog.h>
 
@@ -11,20 +11,28 @@
 #include "trainers/commands.h"
 #include "trainers/model_factory.h"
 #include "trainers/report_io.h"
+#include "trainers/qat.h"
 #include "trainers/trainer.h"
 
 namespace mxqat::trainers {
 
 namespace {
+int64_t parse_count(const std::string& text, const std::string& flag) {
+  size_t used = 0;
+  int64_t n = -1;
+  try {
+    n = std::stoll(text, &used);
+  } catch (const std::exception&) {
+  }
+  MXQAT_CHECK(n >= 0 && used == text.size(), flag, " takes a non-negative integer, got '", text, "'");
+  return n;
+}
+
 void apply_threads(const Args& a) {
   if (auto t = a.get("--threads")) {
-    int n = 0;
-    try {
-      n = std::stoi(*t);
-    } catch (const std::exception&) {
-    }
-    MXQAT_CHECK(n >= 1, "--threads takes a positive integer, got '", *t, "'");
-    omp_set_num_threads(n);
+    const int64_t n = parse_count(*t, "--threads");
+    MXQAT_CHECK(n >= 1 && n <= 1024, "--threads takes a positive integer, got '", *t, "'");
+    omp_set_num_threads(static_cast<int>(n));
   }
 }
 
@@ -42,13 +50,34 @@ int cmd_train(const std::vector<std::string>& argv) {
   TrainOptions opt;
   opt.out_dir = out_dir_arg.empty() ? default_out(r) : out_dir_arg;
   opt.resume = a.has("--resume");
-  if (auto s = a.get("--stop-at")) opt.stop_at = std::stoll(*s);
+  if (auto s = a.get("--stop-at")) opt.stop_at = parse_count(*s, "--stop-at");
   spdlog::info("mxqat train {} -> {} ({} threads)", r.source, opt.out_dir, omp_get_max_threads());
   install_interrupt_handler();
   TrainSummary s = train(r, opt);
   if (s.completed)
     std::cout << "test_accuracy " << s.test.accuracy << "  test_loss " << s.test.loss << "  -> "
               << opt.out_dir << "/summary.json\n";
+  return 0;
+}
+
+int cmd_qat(const std::vector<std::string>& argv) {
+  Args a("qat", argv,
+         {{"--from", true}, {"--out", true}, {"--set", true, true}, {"--resume", false},
+          {"--threads", true}, {"--stop-at", true}},
+         1, 1);
+  apply_threads(a);
+  Recipe r = load_recipe(a.positional()[0], a.all("--set"));
+  QatOptions opt;
+  opt.out_dir = a.get_or("--out", "runs/" + r.name + "/qat");
+  opt.from = a.get_or("--from", "");
+  opt.resume = a.has("--resume");
+  if (auto s = a.get("--stop-at")) opt.stop_at = parse_count(*s, "--stop-at");
+  spdlog::info("mxqat qat {} -> {} ({} threads)", r.source, opt.out_dir, omp_get_max_threads());
+  install_interrupt_handler();
+  QatSummary s = qat(r, opt);
+  if (s.completed)
+    std::cout << "baseline " << s.baseline << "  direct_cast " << s.direct_cast << "  qat " << s.qat
+              << "  recovered " << s.recovered << "  -> " << opt.out_dir << "/summary.json\n";
   return 0;
 }
 

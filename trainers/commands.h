@@ -6,5 +6,8 @@
 
 namespace mxqat::trainers {
 int cmd_train(const std::vector<std::string>& args);
+int cmd_qat(const std::vector<std::string>& args);
 int cmd_eval(const std::vector<std::string>& args);
+int cmd_quantize(const std::vector<std::string>& args);
+int cmd_dequantize(const std::vector<std::string>& args);
 }  // namespace mxqat::trainers

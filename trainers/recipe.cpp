@@ -115,6 +115,67 @@ const Table& train_table() {
   return kTable;
 }
 
+const std::vector<std::string>& scale_rules() {
+  static const std::vector<std::string> k{"floor", "rceil"};
+  return k;
+}
+
+std::string phase_rule(const PhaseCfg& p) {
+  if (!p.format.empty() && (!p.weight.empty() || !p.input.empty()))
+    return "give either format (weight and input) or weight/input, not both";
+  if (p.format.empty() && p.weight.empty() && p.input.empty())
+    return "a phase names a codec: format: mxfp4 (or weight: / input:)";
+  return "";
+}
+
+const Table& phase_table() {
+  static const Table kTable = schema::table<PhaseCfg>({
+      field("until", &PhaseCfg::until).gt(0).le(1),
+      field("format", &PhaseCfg::format),
+      field("weight", &PhaseCfg::weight),
+      field("input", &PhaseCfg::input),
+      rule<PhaseCfg>("", phase_rule),
+  });
+  return kTable;
+}
+
+const Table& quant_rule_table() {
+  static const Table kTable = schema::table<QuantRuleCfg>({
+      field("match", &QuantRuleCfg::match).required(),
+      field("weight", &QuantRuleCfg::weight),
+      field("input", &QuantRuleCfg::input),
+      field("grad_output", &QuantRuleCfg::grad_output),
+      schema::list("schedule", phase_table(), &QuantRuleCfg::schedule),
+  });
+  return kTable;
+}
+
+// Codec names are checked against the codec table when the policy is resolved (quant/policy),
+// where the error can name the rule and list every known codec.
+const Table& quant_table() {
+  static const Table kTable = schema::table<QuantCfg>({
+      field("weight", &QuantCfg::weight),
+      field("input", &QuantCfg::input),
+      field("grad_output", &QuantCfg::grad_output),
+      field("scale_rule", &QuantCfg::scale_rule).one_of(scale_rules()),
+      field("ste", &QuantCfg::ste).one_of({"clipped", "identity"}),
+      field("group_size", &QuantCfg::group_size).ge(0),
+      schema::list("schedule", phase_table(), &QuantCfg::schedule),
+      schema::list("rules", quant_rule_table(), &QuantCfg::rules),
+  });
+  return kTable;
+}
+
+const Table& qat_extra_table() {
+  static const Table kTable = schema::table<QatCfg>({
+      field("from", &QatCfg::from),
+      field("monitor_every", &QatCfg::monitor_every).ge(0),
+      field("sqnr_warn_db", &QatCfg::sqnr_warn_db),
+      field("on_nonfinite", &QatCfg::on_nonfinite).one_of({"skip", "stop"}),
+  });
+  return kTable;
+}
+
 // A run's files are named after it, so the name must be a plain file name.
 std::string name_problem(const std::string& name) {
   bool ok = !name.empty() && name[0] != '.' && name.size() <= 100;
@@ -133,6 +194,9 @@ const Table& recipe_table() {
       nest("data", data_table(), &Recipe::data),
       nest("model", model_table(), &Recipe::model),
       nest("train", train_table(), &Recipe::train),
+      nest("quant", quant_table(), &Recipe::quant),
+      nest("qat", qat_extra_table(), &Recipe::qat),
+      nest("qat", train_table(), &Recipe::qat, &QatCfg::train),
       rule<Recipe>("name", [](const Recipe& r) {
         return r.name.empty() ? std::string() : name_problem(r.name);
       }),

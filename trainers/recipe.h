@@ -55,12 +55,55 @@ struct TrainCfg {
   int64_t checkpoint_every = 0;   // steps; 0 = only at the end
 };
 
+// One phase of a progressive schedule: `{until: 0.3, format: mxfp8_e4m3}` (format = weight and
+// input), or separate `weight:` / `input:` codecs. `until` is a fraction of the QAT steps.
+struct PhaseCfg {
+  double until = 1.0;
+  std::string format, weight, input;  // "" = unset
+};
+
+// One quant rule: layers whose name matches the glob get these codecs ("" = the section's
+// default, "none" = full precision) and, if given, this schedule. First match wins.
+struct QuantRuleCfg {
+  std::string match;
+  std::string weight, input, grad_output;
+  std::vector<PhaseCfg> schedule;
+};
+
+// The `quant` section: default codecs for every GEMM's weight, input activation and (optional)
+// output gradient, the MX scale rule, the STE variant, ordered rules and a default schedule.
+struct QuantCfg {
+  std::string weight = "none", input = "none", grad_output = "none";
+  std::string scale_rule = "floor";  // floor | rceil (MX codecs)
+  std::string ste = "clipped";       // clipped | identity
+  int64_t group_size = 0;            // INT codecs: 0 = per channel
+  std::vector<PhaseCfg> schedule;    // for layers no rule matches; empty = static codecs
+  std::vector<QuantRuleCfg> rules;
+};
+
+// The `qat` section: fine-tuning the baseline under fake quantization. Same keys as `train`
+// (length, optimizer, lr_schedule, ...) plus where to start from and the telemetry settings.
+struct QatCfg {
+  std::string from;                // baseline checkpoint; "" = --from on the command line
+  TrainCfg train = [] {
+    TrainCfg t;
+    t.epochs = 2;
+    t.optimizer.lr = 1e-4;
+    return t;
+  }();
+  int64_t monitor_every = 200;     // steps between quantization telemetry records; 0 = off
+  double sqnr_warn_db = 5.0;       // warn when a tensor's SQNR falls below this
+  std::string on_nonfinite = "skip";  // skip | stop: what a NaN/Inf loss or gradient does
+};
+
 struct Recipe {
   std::string name;  // optional; defaults to the file's stem
   int64_t seed = 0;
   DataCfg data;
   ModelCfg model;
   TrainCfg train;
+  QuantCfg quant;
+  QatCfg qat;
   std::string source;  // file path or "<string>"
   std::string text;    // the effective recipe as YAML, every field written out, after --set
                        // overrides: stored in checkpoints; parse_recipe(text) reproduces it

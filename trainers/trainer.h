@@ -1,15 +1,11 @@
-// The FP32 training loop: recipe -> data, model, optimizer, LR schedule; epochs or steps;
-// evaluation, progress, metrics.jsonl, summary.json, HDF5 checkpoints with bitwise resume.
+// The train stage (FP32 baseline) on top of the shared step loop (loop.h): recipe -> data,
+// model, optimizer; epochs or steps; metrics.jsonl, summary.json, checkpoint.h5 with bitwise resume.
 #pragma once
 #include <cstdint>
 #include <memory>
 #include <string>
-#include <vector>
 
-#include "layers/module.h"
-#include "trainers/ckpt.h"
-#include "trainers/data.h"
-#include "trainers/recipe.h"
+#include "trainers/loop.h"
 
 namespace mxqat::trainers {
 
@@ -19,18 +15,6 @@ struct TrainOptions {
   int64_t stop_at = -1;      // stop (with a checkpoint) once this many steps are done
 };
 
-struct EvalResult {
-  double loss = 0, accuracy = 0;
-  int64_t samples = 0;
-};
-
-// Mean cross-entropy (no smoothing) and accuracy over the whole dataset, in eval mode, no_grad.
-// Batches are evaluated in order and summed in double: same result for any thread count.
-EvalResult evaluate(layers::Module& model, const Dataset& d, int64_t batch = 1000);
-
-// Logits of the whole dataset [N, classes], in eval mode (for bitwise comparisons).
-autograd::Tensor predict(layers::Module& model, const Dataset& d, int64_t batch = 1000);
-
 struct TrainSummary {
   EvalResult test, val;
   int64_t steps = 0, epochs = 0, params = 0;
@@ -38,12 +22,17 @@ struct TrainSummary {
   bool completed = false;  // false when stopped early by --stop-at or an interrupt
 };
 
-// Copies the checkpoint's parameters into the model after checking every name and shape.
-void load_parameters(layers::Module& model, const Checkpoint& c, const std::string& path);
+// What every stage starts from: the data splits, the model, and a seeded batch order.
+struct StageSetup {
+  Splits data;
+  std::shared_ptr<layers::Module> model;
+  std::unique_ptr<BatchOrder> order;
+};
+StageSetup setup_stage(const Recipe& r);
+
+// Steps of a stage: cfg.steps, or cfg.epochs epochs of the order.
+int64_t stage_steps(const TrainCfg& cfg, const BatchOrder& order);
 
 TrainSummary train(const Recipe& recipe, const TrainOptions& opt);
-
-// Set by SIGINT/SIGTERM: the loop checkpoints at the next step boundary and returns.
-void install_interrupt_handler();
 
 }  // namespace mxqat::trainers

@@ -158,7 +158,7 @@ TEST(Cli, BadCheckpointsAndShapeMismatch) {
   fs::path d = fresh_dir("cli_ckpt");
   write(d / "r.yaml", kTiny);
   const std::string run = (d / "run").string();
-  ASSERT_EQ(run_cli("train " + (d / "r.yaml").string() + " --out " + run + " --set train.steps=3").code, 0);
+  ASSERT_EQ(run_cli("train " + (d / "r.yaml").string() + " --out " + run + " --set train.steps=3 --set train.lr_schedule.warmup_steps=1").code, 0);
   const fs::path ck = fs::path(run) / "checkpoint.h5";
   // eval works on the good one
   CliResult ok = run_cli("eval " + ck.string());

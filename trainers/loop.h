@@ -1,0 +1,65 @@
+// The step loop shared by the train and qat stages: batches in a seeded order, forward, loss,
+// backward, non-finite guard, clipping, optimizer step, logging, evaluation, checkpoints, stop
+// and interrupt handling. The stages plug their differences in through hooks.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "layers/module.h"
+#include "trainers/ckpt.h"
+#include "trainers/data.h"
+#include "trainers/optim.h"
+#include "trainers/recipe.h"
+#include "trainers/report_io.h"
+
+namespace mxqat::trainers {
+
+struct EvalResult {
+  double loss = 0, accuracy = 0;
+  int64_t samples = 0;
+};
+
+struct LoopHooks {
+  std::function<void(int64_t step)> before_step;     // e.g. move the precision schedule
+  std::function<void(int64_t done)> after_step;      // e.g. quantization telemetry
+  std::function<void(int64_t done, const EvalResult& val)> after_eval;
+  std::function<void(Checkpoint&)> decorate;         // extra checkpoint content (policy, ...)
+};
+
+struct LoopContext {
+  std::string stage;  // "train" | "qat": names metrics lines and checkpoints
+  const Recipe* recipe = nullptr;
+  const TrainCfg* cfg = nullptr;  // recipe->train or recipe->qat.train
+  layers::Module* model = nullptr;
+  Optimizer* optimizer = nullptr;
+  const Splits* data = nullptr;
+  BatchOrder* order = nullptr;
+  JsonlWriter* metrics = nullptr;
+  std::string ckpt_path;
+  int64_t start_step = 0, total_steps = 0;
+  int64_t stop_at = -1;           // stop (with a checkpoint) once this many steps are done
+  bool skip_nonfinite = false;    // skip a step whose loss or gradient is NaN/Inf (else stop)
+  int64_t skipped = 0;            // steps skipped so far (restored on resume)
+  LoopHooks hooks;
+};
+
+struct LoopResult {
+  int64_t step = 0;     // steps done
+  bool completed = false;
+};
+
+LoopResult run_loop(LoopContext& ctx);
+
+// Mean cross-entropy (no smoothing) and accuracy over the whole dataset, in eval mode, no_grad.
+EvalResult evaluate(layers::Module& model, const Dataset& d, int64_t batch = 1000);
+// Logits of the whole dataset [N, classes], in eval mode (for bitwise comparisons).
+autograd::Tensor predict(layers::Module& model, const Dataset& d, int64_t batch = 1000);
+
+// Copies the checkpoint's parameters into the model after checking every name and shape.
+void load_parameters(layers::Module& model, const Checkpoint& c, const std::string& path);
+
+// Set by SIGINT/SIGTERM: the loop checkpoints at the next step boundary and returns.
+void install_interrupt_handler();
+
+}  // namespace mxqat::trainers
