@@ -172,6 +172,7 @@ QatSummary qat(const Recipe& r, const QatOptions& opt) {
   // Everything that can be wrong with the inputs is checked before the first step.
   quant::ResolvedPolicy policy = resolve_model_policy(r, *st.model);
   const int64_t total = stage_steps(r.qat.train, *st.order);
+  MXQAT_CHECK(total > 0, r.source, ": the qat stage needs a length: set qat.epochs or qat.steps");
   QatRun q{r, std::move(st), quant::QuantPlan(policy, total), quant::Monitor({r.qat.sqnr_warn_db}),
            {}, {}, {}, {}};
   q.layers = gemm_layers(*q.st.model);

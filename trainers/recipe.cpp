@@ -77,11 +77,13 @@ const Table& model_table() {
   return kTable;
 }
 
+// Both sections share this table; `train` must set its length (see the recipe rule), `qat` may
+// leave it for recipes that never run the qat stage.
 std::string length_rule(const TrainCfg& t) {
-  if ((t.epochs > 0) != (t.steps > 0))
-    return "";
-  return "set exactly one of epochs and steps to a positive number (got epochs: " +
-         std::to_string(t.epochs) + ", steps: " + std::to_string(t.steps) + ")";
+  if (t.epochs > 0 && t.steps > 0)
+    return "set only one of epochs and steps (got epochs: " + std::to_string(t.epochs) +
+           ", steps: " + std::to_string(t.steps) + ")";
+  return "";
 }
 
 std::string schedule_rule(const TrainCfg& t) {
@@ -197,6 +199,11 @@ const Table& recipe_table() {
       nest("quant", quant_table(), &Recipe::quant),
       nest("qat", qat_extra_table(), &Recipe::qat),
       nest("qat", train_table(), &Recipe::qat, &QatCfg::train),
+      rule<Recipe>("train", [](const Recipe& r) {
+        return r.train.epochs > 0 || r.train.steps > 0
+                   ? std::string()
+                   : std::string("set train.epochs or train.steps to a positive number");
+      }),
       rule<Recipe>("name", [](const Recipe& r) {
         return r.name.empty() ? std::string() : name_problem(r.name);
       }),

@@ -44,7 +44,7 @@ struct ModelCfg {
 };
 
 struct TrainCfg {
-  int64_t epochs = 0;  // exactly one of epochs and steps is > 0
+  int64_t epochs = 0;  // train: exactly one of epochs and steps is > 0; qat: at most one
   int64_t steps = 0;
   OptimizerCfg optimizer;
   LrScheduleCfg lr_schedule;
@@ -85,9 +85,8 @@ struct QuantCfg {
 // (length, optimizer, lr_schedule, ...) plus where to start from and the telemetry settings.
 struct QatCfg {
   std::string from;                // baseline checkpoint; "" = --from on the command line
-  TrainCfg train = [] {
+  TrainCfg train = [] {  // length: qat.epochs or qat.steps, required by the qat stage
     TrainCfg t;
-    t.epochs = 2;
     t.optimizer.lr = 1e-4;
     return t;
   }();

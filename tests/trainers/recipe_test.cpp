@@ -214,11 +214,12 @@ TEST(RecipeErrors, RangesAreChecked) {
 
 TEST(RecipeErrors, CrossFieldRules) {
   EXPECT_THAT(error_of("model: {type: mlp}\ntrain:\n  epochs: 3\n  steps: 100\n"),
-              HasSubstr("recipes/x.yaml:3:3: train: set exactly one of epochs and steps to a "
-                        "positive number (got epochs: 3, steps: 100)"));
+              HasSubstr("recipes/x.yaml:3:3: train: set only one of epochs and steps (got "
+                        "epochs: 3, steps: 100)"));
   EXPECT_THAT(error_of("model: {type: mlp}\n"),
-              HasSubstr("train: set exactly one of epochs and steps to a positive number (got "
-                        "epochs: 0, steps: 0)"));
+              HasSubstr("train: set train.epochs or train.steps to a positive number"));
+  EXPECT_THAT(error_of(kMinimal + "qat: {epochs: 1, steps: 5}\n"),
+              HasSubstr("qat: set only one of epochs and steps"));
   EXPECT_THAT(error_of(kMinimal + "  optimizer: {momentum: 0.9}\n"),
               HasSubstr("train.optimizer: momentum and nesterov apply to type: sgd only"));
   EXPECT_THAT(error_of(kMinimal + "  optimizer: {type: sgd, nesterov: true}\n"),

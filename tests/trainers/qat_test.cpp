@@ -1,0 +1,173 @@
+// The qat stage on a tiny slice of real Fashion-MNIST: summary and metrics, bitwise resume,
+// errors before the first step for bad policies/schedules/baselines, and the NaN/Inf guard.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+
+#include "layers/models.h"
+#include "trainers/qat.h"
+#include "trainers/report_io.h"
+
+namespace mxqat::trainers {
+namespace {
+
+namespace fs = std::filesystem;
+
+const char* kTinyQat = R"(name: tinyq
+seed: 5
+data: {dataset: fashion_mnist, batch_size: 32, val_size: 200, train_limit: 1200, test_limit: 300}
+model: {type: mlp, hidden: [48, 32], activation: relu}
+train:
+  steps: 60
+  optimizer: {type: adamw, lr: 3.0e-3}
+quant:
+  weight: mxfp4
+  input: mxfp4
+  schedule:
+    - {until: 0.3, format: mxfp8_e4m3}
+    - {until: 0.6, format: mxfp6_e2m3}
+    - {until: 1.0, format: mxfp4}
+  rules:
+    - {match: fc1, weight: mxfp8_e4m3, input: mxfp8_e4m3}
+    - {match: head, weight: mxfp8_e4m3, input: none}
+qat:
+  steps: 20
+  optimizer: {type: adamw, lr: 1.0e-3}
+  monitor_every: 5
+  eval_every: 10
+  log_every: 5
+)";
+
+fs::path fresh_dir(const std::string& name) {
+  fs::path p = fs::temp_directory_path() / ("mxqat_qat_" + name + "_" + std::to_string(::getpid()));
+  fs::remove_all(p);
+  fs::create_directories(p);
+  return p;
+}
+
+// One baseline for the whole suite (a few seconds).
+const std::string& baseline() {
+  static const std::string path = [] {
+    fs::path d = fresh_dir("baseline");
+    train(parse_recipe(kTinyQat, "<tinyq>"), TrainOptions{d.string(), false, -1});
+    return (d / "checkpoint.h5").string();
+  }();
+  return path;
+}
+
+TEST(Qat, SummaryPhasesAndTelemetry) {
+  Recipe r = parse_recipe(kTinyQat, "<tinyq>");
+  fs::path d = fresh_dir("run");
+  QatSummary s = qat(r, QatOptions{d.string(), baseline(), false, -1});
+  ASSERT_TRUE(s.completed);
+  ASSERT_EQ(s.phases.size(), 3u);  // fc2 goes 8 -> 6 -> 4 bits
+  EXPECT_EQ(s.phases[0].format, "mxfp8_e4m3");
+  EXPECT_EQ(s.phases[1].format, "mxfp6_e2m3");
+  EXPECT_EQ(s.phases[2].format, "mxfp4");
+  EXPECT_EQ(s.phases[0].step, 6);
+  EXPECT_EQ(s.phases[2].metric, s.qat);
+  for (const auto& p : s.phases) EXPECT_TRUE(std::isfinite(p.metric));
+  EXPECT_GT(s.baseline, 0.5);
+  EXPECT_DOUBLE_EQ(s.recovered, recovered_share(s.baseline, s.direct_cast, s.qat));
+  const std::string summary = read_file((d / "summary.json").string());
+  for (const char* key : {"\"metric\": \"test_accuracy\"", "\"baseline\"", "\"direct_cast\"", "\"qat\"",
+                          "\"recovered\"", "\"phases\"", "\"until\"", "\"format\""})
+    EXPECT_NE(summary.find(key), std::string::npos) << key;
+  const std::string metrics = read_file((d / "metrics.jsonl").string());
+  EXPECT_NE(metrics.find("\"event\": \"phase\""), std::string::npos);
+  EXPECT_NE(metrics.find("\"monitor\": \"fc2.weight\""), std::string::npos);
+  EXPECT_NE(metrics.find("\"monitor\": \"fc2.input\""), std::string::npos);
+  EXPECT_NE(metrics.find("\"sqnr_db\""), std::string::npos);
+  // the checkpoint carries the resolved policy
+  Checkpoint k = load_checkpoint((d / "checkpoint.h5").string());
+  EXPECT_EQ(k.meta.at("stage"), "qat");
+  EXPECT_EQ(quant::ResolvedPolicy::from_text(k.meta.at("policy")).at("fc2").weight, "mxfp4");
+}
+
+TEST(Qat, StopAndResumeIsBitwiseIdentical) {
+  Recipe r = parse_recipe(kTinyQat, "<tinyq>");
+  fs::path a = fresh_dir("full"), b = fresh_dir("part");
+  QatSummary full = qat(r, QatOptions{a.string(), baseline(), false, -1});
+  QatSummary part = qat(r, QatOptions{b.string(), baseline(), false, 9});  // inside phase 1
+  EXPECT_FALSE(part.completed);
+  QatSummary rest = qat(r, QatOptions{b.string(), baseline(), true, -1});
+  ASSERT_TRUE(rest.completed);
+  Checkpoint ka = load_checkpoint((a / "checkpoint.h5").string());
+  Checkpoint kb = load_checkpoint((b / "checkpoint.h5").string());
+  ASSERT_EQ(ka.params.size(), kb.params.size());
+  for (size_t i = 0; i < ka.params.size(); ++i)
+    EXPECT_TRUE(ka.params[i].second.same_bits(kb.params[i].second)) << ka.params[i].first;
+  for (size_t i = 0; i < ka.optimizer_state.size(); ++i)
+    EXPECT_TRUE(ka.optimizer_state[i].second.same_bits(kb.optimizer_state[i].second));
+  EXPECT_EQ(full.qat, rest.qat);
+  for (size_t i = 0; i < full.phases.size(); ++i) EXPECT_EQ(full.phases[i].metric, rest.phases[i].metric);
+}
+
+void expect_refused(const std::vector<std::string>& overrides, const std::string& from,
+                    std::initializer_list<const char*> needles) {
+  fs::path d = fresh_dir("refused");
+  try {
+    qat(parse_recipe(kTinyQat, "<tinyq>", overrides), QatOptions{d.string(), from, false, -1});
+    ADD_FAILURE() << "expected an error";
+  } catch (const Error& e) {
+    for (const char* n : needles) EXPECT_NE(std::string(e.what()).find(n), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(d / "checkpoint.h5"));  // refused before the first step
+  fs::remove_all(d);
+}
+
+TEST(Qat, BadInputIsRefusedBeforeTraining) {
+  expect_refused({"quant.rules[0].weight=mxfp5"}, baseline(), {"mxfp5", "fc1", "mxfp4"});
+  expect_refused({"quant.rules[1].match=blocks.*"}, baseline(), {"blocks.*", "fc1", "head"});
+  expect_refused({"quant.schedule=[{until: 0.6, format: mxfp8_e4m3}, {until: 0.4, format: mxfp4}, "
+                  "{until: 1.0, format: mxfp4}]"},
+                 baseline(), {"phase"});
+  expect_refused({"quant.schedule=[{until: 0.5, format: mxfp8_e4m3}, {until: 0.9, format: mxfp4}]"},
+                 baseline(), {"1.0"});
+  expect_refused({"model.hidden=[40, 32]"}, baseline(), {"fc1.weight", "[40, 784]", "[48, 784]"});
+  expect_refused({}, "", {"--from"});
+}
+
+// The loop's guard: a NaN in a batch makes the loss NaN; `stop` ends the run with the weights of
+// the last good step, `skip` skips the step and counts it.
+TEST(Loop, NonFiniteLossStopsOrSkipsWithoutTouchingWeights) {
+  Recipe r = parse_recipe(kTinyQat, "<tinyq>", {"train.steps=8", "train.log_every=1"});
+  StageSetup st = setup_stage(r);
+  // poison the first example of the batch taken at step 3
+  const int64_t bad = st.order->batch(3)[0];
+  st.data.train.x[bad * st.data.train.x.cols()] = NAN;
+  for (bool skip : {false, true}) {
+    StageSetup fresh = setup_stage(r);
+    fresh.data.train.x[bad * fresh.data.train.x.cols()] = NAN;
+    auto opt = make_optimizer(r.train.optimizer, fresh.model->named_parameters());
+    fs::path d = fresh_dir(skip ? "skip" : "stop");
+    JsonlWriter metrics;
+    metrics.open((d / "metrics.jsonl").string());
+    LoopContext c;
+    c.stage = "train", c.recipe = &r, c.cfg = &r.train, c.model = fresh.model.get();
+    c.optimizer = opt.get(), c.data = &fresh.data, c.order = fresh.order.get(), c.metrics = &metrics;
+    c.ckpt_path = (d / "checkpoint.h5").string();
+    c.total_steps = 8;
+    c.skip_nonfinite = skip;
+    if (!skip) {
+      try {
+        run_loop(c);
+        ADD_FAILURE() << "expected a stop";
+      } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("at step 3"), std::string::npos) << e.what();
+      }
+    } else {
+      LoopResult res = run_loop(c);
+      EXPECT_TRUE(res.completed);
+      EXPECT_EQ(c.skipped, 1);
+      EXPECT_EQ(load_checkpoint(c.ckpt_path).counters.at("skipped_steps"), 1);
+    }
+    for (const auto& [name, v] : fresh.model->named_parameters())
+      EXPECT_TRUE(v.value().arr().isFinite().all()) << name;
+    fs::remove_all(d);
+  }
+}
+
+}  // namespace
+}  // namespace mxqat::trainers
