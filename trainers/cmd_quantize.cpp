@@ -200,8 +200,9 @@ int cmd_quantize(const std::vector<std::string>& argv) {
   }
   const size_t bytes = e.codes.size() + e.scale_codes.size() + 4 * e.scales.size() +
                        e.zero_points.size();
-  char line[160];
-  std::snprintf(line, sizeof line, "%zu bytes (%.3f bits/element), SQNR %.2f dB", bytes,
+  char line[192];
+  std::snprintf(line, sizeof line,
+                "%zu bytes of codes and scales (%.3f bits/element), SQNR %.2f dB", bytes,
                 8.0 * static_cast<double>(bytes) / static_cast<double>(R * K), sqnr_db(x, y));
   std::cout << codec.name() << " " << autograd::shape_str(shape) << " -> " << h5_object(out, name)
             << "  " << line << (dequant.empty() ? "" : "  dequant -> " + dequant) << "\n";

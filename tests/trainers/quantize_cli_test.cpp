@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -64,7 +65,8 @@ std::string error_of(const std::function<void()>& fn) {
 bool is_int(BlockScheme s) { return s == BlockScheme::kIntSym || s == BlockScheme::kIntAsym; }
 BlockScheme scheme_of(const std::string& codec) { return Codec::make(codec).block_format().scheme; }
 
-// Normal values with a few outliers and an all-zero stretch, so blocks differ in scale.
+// Normal values with an outlier, an all-zero stretch and a NaN in the ragged tail of row 1, so
+// blocks differ in scale and one block (group) is non-finite.
 std::vector<float> random_tensor(int64_t n, uint32_t seed) {
   std::mt19937 rng(seed);
   std::normal_distribution<float> normal(0.0f, 1.0f);
@@ -73,6 +75,7 @@ std::vector<float> random_tensor(int64_t n, uint32_t seed) {
   x[3] = 17.5f;
   x[static_cast<size_t>(n) - 2] = -0.003f;
   for (size_t i = 40; i < 56 && i < x.size(); ++i) x[i] = 0.0f;
+  if (x.size() > 70) x[70] = std::nanf("");
   return x;
 }
 
