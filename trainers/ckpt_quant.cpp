@@ -106,6 +106,13 @@ void check_sizes(const std::string& at, const Layout& L, const EncodedTensor& e)
   check(e.zero_points.size(), asym ? L.nb : 0, "zero points");
 }
 
+// Zero points lie in [0, qmax] (spec §6: z is clamped), so 4-bit ones fit a nibble.
+void check_zero_points(const std::string& at, const Layout& L, const std::vector<uint8_t>& zp) {
+  const int qmax = (1 << L.fmt->element_bits) - 1;
+  for (uint8_t z : zp)
+    MXQAT_CHECK(z <= qmax, at, ": zero point ", int{z}, " is outside [0, ", qmax, "] (spec §6)");
+}
+
 // ---- reading: each object checked before use ----
 
 std::string need_string(const H5File& f, const std::string& g, const std::string& at,
@@ -187,9 +194,7 @@ EncodedTensor read_checked(const H5File& f, const std::string& g, const std::str
     e.scale_codes = need_dataset<uint8_t>(f, g, at, "scales", {L.R, L.nb});
   if (asym) {
     e.zero_points = need_dataset<uint8_t>(f, g, at, "zero_points", {L.R, L.nb});
-    const int qmax = (1 << L.fmt->element_bits) - 1;
-    for (uint8_t z : e.zero_points)
-      MXQAT_CHECK(z <= qmax, at, ": zero point ", int{z}, " is outside [0, ", qmax, "] (spec §6)");
+    check_zero_points(at, L, e.zero_points);
   }
   if (logical_shape) *logical_shape = shape;
   return e;
@@ -204,6 +209,7 @@ void write_quantized(H5Writer& w, const std::string& group, const EncodedTensor&
   MXQAT_CHECK(!w.exists(g), at, ": the name is already taken in this file; names must be unique");
   const Layout L = layout_of(at, e.codec, logical_shape, e.block_size);
   check_sizes(at, L, e);
+  check_zero_points(at, L, e.zero_points);
   const bool nvfp4 = L.fmt->scheme == BlockScheme::kNvfp4;
   if (nvfp4) check_nvfp4_globals(at, e.global_amax, e.global_encode_scale, e.global_decode_scale);
   WriteOptions checked;

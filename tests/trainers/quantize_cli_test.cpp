@@ -465,6 +465,14 @@ TEST(QuantizeGroup, ReaderValidatesEveryObject) {
     w.write("tensor/zero_points", std::vector<uint8_t>(kR, 0), {kR, 1});
   });
   EXPECT_ERROR_HAS(read(), "zero_points", "int8_sym");
+  damaged("int4_asym", [](hid_t f) {  // zero point 16 does not fit a nibble; CRC removed too
+    hid_t ds = H5Dopen2(f, "/tensor/zero_points", H5P_DEFAULT);
+    const uint8_t z[kR] = {16, 0, 0};
+    H5Dwrite(ds, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, z);
+    H5Adelete(ds, "crc32");
+    H5Dclose(ds);
+  });
+  EXPECT_ERROR_HAS(read(), "zero point 16", "[0, 15]");
   damaged("mxfp8_e5m2", [](hid_t f) { H5Ldelete(f, "/tensor/scales", H5P_DEFAULT); });
   EXPECT_ERROR_HAS(read(), "dataset 'scales' is missing");
   write_group(path, "int4_asym", [](H5Writer& w) { w.set_attr_i64("tensor", "spec_version", 0); });
@@ -493,6 +501,9 @@ TEST(QuantizeGroup, WriterChecksNamesAndSizes) {
     EncodedTensor cut = e;
     cut.codes.pop_back();
     EXPECT_ERROR_HAS(write_quantized(w, "x", cut, {kR, kK}), "code bytes", "3 x 19");
+    EncodedTensor zp = e;
+    zp.zero_points[1] = 16;
+    EXPECT_ERROR_HAS(write_quantized(w, "x", zp, {kR, kK}), "zero point 16", "[0, 15]");
     EncodedTensor nv = sample("nvfp4");
     nv.global_encode_scale *= 2.0f;
     EXPECT_ERROR_HAS(write_quantized(w, "y", nv, {kR, kK}), "do not follow from global_amax");
