@@ -6,29 +6,20 @@
 #include <string>
 
 #include "autograd/error.h"
+#include "tests/test_util.h"
 #include "quant/policy/plan.h"
 #include "quant/policy/policy.h"
 
 namespace mxqat::quant {
 namespace {
 
+using mxqat::testing::error_of;
+using mxqat::testing::expect_error;
+
 const std::vector<std::string> kLayers = {"fc1", "blocks.0.attn.qkv", "blocks.0.mlp.fc1",
                                           "blocks.0.mlp.fc2", "blocks.1.attn.qkv",
                                           "blocks.1.mlp.fc1", "blocks.1.mlp.fc2", "head"};
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
-
-void expect_error(const std::function<void()>& f, const std::vector<std::string>& parts) {
-  const std::string msg = error_of(f);
-  for (const std::string& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << msg;
-}
 
 std::vector<Phase> progressive() {
   return {Phase::format(0.3, "mxfp8_e4m3"), Phase::format(0.6, "mxfp6_e2m3"),

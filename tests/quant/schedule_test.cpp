@@ -6,29 +6,20 @@
 #include <string>
 
 #include "autograd/error.h"
+#include "tests/test_util.h"
 #include "quant/schedule/schedule.h"
 
 namespace mxqat::quant {
 namespace {
+
+using mxqat::testing::error_of;
+using mxqat::testing::expect_error;
 
 Schedule progressive() {
   return Schedule({Phase::format(0.3, "mxfp8_e4m3"), Phase::format(0.6, "mxfp6_e2m3"),
                    Phase::format(1.0, "mxfp4")});
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
-
-void expect_error(const std::function<void()>& f, const std::vector<std::string>& parts) {
-  const std::string msg = error_of(f);
-  for (const std::string& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << msg;
-}
 
 TEST(Schedule, ProgressivePhasesAtTheirSteps) {
   const Schedule s = progressive();

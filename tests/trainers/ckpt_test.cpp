@@ -17,6 +17,7 @@
 #include <random>
 #include <string>
 
+#include "tests/test_util.h"
 #include "trainers/ckpt.h"
 #include "trainers/ckpt_h5.h"
 
@@ -43,25 +44,6 @@ uint32_t bits_of(float f) {
   return b;
 }
 
-// The message of the mxqat::Error that fn throws ("" if it throws none; other exceptions fail).
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
-#define EXPECT_ERROR_HAS(stmt, ...)                                              \
-  do {                                                                           \
-    std::string msg_ = error_of([&] { stmt; });                                  \
-    if (std::getenv("CKPT_TEST_SHOW")) std::printf("  msg: %s\n", msg_.c_str()); \
-    ASSERT_FALSE(msg_.empty()) << #stmt " did not throw mxqat::Error";           \
-    for (const char* part_ : {__VA_ARGS__})                                      \
-      EXPECT_NE(msg_.find(part_), std::string::npos) << "missing '" << part_     \
-                                                     << "' in: " << msg_;        \
-  } while (0)
 
 class CkptTest : public ::testing::Test {
  protected:

@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "layers/models.h"
+#include "tests/test_util.h"
 #include "trainers/qat.h"
 #include "trainers/report_io.h"
 
@@ -13,6 +14,7 @@ namespace mxqat::trainers {
 namespace {
 
 namespace fs = std::filesystem;
+using mxqat::testing::fresh_dir;
 
 const char* kTinyQat = R"(name: tinyq
 seed: 5
@@ -38,13 +40,6 @@ qat:
   eval_every: 10
   log_every: 5
 )";
-
-fs::path fresh_dir(const std::string& name) {
-  fs::path p = fs::temp_directory_path() / ("mxqat_qat_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p;
-}
 
 // One baseline for the whole suite (a few seconds).
 const std::string& baseline() {

@@ -17,6 +17,7 @@
 #include <iterator>
 #include <random>
 
+#include "tests/test_util.h"
 #include "trainers/ckpt_quant.h"
 
 namespace mxqat::trainers {
@@ -26,41 +27,12 @@ namespace fs = std::filesystem;
 using quant::BlockScheme;
 using quant::Codec;
 using quant::EncodedTensor;
+using mxqat::testing::error_of;
+using mxqat::testing::CliResult;
+using mxqat::testing::run_cli;
 
 constexpr int64_t kR = 3, kK = 37;  // ragged K: 37 = 32 + 5 = 2 x 16 + 5
 
-struct CliResult {
-  int code;
-  std::string out;
-};
-
-CliResult run_cli(const std::string& args) {
-  const std::string cmd = std::string(MXQAT_BINARY) + " " + args + " 2>&1";
-  FILE* p = ::popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  const int status = ::pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
-
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
-#define EXPECT_ERROR_HAS(stmt, ...)                                                               \
-  do {                                                                                            \
-    const std::string msg_ = error_of([&] { stmt; });                                             \
-    ASSERT_FALSE(msg_.empty()) << #stmt " did not throw mxqat::Error";                            \
-    for (const char* part_ : {__VA_ARGS__})                                                       \
-      EXPECT_NE(msg_.find(part_), std::string::npos) << "missing '" << part_ << "' in: " << msg_; \
-  } while (0)
 
 bool is_int(BlockScheme s) { return s == BlockScheme::kIntSym || s == BlockScheme::kIntAsym; }
 BlockScheme scheme_of(const std::string& codec) { return Codec::make(codec).block_format().scheme; }

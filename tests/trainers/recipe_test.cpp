@@ -5,6 +5,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include <fstream>
 
 #include "autograd/error.h"
@@ -63,11 +65,29 @@ TEST(Recipe, ShippedMlpRecipe) {
   expect_round_trip(r);
 }
 
+// Every shipped recipe parses as is and round-trips; the QAT ones carry a quant policy and a
+// QAT length.
+TEST(Recipe, EveryShippedRecipeParses) {
+  int n = 0;
+  for (const auto& e : std::filesystem::directory_iterator(repo("recipes"))) {
+    if (e.path().extension() != ".yaml") continue;
+    Recipe r = load_recipe(e.path().string());
+    expect_round_trip(r);
+    if (r.name.find("mxfp4") != std::string::npos) {
+      EXPECT_EQ(r.quant.weight, "mxfp4") << r.name;
+      EXPECT_GT(r.qat.train.epochs + r.qat.train.steps, 0) << r.name;
+      EXPECT_EQ(r.quant.schedule.empty(), r.name.find("direct") != std::string::npos) << r.name;
+    }
+    ++n;
+  }
+  EXPECT_GE(n, 6);
+}
+
 TEST(Recipe, ShippedCnnRecipe) {
   Recipe r = load_recipe(repo("recipes/fashion_cnn.yaml"));
   EXPECT_EQ(r.name, "fashion_cnn");
   EXPECT_EQ(r.model.type, "cnn");
-  EXPECT_EQ(r.model.channels, (std::vector<int64_t>{32, 64}));
+  EXPECT_EQ(r.model.channels, (std::vector<int64_t>{16, 32}));
   EXPECT_EQ(r.model.kernel, 5);
   EXPECT_EQ(r.model.fc, 128);
   EXPECT_EQ(r.model.dropout, 0.2);

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "tests/test_util.h"
 #include "trainers/ckpt.h"
 #include "trainers/report_io.h"
 #include "trainers/trainer.h"
@@ -16,6 +17,9 @@ namespace mxqat::trainers {
 namespace {
 
 namespace fs = std::filesystem;
+using mxqat::testing::CliResult;
+using mxqat::testing::fresh_dir;
+using mxqat::testing::run_cli;
 
 const char* kTiny = R"(name: tiny
 seed: 3
@@ -30,13 +34,6 @@ train:
   eval_every: 10
   log_every: 5
 )";
-
-fs::path fresh_dir(const std::string& name) {
-  fs::path p = fs::temp_directory_path() / ("mxqat_test_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p;
-}
 
 void expect_same_state(const Checkpoint& a, const Checkpoint& b) {
   ASSERT_EQ(a.step, b.step);
@@ -97,22 +94,6 @@ TEST(Train, LearnsOnRealData) {
 }
 
 // ---- the CLI on bad input -------------------------------------------------------------------
-
-struct CliResult {
-  int code;
-  std::string out;
-};
-
-CliResult run_cli(const std::string& args) {
-  const std::string cmd = std::string(MXQAT_BINARY) + " " + args + " 2>&1";
-  FILE* p = ::popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  const int status = ::pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
 
 void write(const fs::path& p, const std::string& text) { std::ofstream(p) << text; }
 
