@@ -91,10 +91,13 @@ int cmd_eval(const std::vector<std::string>& argv) {
   Splits data = load_fashion_mnist(r.data, static_cast<uint64_t>(r.seed));
   auto model = build_model(r, data.train.x.cols(), data.train.num_classes);
   load_parameters(*model, c, path);
+  // A QAT checkpoint is evaluated as it was trained: fake-quant at its policy's final phase.
+  std::unique_ptr<quant::QuantPlan> plan;
+  if (c.meta.count("policy")) plan = attach_final_policy(*model, quant::ResolvedPolicy::from_text(c.meta.at("policy")));
   EvalResult e = evaluate(*model, data.test);
   std::cout << JsonObject().str("checkpoint", path).integer("step", c.step)
                    .num("test_accuracy", e.accuracy).num("test_loss", e.loss)
-                   .integer("samples", e.samples).dump()
+                   .integer("samples", e.samples).boolean("fake_quant", plan != nullptr).dump()
             << "\n";
   return 0;
 }

@@ -62,9 +62,14 @@ void log_train(LoopContext& c, const Progress& p, int64_t done, double mean_loss
 
 // A NaN/Inf loss or gradient: the weights are left untouched; skip the step or stop.
 void handle_nonfinite(LoopContext& c, int64_t step, double loss, double gnorm) {
+  std::string what = "loss is " + std::to_string(loss);
+  if (std::isfinite(loss)) {  // name the parameters whose gradient holds NaN/Inf
+    what = "gradient norm is " + std::to_string(gnorm) + " (";
+    for (const auto& [name, v] : c.optimizer->params())
+      if (!v.grad().empty() && !v.grad().arr().isFinite().all()) what += name + " ";
+    what.back() = ')';
+  }
   c.optimizer->zero_grad();
-  const std::string what = std::isfinite(loss) ? "gradient norm is " + std::to_string(gnorm)
-                                                : "loss is " + std::to_string(loss);
   MXQAT_CHECK(c.skip_nonfinite, c.stage, ": ", what, " at step ", step,
               "; the weights were not updated and the last good checkpoint is ", c.ckpt_path,
               " (lower the learning rate, set grad_clip, check the data for NaN, or set "

@@ -157,6 +157,14 @@ quant::ResolvedPolicy resolve_model_policy(const Recipe& r, layers::Module& mode
   return quant::resolve_policy(policy_config(r.quant), names);
 }
 
+std::unique_ptr<quant::QuantPlan> attach_final_policy(layers::Module& model,
+                                                      const quant::ResolvedPolicy& policy) {
+  auto plan = std::make_unique<quant::QuantPlan>(policy, 1);
+  plan->set_final();
+  for (auto& [name, g] : gemm_layers(model)) g->set_quantizer(plan->quantizer(name));
+  return plan;
+}
+
 double recovered_share(double baseline, double direct_cast, double qat) {
   const double gap = baseline - direct_cast;
   return std::abs(gap) < 1e-12 ? NAN : (qat - direct_cast) / gap;

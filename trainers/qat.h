@@ -5,6 +5,9 @@
 #include <string>
 #include <vector>
 
+#include <memory>
+
+#include "quant/policy/plan.h"
 #include "quant/policy/policy.h"
 #include "trainers/trainer.h"
 
@@ -38,6 +41,11 @@ quant::PolicyConfig policy_config(const QuantCfg& q);
 quant::ResolvedPolicy resolve_model_policy(const Recipe& r, layers::Module& model);
 // Share of the gap closed: (qat - cast) / (base - cast); NaN when there is no gap.
 double recovered_share(double baseline, double direct_cast, double qat);
+
+// Attaches the final-phase quantizers of `policy` to the model's GEMM layers (for evaluating a
+// QAT checkpoint in fake-quant mode). Returns the plan that owns them.
+std::unique_ptr<quant::QuantPlan> attach_final_policy(layers::Module& model,
+                                                      const quant::ResolvedPolicy& policy);
 
 QatSummary qat(const Recipe& recipe, const QatOptions& opt);
 

@@ -78,6 +78,13 @@ TEST(Qat, SummaryPhasesAndTelemetry) {
   Checkpoint k = load_checkpoint((d / "checkpoint.h5").string());
   EXPECT_EQ(k.meta.at("stage"), "qat");
   EXPECT_EQ(quant::ResolvedPolicy::from_text(k.meta.at("policy")).at("fc2").weight, "mxfp4");
+  // `mxqat eval` evaluates a QAT checkpoint in fake-quant mode, as it was trained
+  auto r2 = mxqat::testing::run_cli("eval " + (d / "checkpoint.h5").string());
+  ASSERT_EQ(r2.code, 0) << r2.out;
+  EXPECT_NE(r2.out.find("\"fake_quant\": true"), std::string::npos) << r2.out;
+  const size_t at = r2.out.find("\"test_accuracy\": ");
+  ASSERT_NE(at, std::string::npos);
+  EXPECT_NEAR(std::stod(r2.out.substr(at + 17)), s.qat, 1e-9);
 }
 
 TEST(Qat, StopAndResumeIsBitwiseIdentical) {
