@@ -7,8 +7,8 @@ namespace mxqat::autograd {
 
 // C[M, N] = op(A) op(B) (+ C if accumulate), op = optional transpose; A is [M, K] or, if
 // trans_a, [K, M]; B is [K, N] or, if trans_b, [N, K]; all row-major and contiguous.
-// The output is cut into fixed tiles (independent of the thread count) and each tile is one
-// single-threaded Eigen product, so the bits never depend on OMP_NUM_THREADS.
+// The output is cut into parts that depend on the shape alone (never on the thread count) and
+// each part is one single-threaded Eigen product, so the bits never depend on OMP_NUM_THREADS.
 void gemm(const float* a, bool trans_a, const float* b, bool trans_b, float* c, int64_t m,
           int64_t n, int64_t k, bool accumulate = false);
 

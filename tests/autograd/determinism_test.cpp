@@ -1,6 +1,8 @@
 // Heavy ops give the same bits, forward and backward, for 1, 2 and 3 OpenMP threads. Sizes are
 // chosen above the ops' parallel thresholds so the parallel branches really run.
 #include <gtest/gtest.h>
+
+#include <tuple>
 #include <omp.h>
 
 #include <functional>
@@ -54,8 +56,9 @@ void expect_same_bits_for_any_thread_count(const char* name, const std::vector<S
 }
 
 TEST(Determinism, Gemm) {
-  // The raw kernel with every transpose combination and accumulation.
-  const int64_t m = 300, n = 270, k = 130;
+  // The raw kernel with every transpose combination and accumulation, on shapes that split the
+  // output along its rows (600 -> 2 parts) and along its columns (1100 -> 4 parts).
+  for (auto [m, n, k] : {std::tuple<int64_t, int64_t, int64_t>{600, 270, 130}, {200, 1100, 96}}) {
   const Tensor a = random({m, k}, 1), b = random({k, n}, 2);
   for (bool ta : {false, true})
     for (bool tb : {false, true}) {
@@ -68,6 +71,7 @@ TEST(Determinism, Gemm) {
         else EXPECT_TRUE(c.same_bits(ref)) << "ta " << ta << " tb " << tb << " threads " << threads;
       }
     }
+  }
 }
 
 TEST(Determinism, MatmulAndLinear) {
