@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Side-by-side: mxqat vs PyTorch eager (Debian python3-torch) for the MLP training step, same
+# Side-by-side: mxqat vs PyTorch eager (Debian python3-torch, on OpenBLAS) for the FP32 training
+# step of the MLP 784-1024-1024-10, batch 256 (bench_qat_step's BM_MlpFp32Step), same
 # machine, same run; ROUNDS alternating rounds, medians, ratio = pytorch / mxqat (>1: mxqat faster).
 # Usage: bench/compare_train_step.sh [ROUNDS]   (needs scripts/install_deps.sh --bench and a build)
 set -euo pipefail
@@ -8,8 +9,8 @@ rounds=${1:-3}
 export OPENBLAS_CORETYPE=SKYLAKEX OMP_WAIT_POLICY=passive
 tmp=$(mktemp -d)
 for r in $(seq "$rounds"); do
-  build/bench/bench_train_step --benchmark_format=json --benchmark_repetitions=3 \
-    --benchmark_report_aggregates_only=true >"$tmp/mx$r.json" 2>/dev/null
+  build/bench/bench_qat_step --benchmark_filter=BM_MlpFp32Step --benchmark_format=json \
+    --benchmark_repetitions=3 --benchmark_report_aggregates_only=true >"$tmp/mx$r.json" 2>/dev/null
   /usr/bin/python3 bench/torch_train_step.py 30 >"$tmp/pt$r.jsonl"
 done
 /usr/bin/python3 - "$tmp" "$rounds" <<'PY'

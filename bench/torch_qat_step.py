@@ -14,12 +14,16 @@ Run with Debian's PyTorch:
   OPENBLAS_CORETYPE=SKYLAKEX /usr/bin/python3 bench/torch_qat_step.py DUMP [STEPS]
 """
 import json
+import os
 import statistics
 import struct
 import sys
 import time
 
 import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_train_step import blas_library, step_times  # noqa: E402  (the same model and loop)
 import torch.nn.functional as F
 
 BLOCK = 32
@@ -115,36 +119,6 @@ def check_against_mxqat(path):
     return bad_y == 0 and bad_m == 0
 
 
-def step_times(threads, steps, warmup=5):
-    torch.set_num_threads(threads)
-    torch.manual_seed(1)
-    model = torch.nn.Sequential(
-        QLinear(784, 1024), torch.nn.ReLU(),
-        QLinear(1024, 1024), torch.nn.ReLU(),
-        QLinear(1024, 10))
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
-    x = torch.rand(256, 784)
-    y = torch.randint(0, 10, (256,))
-    times = []
-    for i in range(warmup + steps):
-        t0 = time.perf_counter()
-        loss = torch.nn.functional.cross_entropy(model(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        t1 = time.perf_counter()
-        if i >= warmup:
-            times.append((t1 - t0) * 1e3)
-    return times
-
-
-def blas_library():
-    """The BLAS shared object this process loaded (Debian picks it via libblas.so.3)."""
-    torch.mm(torch.ones(8, 8), torch.ones(8, 8))
-    libs = [l.split()[-1] for l in open("/proc/self/maps") if "blas" in l.rsplit("/", 1)[-1]]
-    return libs[0] if libs else "unknown"
-
-
 def main():
     if len(sys.argv) < 2:
         sys.exit("usage: torch_qat_step.py DUMP_FILE [STEPS]   (DUMP from bench_qat_step --dump)")
@@ -153,7 +127,7 @@ def main():
     steps = int(sys.argv[2]) if len(sys.argv) > 2 else 30
     blas = blas_library()
     for threads in (1, 2):
-        t = step_times(threads, steps)
+        t = step_times(threads, steps, linear=QLinear)
         print(json.dumps({"impl": "pytorch-qat-mxfp4", "torch": torch.__version__,
                           "blas": blas, "threads": threads, "steps": steps, "median_ms": statistics.median(t),
                           "min_ms": min(t)}))

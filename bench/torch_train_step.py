@@ -12,13 +12,14 @@ import time
 import torch
 
 
-def step_times(threads, steps, warmup=5):
+def step_times(threads, steps, warmup=5, linear=torch.nn.Linear):
+    """Step times in ms; `linear` builds each layer (torch_qat_step.py passes its QLinear)."""
     torch.set_num_threads(threads)
     torch.manual_seed(1)
     model = torch.nn.Sequential(
-        torch.nn.Linear(784, 1024), torch.nn.ReLU(),
-        torch.nn.Linear(1024, 1024), torch.nn.ReLU(),
-        torch.nn.Linear(1024, 10))
+        linear(784, 1024), torch.nn.ReLU(),
+        linear(1024, 1024), torch.nn.ReLU(),
+        linear(1024, 10))
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
     x = torch.rand(256, 784)
     y = torch.randint(0, 10, (256,))
@@ -35,12 +36,20 @@ def step_times(threads, steps, warmup=5):
     return times
 
 
+def blas_library():
+    """The BLAS shared object this process loaded (Debian picks it via libblas.so.3)."""
+    torch.mm(torch.ones(8, 8), torch.ones(8, 8))
+    libs = [l.split()[-1] for l in open("/proc/self/maps") if "blas" in l.rsplit("/", 1)[-1]]
+    return libs[0] if libs else "unknown"
+
+
 def main():
     steps = int(sys.argv[1]) if len(sys.argv) > 1 else 30
+    blas = blas_library()
     for threads in (1, 2):
         t = step_times(threads, steps)
-        print(json.dumps({"impl": "pytorch", "torch": torch.__version__, "threads": threads,
-                          "steps": steps, "median_ms": statistics.median(t),
+        print(json.dumps({"impl": "pytorch", "torch": torch.__version__, "blas": blas,
+                          "threads": threads, "steps": steps, "median_ms": statistics.median(t),
                           "min_ms": min(t)}))
 
 
