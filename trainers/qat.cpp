@@ -4,6 +4,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -193,8 +194,11 @@ QatSummary qat(const Recipe& r, const QatOptions& opt) {
   s.direct_cast = evaluate(*q.st.model, q.st.data.test).accuracy;
   spdlog::info("baseline test accuracy {:.4f}; direct cast (round-to-nearest) {:.4f}", s.baseline, s.direct_cast);
   q.phases = phase_ends(q.plan);
-  if (q.phases.empty()) {  // static codecs: one phase, the whole run
-    const auto& lp = policy.layers.front();
+  if (q.phases.empty()) {  // static codecs: one phase, the whole run, named after the layers
+    // that follow the defaults (the ones no rule singles out), else the first layer
+    const auto defaults = std::find_if(policy.layers.begin(), policy.layers.end(),
+                                       [](const quant::LayerPolicy& l) { return l.rule < 0; });
+    const auto& lp = defaults != policy.layers.end() ? *defaults : policy.layers.front();
     q.phases.push_back(PhaseResult{lp.weight == lp.input ? lp.weight : "w=" + lp.weight + " a=" + lp.input,
                                    1.0, total, NAN});
   }

@@ -87,6 +87,16 @@ TEST(Qat, SummaryPhasesAndTelemetry) {
   EXPECT_NEAR(std::stod(r2.out.substr(at + 17)), s.qat, 1e-9);
 }
 
+TEST(Qat, StaticPolicyPhaseIsNamedAfterTheDefaultLayers) {
+  // fc1 and head are singled out by rules at mxfp8; the one phase is the defaults' mxfp4
+  Recipe r = parse_recipe(kTinyQat, "<tinyq>", {"quant.schedule=[]", "qat.steps=4"});
+  fs::path d = fresh_dir("static");
+  QatSummary s = qat(r, QatOptions{d.string(), baseline(), false, -1});
+  ASSERT_EQ(s.phases.size(), 1u);
+  EXPECT_EQ(s.phases[0].format, "mxfp4");
+  EXPECT_EQ(s.phases[0].metric, s.qat);
+}
+
 TEST(Qat, StopAndResumeIsBitwiseIdentical) {
   Recipe r = parse_recipe(kTinyQat, "<tinyq>");
   fs::path a = fresh_dir("full"), b = fresh_dir("part");
