@@ -36,7 +36,7 @@ void apply_threads(const Args& a) {
   }
 }
 
-std::string default_out(const Recipe& r) { return "runs/" + r.name; }
+std::string default_out(const Recipe& r) { return "runs/" + r.name + "/baseline"; }
 }  // namespace
 
 int cmd_train(const std::vector<std::string>& argv) {
