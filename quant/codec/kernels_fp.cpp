@@ -132,6 +132,21 @@ inline __m512 grid16(__m512i xa, __m512 enc, const Vec& c, __mmask16* inr) {
   return _mm512_sub_ps(_mm512_add_ps(cl, m), m);
 }
 
+// Loads a block of n <= kV*16 elements: bits xi, magnitudes xa, live lanes; returns the bits of
+// amax (an unsigned max of |x| bits, exact, NaN/Inf above kInfBits - 1).
+template <int kV>
+inline uint32_t load_block(const float* x, int64_t n, const Vec& c, __m512i* xi, __m512i* xa,
+                           __mmask16* live) {
+  __m512i mx = _mm512_setzero_si512();
+  for (int j = 0; j < kV; ++j) {
+    live[j] = lanes(n - 16 * j);
+    xi[j] = _mm512_maskz_loadu_epi32(live[j], x + 16 * j);
+    xa[j] = _mm512_and_si512(xi[j], c.abs);
+    mx = _mm512_max_epu32(mx, xa[j]);
+  }
+  return simd::hmax_epu32(mx);
+}
+
 // One block of n <= kBlock elements (kBlock = 16 or 32). kStream: y is 64-byte aligned and
 // the block full, so full vectors go out as non-temporal stores (no read-for-ownership).
 template <int kBlock, bool kInt, bool kStream>
@@ -140,17 +155,7 @@ inline void fq_block_avx512(const float* x, float* y, uint8_t* m, int64_t n, con
   constexpr int kV = kBlock / 16;
   __m512i xi[kV], xa[kV];
   __mmask16 live[kV];
-  uint32_t amax;
-  {
-    __m512i mx = _mm512_setzero_si512();
-    for (int j = 0; j < kV; ++j) {
-      live[j] = lanes(n - 16 * j);
-      xi[j] = _mm512_maskz_loadu_epi32(live[j], x + 16 * j);
-      xa[j] = _mm512_and_si512(xi[j], c.abs);
-      mx = _mm512_max_epu32(mx, xa[j]);
-    }
-    amax = simd::hmax_epu32(mx);
-  }
+  const uint32_t amax = load_block<kV>(x, n, c, xi, xa, live);
   if (amax >= kInfBits) {
     for (int j = 0; j < kV; ++j) {
       _mm512_mask_storeu_ps(y + 16 * j, live[j], _mm512_castsi512_ps(_mm512_set1_epi32(int(kCanonicalNan))));
@@ -183,14 +188,7 @@ inline uint32_t encode_block_avx512(const float* x, uint8_t* codes, int64_t n, c
   constexpr int kV = kBlock / 16;
   __m512i xi[kV], xa[kV];
   __mmask16 live[kV];
-  __m512i mx = _mm512_setzero_si512();
-  for (int j = 0; j < kV; ++j) {
-    live[j] = lanes(n - 16 * j);
-    xi[j] = _mm512_maskz_loadu_epi32(live[j], x + 16 * j);
-    xa[j] = _mm512_and_si512(xi[j], c.abs);
-    mx = _mm512_max_epu32(mx, xa[j]);
-  }
-  const uint32_t amax = simd::hmax_epu32(mx);
+  const uint32_t amax = load_block<kV>(x, n, c, xi, xa, live);
   if (amax >= kInfBits) {
     for (int j = 0; j < kV; ++j) _mm_mask_storeu_epi8(codes + 16 * j, live[j], _mm_setzero_si128());
     return sc.nan_code;
