@@ -217,6 +217,75 @@ inline uint32_t encode_block_avx512(const float* x, uint8_t* codes, int64_t n, c
   return scale_code;
 }
 
+// NVFP4 on 16 full blocks (256 elements) at a time: the 16 block maxima are reduced into the
+// lanes of one vector (a transposing tree instead of 16 horizontal reductions), the per-block
+// scale arithmetic of Scaler (spec §5 steps 5-8) runs once on 16 lanes with the same binary32
+// operations, and each block then reloads its 16 elements (hot in L1) and rounds them.
+struct NvGroup {
+  Vec e4m3;                           // the block-scale format's rounding constants
+  __m512 sb_mult, s_dec, one, fmax;
+  explicit NvGroup(const Scaler& sc)
+      : e4m3(sc.e4m3), sb_mult(_mm512_set1_ps(sc.sb_mult)), s_dec(_mm512_set1_ps(sc.s_dec)),
+        one(_mm512_set1_ps(1.0f)), fmax(_mm512_set1_ps(FLT_MAX)) {}
+};
+
+template <bool kStream>
+inline void fq_nvfp4_group(const float* x, float* y, uint8_t* m, const Vec& c, const NvGroup& g) {
+  // Level 1: v0|v1 -> 128-bit chunks 0,1 partial maxima of block 2k, chunks 2,3 of block 2k+1.
+  __m512i r[8];
+  for (int k = 0; k < 8; ++k) {
+    const __m512i a = _mm512_and_si512(_mm512_loadu_si512(x + 32 * k), c.abs);
+    const __m512i b = _mm512_and_si512(_mm512_loadu_si512(x + 32 * k + 16), c.abs);
+    r[k] = _mm512_max_epu32(_mm512_shuffle_i32x4(a, b, _MM_SHUFFLE(1, 0, 1, 0)),
+                            _mm512_shuffle_i32x4(a, b, _MM_SHUFFLE(3, 2, 3, 2)));
+  }
+  // Level 2: chunk q of s[m] = 4 partial maxima of block 4m + q.
+  __m512i s[4];
+  for (int k = 0; k < 4; ++k)
+    s[k] = _mm512_max_epu32(_mm512_shuffle_i32x4(r[2 * k], r[2 * k + 1], _MM_SHUFFLE(2, 0, 2, 0)),
+                            _mm512_shuffle_i32x4(r[2 * k], r[2 * k + 1], _MM_SHUFFLE(3, 1, 3, 1)));
+  // Level 3: in chunk q of t[p], dwords 0,1 belong to block 8p + q, dwords 2,3 to 8p + 4 + q.
+  __m512i t[2];
+  for (int k = 0; k < 2; ++k)
+    t[k] = _mm512_max_epu32(_mm512_unpacklo_epi64(s[2 * k], s[2 * k + 1]),
+                            _mm512_unpackhi_epi64(s[2 * k], s[2 * k + 1]));
+  // Level 4: lane 4q + i of u = max of block 4i + q.
+  const __m512 t0 = _mm512_castsi512_ps(t[0]), t1 = _mm512_castsi512_ps(t[1]);
+  __m512i u = _mm512_max_epu32(_mm512_castps_si512(_mm512_shuffle_ps(t0, t1, _MM_SHUFFLE(2, 0, 2, 0))),
+                               _mm512_castps_si512(_mm512_shuffle_ps(t0, t1, _MM_SHUFFLE(3, 1, 3, 1))));
+  // Back to block order: lane j = max of block j.
+  u = _mm512_permutexvar_epi32(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), u);
+  const __mmask16 nonfinite = _mm512_cmpge_epu32_mask(u, c.exp);
+  // Scaler::operator() on 16 lanes: sb = min(a_b * sb_mult, 448), S_b on the E4M3 grid,
+  // D_b = S_b * S_dec, r = S_b == 0 ? 0 : min(1 / D_b, FLT_MAX).
+  const __m512 s_b = grid16(u, g.sb_mult, g.e4m3, nullptr);
+  const __m512 d_b = _mm512_mul_ps(s_b, g.s_dec);
+  const __m512 r_b = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(s_b, _mm512_setzero_ps(), _CMP_NEQ_UQ),
+                                         _mm512_min_ps(_mm512_div_ps(g.one, d_b), g.fmax));
+  alignas(64) float encs[16], decs[16];
+  _mm512_store_ps(encs, r_b);
+  _mm512_store_ps(decs, d_b);
+  const __m512 nan = _mm512_castsi512_ps(_mm512_set1_epi32(int(kCanonicalNan)));
+  for (int j = 0; j < 16; ++j) {
+    const __m512i xi = _mm512_loadu_si512(x + 16 * j);
+    const __m512i xa = _mm512_and_si512(xi, c.abs);
+    __mmask16 inr = 0;
+    const __m512 rr = grid16(xa, _mm512_set1_ps(encs[j]), c, m ? &inr : nullptr);
+    __m512 o = _mm512_castsi512_ps(_mm512_ternarylogic_epi32(
+        _mm512_castps_si512(_mm512_mul_ps(rr, _mm512_set1_ps(decs[j]))), xi, c.sign, 0xF8));
+    if ((nonfinite >> j) & 1) {  // NaN/Inf in the block: all NaN, nothing in range
+      o = nan;
+      inr = 0;
+    }
+    if (kStream) {
+      _mm512_stream_ps(y + 16 * j, o);
+    } else {
+      _mm512_storeu_ps(y + 16 * j, o);
+    }
+    if (m) _mm_storeu_si128(reinterpret_cast<__m128i*>(m + 16 * j), _mm_maskz_set1_epi8(inr, 1));
+  }
+}
+
 // Outputs larger than this (bytes) do not stay in cache anyway: write them with streaming
 // stores, which saves the read-for-ownership of every output line (memcpy does the same).
 constexpr int64_t kStreamMinBytes = int64_t(32) << 20;
@@ -241,6 +310,35 @@ void fq_rows_avx512(const KernelSpec& k, const ElemParams& p, const Scaler& sc, 
           fq_block_avx512<kBlock, kInt, false>(x + off, y + off, m, std::min<int64_t>(kBlock, K - b * kBlock), c, sc);
         }
       }
+    _mm_sfence();  // order the streaming stores before the region's closing barrier
+  }
+}
+
+// NVFP4 rows with K % 16 == 0: the tensor is R * nb consecutive full blocks, taken 16 at a time
+// (each block's result depends on its own elements only, so any split gives the same bits).
+void fq_nvfp4_avx512(const KernelSpec& k, const ElemParams& p, const Scaler& sc, const float* x,
+                     int64_t R, float* y, uint8_t* mask) {
+  const Vec c(p);
+  const NvGroup g(sc);
+  const int64_t n = R * k.K, blocks = n / 16, groups = blocks / 16;
+  const bool stream = n * 4 >= kStreamMinBytes && reinterpret_cast<uintptr_t>(y) % 64 == 0;
+#pragma omp parallel if (n >= kParallelMinElements)
+  {
+#pragma omp for schedule(static) nowait
+    for (int64_t i = 0; i < groups; ++i) {
+      const int64_t off = i * 256;
+      uint8_t* m = mask ? mask + off : nullptr;
+      if (stream) {
+        fq_nvfp4_group<true>(x + off, y + off, m, c, g);
+      } else {
+        fq_nvfp4_group<false>(x + off, y + off, m, c, g);
+      }
+    }
+#pragma omp for schedule(static)
+    for (int64_t b = groups * 16; b < blocks; ++b) {
+      const int64_t off = b * 16;
+      fq_block_avx512<16, false, false>(x + off, y + off, mask ? mask + off : nullptr, 16, c, sc);
+    }
     _mm_sfence();  // order the streaming stores before the region's closing barrier
   }
 }
@@ -286,6 +384,8 @@ void fp_fake_quant(const KernelSpec& k, const Nvfp4Global& g, const float* x, in
   if (simd) {
     if (k.G == 32 && p.is_int) return fq_rows_avx512<32, true>(k, p, sc, x, R, y, mask);
     if (k.G == 32) return fq_rows_avx512<32, false>(k, p, sc, x, R, y, mask);
+    if (k.G == 16 && !p.is_int && k.scheme == BlockScheme::kNvfp4 && k.K % 16 == 0)
+      return fq_nvfp4_avx512(k, p, sc, x, R, y, mask);
     if (k.G == 16 && !p.is_int) return fq_rows_avx512<16, false>(k, p, sc, x, R, y, mask);
   }
 #else
