@@ -44,9 +44,6 @@ class Var {
   void backward() const;
   void backward(const Tensor& seed) const;
 
-  // What a backward closure captures: the Var's value only when `cond` (saves memory).
-  Tensor keep_if(bool cond) const { return cond ? n_->value : Tensor(); }
-
  private:
   std::shared_ptr<Node> n_;
 };

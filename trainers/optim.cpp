@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <map>
+#include <vector>
 
 #include "trainers/recipe.h"
 
@@ -148,12 +149,24 @@ std::unique_ptr<Optimizer> make_optimizer(const OptimizerCfg& cfg, layers::Named
 }
 
 double clip_grad_norm(const layers::NamedParams& params, double max_norm) {
-  double sq = 0;
-  for (const auto& [name, v] : params) {
-    if (v.grad().empty()) continue;
-    const float* g = v.grad().data();
-    for (int64_t j = 0; j < v.grad().size(); ++j) sq += double(g[j]) * g[j];
+  // Sum of squares in double over fixed 64K-element chunks (in parallel), then the chunk sums in
+  // order: the same bits for any thread count, and no sequential pass over every gradient.
+  constexpr int64_t kChunk = 1 << 16;
+  std::vector<std::pair<const float*, int64_t>> chunks;
+  for (const auto& [name, v] : params)
+    for (int64_t j = 0; j < v.grad().size(); j += kChunk)
+      chunks.emplace_back(v.grad().data() + j, std::min(kChunk, v.grad().size() - j));
+  std::vector<double> part(chunks.size());
+  const auto n = static_cast<int64_t>(chunks.size());
+#pragma omp parallel for schedule(static) if (n > 1)
+  for (int64_t c = 0; c < n; ++c) {
+    double sq = 0;
+    const auto [g, len] = chunks[static_cast<size_t>(c)];
+    for (int64_t j = 0; j < len; ++j) sq += double(g[j]) * g[j];
+    part[static_cast<size_t>(c)] = sq;
   }
+  double sq = 0;
+  for (double p : part) sq += p;
   const double norm = std::sqrt(sq);
   if (max_norm > 0 && norm > max_norm) {
     const float s = static_cast<float>(max_norm / (norm + 1e-6));

@@ -35,7 +35,7 @@ class Optimizer {
 std::unique_ptr<Optimizer> make_optimizer(const OptimizerCfg& cfg, layers::NamedParams params);
 
 // Scales all gradients so their global L2 norm is at most max_norm (no-op if max_norm <= 0).
-// Returns the norm before clipping (accumulated in double in parameter order).
+// Returns the norm before clipping (accumulated in double over fixed chunks: thread-count free).
 double clip_grad_norm(const layers::NamedParams& params, double max_norm);
 
 }  // namespace mxqat::trainers

@@ -254,12 +254,4 @@ std::vector<std::string> recipe_diff(const Recipe& a, const Recipe& b) {
   return schema::diff(recipe_table(), a, b);
 }
 
-int64_t steps_per_epoch(const Recipe& recipe, int64_t train_examples) {
-  MXQAT_CHECK(train_examples > 0, "steps_per_epoch: no training examples (got ", train_examples,
-              "); check data.train_limit and data.val_size");
-  int64_t batch = recipe.data.batch_size;
-  MXQAT_CHECK(batch > 0, "steps_per_epoch: data.batch_size is ", batch, "; it must be >= 1");
-  return (train_examples + batch - 1) / batch;
-}
-
 }  // namespace mxqat::trainers

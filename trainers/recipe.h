@@ -121,7 +121,5 @@ inline bool operator!=(const Recipe& a, const Recipe& b) { return !(a == b); }
 // The settings that differ, one "path: a -> b" line each (e.g. to explain a refused resume).
 std::vector<std::string> recipe_diff(const Recipe& a, const Recipe& b);
 
-// Optimizer steps in one epoch: ceil(train_examples / batch_size).
-int64_t steps_per_epoch(const Recipe& recipe, int64_t train_examples);
 
 }  // namespace mxqat::trainers

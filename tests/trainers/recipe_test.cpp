@@ -388,14 +388,6 @@ TEST(RecipeOverrides, DiffNamesTheChangedKeys) {
   EXPECT_TRUE(recipe_diff(a, a).empty());
 }
 
-TEST(Recipe, StepsPerEpoch) {
-  Recipe r = parse_recipe(kMinimal, kSrc);
-  EXPECT_EQ(steps_per_epoch(r, 55000), 430);  // 429.7 rounded up: the last batch is partial
-  EXPECT_EQ(steps_per_epoch(r, 256), 2);
-  EXPECT_EQ(steps_per_epoch(r, 1), 1);
-  EXPECT_THROW(steps_per_epoch(r, 0), Error);
-}
-
 // ---- the schema machinery on a test-only schema: the shape of the coming quant: rules --------
 
 struct TPhase {
