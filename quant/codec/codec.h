@@ -32,6 +32,30 @@ struct EncodedTensor {
   int64_t block_size = 0;              // 32 (MX), 16 (NVFP4), G (INT)
 };
 
+// The fixed quantizer of one block under a given scale: what encode_with_scales applies to each
+// element of that block (spec §4.4 / §5 steps 8-10 / §6 steps 2-3 with the scale taken as given).
+// code(x) is the element code of a finite x, dequant(x) the decoded value of that code, bit for
+// bit what decode gives. Made by Codec::block_quantizer / Codec::int_quantizer.
+struct BlockQuantizer {
+  const ElementFormat* elem = nullptr;  // MX / NVFP4 element row; nullptr for INT
+  float enc = 0, dec = 0;  // MX: 2^-s, 2^s; NVFP4: r, D_b; INT: RN32(1/s), s
+  float zero = 0;          // INT: zero point z (an integer)
+  int qmin = 0, qmax = 0;  // INT code range
+  int bits = 0;            // element bits
+  bool nan_block = false;  // NaN scale: codes 0, values NaN (spec §4.1, §5 step 4, §6 step 4)
+
+  uint32_t code(float x) const;
+  float dequant(float x) const { return value(code(x)); }
+  float value(uint32_t code) const;  // decode of one element code under this block's scale
+  bool in_range(float x) const;      // not saturated / clamped (the fake_quant mask)
+};
+
+// INT scale and zero point of one group (spec §6 step 1).
+struct IntScale {
+  float scale = 0;         // s (NaN for a non-finite group)
+  uint8_t zero_point = 0;  // z (0 when symmetric)
+};
+
 class Codec {
  public:
   // Unknown name -> mxqat::Error listing the known names. Options that do not apply to the
@@ -66,6 +90,23 @@ class Codec {
   void fake_quant_portable(const float* x, int64_t R, int64_t K, float* y,
                            uint8_t* mask = nullptr) const;
 
+  // ---- Quantization under given scales (PTQ: MSE scale search, GPTQ, calibrated ranges) ----
+  // x [R, K]; `scales` holds the block scales to use, laid out as encode stores them (its codes
+  // are ignored): MX scale_codes (E8M0; 0xFF = NaN block), NVFP4 scale_codes (E4M3 0x00-0x7E;
+  // 0x7F = NaN block) with global_decode_scale (the globals are copied), INT scales (finite > 0;
+  // NaN = NaN block) and zero points. Element codes follow the codec's rounding and saturation
+  // under those scales; with scales = encode(x) the result equals encode(x) bit for bit.
+  // Throws on a codec, shape or block-size mismatch, an invalid scale, or a non-finite element
+  // in a block whose scale is not NaN. mask [R, K] (nullable) as in fake_quant.
+  EncodedTensor encode_with_scales(const float* x, int64_t R, int64_t K, const EncodedTensor& scales,
+                                   uint8_t* mask = nullptr) const;
+  // The quantizer of block `block` of row `row` under the scales of `scales` (same checks).
+  BlockQuantizer block_quantizer(const EncodedTensor& scales, int64_t row, int64_t block) const;
+  // INT codecs: the scale and zero point that encode derives for a group with minimum lo and
+  // maximum hi (symmetric: from max(|lo|, |hi|)), and the quantizer for a given scale/zero point.
+  IntScale int_scale(float lo, float hi) const;
+  BlockQuantizer int_quantizer(IntScale s) const;
+
   // NVFP4: A, S_enc, S_dec for this input (the supplied global_amax, or max |x| over finite x).
   Nvfp4Global nvfp4_global(const float* x, int64_t R, int64_t K) const;
 
@@ -74,6 +115,7 @@ class Codec {
   void check_shape(const float* x, int64_t R, int64_t K) const;
   void check_encoded(const EncodedTensor& e) const;
   KernelSpec kernel_spec(int64_t K) const;
+  void check_scales(const EncodedTensor& s, int64_t R, int64_t K) const;
 
   const BlockFormat* fmt_;
   const ElementFormat* elem_;   // element row (MX, NVFP4); nullptr for INT
