@@ -80,6 +80,7 @@ struct Work {
   const Codec& codec;  // quantizes (block_quantizer on `scales`)
   const Codec& fixed;  // chooses block scales (NVFP4: with the global amax fixed)
   const InverseFactor& f;
+  const GptqOptions& opt;
   int64_t N, K, G;
   const std::vector<int64_t>& starts;
   std::vector<double>& w;     // [N, K] working weights
@@ -95,7 +96,9 @@ void fix_block_scales(Work& k, int64_t r0, int64_t r1, int64_t b, std::vector<Bl
   std::vector<float> tmp(static_cast<size_t>(n));
   for (int64_t r = r0; r < r1; ++r) {
     for (int64_t j = 0; j < n; ++j) tmp[static_cast<size_t>(j)] = static_cast<float>(k.w[static_cast<size_t>(r * k.K + lo + j)]);
-    const EncodedTensor e = k.fixed.encode(tmp.data(), 1, n);
+    const EncodedTensor e = k.opt.mse_scales
+                                ? mse(autograd::Tensor({1, n}, tmp), k.fixed, k.opt.mse).encoded
+                                : k.fixed.encode(tmp.data(), 1, n);
     const size_t si = static_cast<size_t>(r * nb + b);
     if (!k.scales.scale_codes.empty()) k.scales.scale_codes[si] = e.scale_codes[0];
     if (!k.scales.scales.empty()) k.scales.scales[si] = e.scales[0];
@@ -166,7 +169,7 @@ GptqResult gptq(const autograd::Tensor& w, const calib::Hessian& h, const Codec&
   std::vector<float> xin(static_cast<size_t>(N * K)), q(static_cast<size_t>(N * K));
   std::vector<double> loss(static_cast<size_t>(N), 0.0);
   const std::vector<int64_t> starts = batch_starts(K, codec.block_size(K), opt.batch);
-  Work work{codec, fixed, f, N, K, codec.block_size(K), starts, wd, xin, q, loss, scales};
+  Work work{codec, fixed, f, opt, N, K, codec.block_size(K), starts, wd, xin, q, loss, scales};
 
   std::exception_ptr failure;
   const int64_t tiles = (N + kTileRows - 1) / kTileRows;

@@ -40,6 +40,8 @@ PtqResult mse(const autograd::Tensor& w, const Codec& codec, const MseOptions& o
 struct GptqOptions {
   double percdamp = 0.01;  // damping added to H's diagonal: percdamp · mean(diag H)
   int64_t batch = 128;     // lazy-batch width in columns (1 = every update applied at once)
+  bool mse_scales = false; // fix each block's scale by the MSE search of `mse` (on the current
+  MseOptions mse;          // weights) instead of the codec's own rule
 };
 
 struct GptqResult : PtqResult {
@@ -50,7 +52,8 @@ struct GptqResult : PtqResult {
 
 // GPTQ (Frantar et al. 2022) with the codec's blocks: columns in order; at a block's first
 // column its scales (per row) are fixed from the current, error-updated weights by the codec's
-// own rule (NVFP4: the global scale from the original w, or the codec's global_amax), then its
+// own rule (or the MSE search, mse_scales; NVFP4: the global scale from the original w, or the
+// codec's global_amax), then its
 // columns are quantized one at a time under that scale, each column's error fed back to the
 // remaining columns through the upper Cholesky factor of H⁻¹. h: the input Hessian [K, K]
 // (calib::HessianAccumulator). Lazy batches never split a block, so the result does not depend

@@ -29,6 +29,13 @@ Tensor weights(int64_t N, int64_t K, uint32_t seed) {
   return w;
 }
 
+GptqOptions options(double percdamp, int64_t batch) {
+  GptqOptions o;
+  o.percdamp = percdamp;
+  o.batch = batch;
+  return o;
+}
+
 std::vector<Codec> codecs() {
   std::vector<Codec> cs;
   for (const std::string& name : Codec::names()) cs.push_back(Codec::make(name));
@@ -161,17 +168,38 @@ TEST(Ptq, GptqWithDiagonalHessianIsRtn) {
   }
 }
 
+TEST(Ptq, GptqWithMseScales) {
+  const int64_t K = 80;
+  calib::Hessian h{K, 1, std::vector<double>(static_cast<size_t>(K * K), 0.0)};
+  for (int64_t i = 0; i < K; ++i) h.h[static_cast<size_t>(i * K + i)] = 2.0;
+  const Tensor w = weights(5, K, 11);
+  GptqOptions opt;
+  opt.mse_scales = true;
+  for (const Codec& c : codecs()) {  // diagonal H: no feedback, so the blocks are mse's
+    const GptqResult g = gptq(w, h, c, opt);
+    EXPECT_TRUE(g.weight.same_bits(mse(w, c).weight)) << label(c, K);
+    expect_on_grid(c, g, "gptq mse diagonal " + label(c, K));
+  }
+  const Calib cal = correlated_inputs(256, 96, 3);
+  const Tensor w2 = weights(16, 96, 4);
+  for (const Codec& c : {Codec::make("int4_sym"), Codec::make("mxfp4")}) {
+    const GptqResult g = gptq(w2, cal.h, c, opt);
+    expect_on_grid(c, g, "gptq mse " + label(c, 96));
+    EXPECT_LT(output_error(cal.x, w2, g.weight), 0.8 * output_error(cal.x, w2, mse(w2, c).weight)) << label(c, 96);
+  }
+}
+
 TEST(Ptq, GptqIsBitwiseIndependentOfBatchAndThreads) {
   const int64_t K = 72, N = 20;
   const Calib cal = correlated_inputs(128, K, 6);
   const Tensor w = weights(N, K, 7);
   for (const Codec& c : {Codec::make("mxfp4"), Codec::make("int4_sym"), Codec::make("nvfp4"),
                          Codec::make("int4_asym", {ScaleRule::kFloor, 24, std::nullopt})}) {
-    const GptqResult ref = gptq(w, cal.h, c, {0.01, 1});
+    const GptqResult ref = gptq(w, cal.h, c, options(0.01, 1));
     const int saved = omp_get_max_threads();
     for (const auto& [batch, threads] : std::vector<std::pair<int64_t, int>>{{7, 1}, {32, 2}, {128, 3}, {1000, 2}}) {
       omp_set_num_threads(threads);
-      const GptqResult g = gptq(w, cal.h, c, {0.01, batch});
+      const GptqResult g = gptq(w, cal.h, c, options(0.01, batch));
       omp_set_num_threads(saved);
       EXPECT_TRUE(g.weight.same_bits(ref.weight)) << label(c, K) << " batch " << batch << " threads " << threads;
       EXPECT_EQ(g.encoded.codes, ref.encoded.codes) << label(c, K);
@@ -206,7 +234,7 @@ TEST(Ptq, BadInputIsRejectedByName) {
   expect_error([&] { mse(bad, c, {}, "fc2.weight"); }, {"mse \"fc2.weight\"", "element (0, 5)"});
   calib::Hessian indefinite = h;
   indefinite.h[1] = indefinite.h[8] = 3.0;  // [[1, 3], [3, 1]] block: eigenvalue -2
-  expect_error([&] { gptq(w, indefinite, c, {0.0, 128}); }, {"not positive definite", "percdamp"});
+  expect_error([&] { gptq(w, indefinite, c, options(0.0, 128)); }, {"not positive definite", "percdamp"});
   calib::Hessian nan_h = h;
   nan_h.h[3] = NAN;
   expect_error([&] { gptq(w, nan_h, c); }, {"Hessian entry (0, 3)"});
