@@ -58,6 +58,11 @@ PackedWeight packed_weight(const Codec& c, const EncodedTensor& w) {
   p.scale_lut = decode_lut(element_format(c.block_format().scale));
   p.s_dec = w.global_decode_scale;
   p.nv = c.block_format().scheme == BlockScheme::kNvfp4;
+  p.sign_magnitude = p.bits == 8;
+  for (uint32_t code = 0; code < 128 && p.sign_magnitude; ++code) {
+    const float pos = p.lut[code], neg = p.lut[code | 0x80];
+    p.sign_magnitude = (pos != pos && neg != neg) || f2u(neg) == (f2u(pos) ^ 0x80000000u);
+  }
   return p;
 }
 

@@ -56,6 +56,7 @@ struct PackedWeight {
   const float* scale_lut;      // scale code -> value
   float s_dec;                 // NVFP4 global decode scale
   bool nv;                     // NVFP4: block scale = scale value × s_dec
+  bool sign_magnitude;         // 8-bit: lut[c | 0x80] == -lut[c] for every c (NaN: both NaN)
 
   // The per-block multiplier exactly as Codec::decode computes it.
   float block_scale(int64_t n, int64_t b) const {
