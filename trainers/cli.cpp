@@ -24,12 +24,33 @@ struct Command {
 
 const std::vector<Command>& commands() {
   static const std::vector<Command> kCommands = {
+      {"run", "RECIPE [--out DIR] [--set k=v ...] [--threads N] [--stop-after STAGE]",
+       "the whole job, resumable: baseline -> ptq -> qat -> export -> verify -> report "
+       "(DIR defaults to runs/<name>)", cmd_run},
       {"train", "RECIPE [--out DIR] [--set k=v ...] [--resume] [--threads N]",
        "train the recipe's model in FP32 (the baseline)", cmd_train},
       {"qat", "RECIPE --from BASELINE.h5 [--out DIR] [--set k=v ...] [--resume] [--threads N]",
        "fine-tune a baseline under fake quantization (direct cast first, then QAT)", cmd_qat},
-      {"eval", "CHECKPOINT.h5 [--recipe RECIPE] [--threads N]",
-       "evaluate a checkpoint on the test split", cmd_eval},
+      {"ptq", "RECIPE [--from BASELINE.h5] [--out DIR] [--set k=v ...] [--threads N]",
+       "post-training quantization of the baseline with each ptq.methods (rtn, mse, gptq) at "
+       "each compare.formats, evaluated through the fake-quant forward", cmd_ptq},
+      {"compare", "RECIPE|RUN_DIR [--out DIR]",
+       "write the run's report (report.md, .csv, .json, .html)", cmd_compare},
+      {"eval", "CHECKPOINT.h5|EXPORT.h5 [--recipe RECIPE] [--threads N]",
+       "evaluate a checkpoint (fake-quant if QAT) or an export (reference path) on the test split",
+       cmd_eval},
+      {"export", "RUN_DIR|CHECKPOINT.h5 --out MODEL.h5",
+       "pack a checkpoint's weights with their codecs into an HDF5 export (spec §9 groups, "
+       "manifest with SHA-256 of every tensor)", cmd_export},
+      {"verify", "MODEL.h5 [--against CHECKPOINT.h5] [--limit N] [--threads N]",
+       "prove the export infers exactly like training: bitwise equal logits on the test split, "
+       "recorded in the export's manifest", cmd_verify},
+      {"inspect", "FILE.h5", "per tensor codec, shape, bytes, bits per weight, SQNR; totals, "
+       "compression and the manifest (exports) or the parameters (checkpoints)", cmd_inspect},
+      {"infer", "MODEL.h5 [--input test|val|train|X.f32] [--limit N] [--fast] [--out PRED.csv] "
+       "[--threads N]",
+       "inference from an export: reference path (bit-exact) or --fast (fused packed kernels)",
+       cmd_infer},
       {"quantize",
        "--codec NAME [--scale-rule floor|rceil] [--group-size G] [--global-amax A] --in INPUT "
        "--shape R,K --out OUT.h5 [--name NAME] [--dequant OUT.f32]",

@@ -9,6 +9,7 @@
 #include "trainers/ckpt.h"
 #include "trainers/cli_args.h"
 #include "trainers/commands.h"
+#include "trainers/infer.h"
 #include "trainers/model_factory.h"
 #include "trainers/report_io.h"
 #include "trainers/qat.h"
@@ -85,6 +86,16 @@ int cmd_eval(const std::vector<std::string>& argv) {
   Args a("eval", argv, {{"--recipe", true}, {"--set", true, true}, {"--threads", true}}, 1, 1);
   apply_threads(a);
   const std::string path = a.positional()[0];
+  if (is_export(path)) {  // an export: its reference inference path
+    const ExportModel m = read_export(path);
+    Recipe r = parse_recipe(m.recipe_text, path + ":/recipe", a.all("--set"));
+    Splits data = load_fashion_mnist(r.data, static_cast<uint64_t>(r.seed));
+    InferenceModel im = load_inference(m, path, data.train.x.cols(), data.train.num_classes);
+    EvalResult e = evaluate(*im.model, data.test);
+    std::cout << JsonObject().str("export", path).num("test_accuracy", e.accuracy)
+                     .num("test_loss", e.loss).integer("samples", e.samples).dump() << "\n";
+    return 0;
+  }
   Checkpoint c = load_checkpoint(path);
   Recipe r = a.has("--recipe") ? load_recipe(*a.get("--recipe"), a.all("--set"))
                                : parse_recipe(c.recipe_text, path + ":/recipe", a.all("--set"));

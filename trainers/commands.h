@@ -10,4 +10,11 @@ int cmd_qat(const std::vector<std::string>& args);
 int cmd_eval(const std::vector<std::string>& args);
 int cmd_quantize(const std::vector<std::string>& args);
 int cmd_dequantize(const std::vector<std::string>& args);
+int cmd_export(const std::vector<std::string>& args);
+int cmd_verify(const std::vector<std::string>& args);
+int cmd_inspect(const std::vector<std::string>& args);
+int cmd_infer(const std::vector<std::string>& args);
+int cmd_ptq(const std::vector<std::string>& args);
+int cmd_compare(const std::vector<std::string>& args);
+int cmd_run(const std::vector<std::string>& args);
 }  // namespace mxqat::trainers

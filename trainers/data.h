@@ -26,6 +26,13 @@ struct Splits {
   std::string description;  // for the log
 };
 
+// Features per example and number of classes of the recipe's dataset, known without reading it
+// (what a model built for inference needs).
+struct DataDims {
+  int64_t features, classes;
+};
+DataDims data_dims(const DataCfg& cfg);
+
 // Reads an IDX file (optionally gzip-compressed); checks magic, dimensions and length.
 // Returns the dims and the raw bytes.
 std::vector<uint8_t> read_idx(const std::string& path, int expected_ndim, std::vector<int64_t>& dims);

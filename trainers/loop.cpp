@@ -82,6 +82,8 @@ void handle_nonfinite(LoopContext& c, int64_t step, double loss, double gnorm) {
 }
 }  // namespace
 
+bool interrupted() { return g_interrupted; }
+
 void install_interrupt_handler() {
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);

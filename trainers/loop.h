@@ -61,5 +61,6 @@ void load_parameters(layers::Module& model, const Checkpoint& c, const std::stri
 
 // Set by SIGINT/SIGTERM: the loop checkpoints at the next step boundary and returns.
 void install_interrupt_handler();
+bool interrupted();  // a SIGINT/SIGTERM arrived since the handler was installed
 
 }  // namespace mxqat::trainers

@@ -24,13 +24,6 @@ std::vector<quant::Phase> phases_of(const std::vector<PhaseCfg>& v) {
   return out;
 }
 
-std::vector<std::pair<std::string, layers::GemmLayer*>> gemm_layers(layers::Module& m) {
-  std::vector<std::pair<std::string, layers::GemmLayer*>> out;
-  for (auto& [name, mod] : m.named_modules())
-    if (auto* g = dynamic_cast<layers::GemmLayer*>(mod)) out.emplace_back(name, g);
-  return out;
-}
-
 // The steps at which some layer's phase ends, with the codecs of the phase that ends there.
 std::vector<PhaseResult> phase_ends(const quant::QuantPlan& plan) {
   std::map<int64_t, PhaseResult> ends;
@@ -139,6 +132,13 @@ std::string summary_json(const Recipe& r, const QatSummary& s, const std::string
              .num("wall_s", s.wall_s).str("policy", policy_table).dump() + "\n";
 }
 }  // namespace
+
+std::vector<std::pair<std::string, layers::GemmLayer*>> gemm_layers(layers::Module& m) {
+  std::vector<std::pair<std::string, layers::GemmLayer*>> out;
+  for (auto& [name, mod] : m.named_modules())
+    if (auto* g = dynamic_cast<layers::GemmLayer*>(mod)) out.emplace_back(name, g);
+  return out;
+}
 
 quant::PolicyConfig policy_config(const QuantCfg& q) {
   quant::PolicyConfig c;

@@ -35,6 +35,8 @@ struct QatSummary {
   bool completed = false;
 };
 
+// The model's GEMM layers (Linear, Conv2d) by module name, in model order.
+std::vector<std::pair<std::string, layers::GemmLayer*>> gemm_layers(layers::Module& m);
 // The recipe's quant section as a policy config (codec names are checked on resolution).
 quant::PolicyConfig policy_config(const QuantCfg& q);
 // Resolves the policy onto the model's GEMM layers (by module name).

@@ -178,6 +178,35 @@ const Table& qat_extra_table() {
   return kTable;
 }
 
+std::string methods_rule(const PtqCfg& p) {
+  for (const auto& m : p.methods)
+    if (m != "rtn" && m != "mse" && m != "gptq")
+      return "unknown PTQ method '" + m + "'; known: rtn, mse, gptq";
+  return "";
+}
+
+const Table& ptq_table() {
+  static const Table kTable = schema::table<PtqCfg>({
+      field("methods", &PtqCfg::methods).non_empty(),
+      field("calib_samples", &PtqCfg::calib_samples).ge(1),
+      field("observer", &PtqCfg::observer).one_of({"minmax", "percentile", "mse"}),
+      field("percentile", &PtqCfg::percentile).gt(0).le(100),
+      field("gptq_damp", &PtqCfg::gptq_damp).gt(0),
+      rule<PtqCfg>("methods", methods_rule),
+  });
+  return kTable;
+}
+
+// Format names are checked against the codec table when `run` derives the variants.
+const Table& compare_table() {
+  static const Table kTable = schema::table<CompareCfg>({
+      field("formats", &CompareCfg::formats),
+      field("qat_direct", &CompareCfg::qat_direct),
+      field("qat_progressive", &CompareCfg::qat_progressive),
+  });
+  return kTable;
+}
+
 // A run's files are named after it, so the name must be a plain file name.
 std::string name_problem(const std::string& name) {
   bool ok = !name.empty() && name[0] != '.' && name.size() <= 100;
@@ -199,6 +228,8 @@ const Table& recipe_table() {
       nest("quant", quant_table(), &Recipe::quant),
       nest("qat", qat_extra_table(), &Recipe::qat),
       nest("qat", train_table(), &Recipe::qat, &QatCfg::train),
+      nest("ptq", ptq_table(), &Recipe::ptq),
+      nest("compare", compare_table(), &Recipe::compare),
       rule<Recipe>("train", [](const Recipe& r) {
         return r.train.epochs > 0 || r.train.steps > 0
                    ? std::string()

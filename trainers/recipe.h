@@ -95,6 +95,25 @@ struct QatCfg {
   std::string on_nonfinite = "skip";  // skip | stop: what a NaN/Inf loss or gradient does
 };
 
+// The `ptq` section: post-training quantization of the baseline with each method, calibrated on
+// samples of the training split, evaluated through the same fake-quant forward as QAT.
+struct PtqCfg {
+  std::vector<std::string> methods = {"rtn", "mse", "gptq"};  // rtn | mse | gptq
+  int64_t calib_samples = 512;      // from the training split (seeded)
+  std::string observer = "minmax";  // minmax | percentile | mse: activation ranges in the report
+  double percentile = 99.99;        // for observer: percentile
+  double gptq_damp = 0.01;          // GPTQ: damping, as a fraction of the Hessian's mean diagonal
+};
+
+// The `compare` section: which target formats `mxqat run` compares (PTQ methods, QAT direct,
+// QAT progressive) in the report. A format replaces the recipe's default weight (and input)
+// codec; layers kept apart by rules keep theirs.
+struct CompareCfg {
+  std::vector<std::string> formats;  // empty = the recipe's quant.weight only
+  bool qat_direct = true;            // one QAT run per format at that format from step 0
+  bool qat_progressive = true;       // and one through the schedule's wider formats (below 8 bits)
+};
+
 struct Recipe {
   std::string name;  // optional; defaults to the file's stem
   int64_t seed = 0;
@@ -103,6 +122,8 @@ struct Recipe {
   TrainCfg train;
   QuantCfg quant;
   QatCfg qat;
+  PtqCfg ptq;
+  CompareCfg compare;
   std::string source;  // file path or "<string>"
   std::string text;    // the effective recipe as YAML, every field written out, after --set
                        // overrides: stored in checkpoints; parse_recipe(text) reproduces it

@@ -1,5 +1,5 @@
 // GPTQ (ptq.h) after the reference implementation of Frantar et al. 2022 (gptq.py fasterquant):
-// dead inputs zeroed, H damped, U = upper Cholesky factor of H⁻¹, columns quantized in order
+// dead inputs kept (or zeroed), H damped, U = upper Cholesky factor of H⁻¹, columns quantized in order
 // with error feedback w_j -= e_i U_ij (e_i = (w_i - q_i) / U_ii), updates beyond the current lazy
 // batch applied at its end. Every row of W is independent given U, so row tiles run in parallel
 // (static schedule); each weight entry receives its updates from columns in ascending order
@@ -165,7 +165,7 @@ GptqResult gptq(const autograd::Tensor& w, const calib::Hessian& h, const Codec&
   std::vector<double> wd(w.data(), w.data() + w.size());
   for (int64_t r = 0; r < N; ++r)
     for (int64_t j = 0; j < K; ++j)
-      if (f.dead[static_cast<size_t>(j)]) wd[static_cast<size_t>(r * K + j)] = 0.0;
+      if (opt.zero_dead_inputs && f.dead[static_cast<size_t>(j)]) wd[static_cast<size_t>(r * K + j)] = 0.0;
   std::vector<float> xin(static_cast<size_t>(N * K)), q(static_cast<size_t>(N * K));
   std::vector<double> loss(static_cast<size_t>(N), 0.0);
   const std::vector<int64_t> starts = batch_starts(K, codec.block_size(K), opt.batch);

@@ -42,10 +42,15 @@ struct GptqOptions {
   int64_t batch = 128;     // lazy-batch width in columns (1 = every update applied at once)
   bool mse_scales = false; // fix each block's scale by the MSE search of `mse` (on the current
   MseOptions mse;          // weights) instead of the codec's own rule
+  // Inputs never active in calibration (H_ii = 0, e.g. ReLU units dead on those samples): the
+  // reference GPTQ zeroes their weight columns; by default we keep them, rounded to nearest
+  // under their block's scale (their H row is the identity, so no error flows from them), as an
+  // input dead on 512 calibration samples may still fire on real data.
+  bool zero_dead_inputs = false;
 };
 
 struct GptqResult : PtqResult {
-  int64_t dead_inputs = 0;  // inputs with H_ii = 0: their weight columns are set to 0
+  int64_t dead_inputs = 0;  // inputs with H_ii = 0 (see GptqOptions::zero_dead_inputs)
   double damp = 0;          // the value added to the diagonal
   double loss = 0;          // Σ (w - q)² / (2 [H⁻¹ Cholesky]_ii²), the GPTQ proxy of the output error
 };

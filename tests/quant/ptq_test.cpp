@@ -208,17 +208,26 @@ TEST(Ptq, GptqIsBitwiseIndependentOfBatchAndThreads) {
   }
 }
 
-TEST(Ptq, GptqZeroesDeadInputs) {
+TEST(Ptq, GptqDeadInputsKeptOrZeroed) {
   const int64_t M = 64, K = 40;
   Calib cal = correlated_inputs(M, K, 8);
   for (int64_t m = 0; m < M; ++m) cal.x[m * K + 9] = 0.0f;
   calib::HessianAccumulator acc(K);
   acc.add(cal.x);
   const Tensor w = weights(4, K, 9);
-  const GptqResult g = gptq(w, acc.hessian(), Codec::make("mxfp4"));
+  GptqOptions zero;
+  zero.zero_dead_inputs = true;
+  const GptqResult g = gptq(w, acc.hessian(), Codec::make("mxfp4"), zero);
   EXPECT_EQ(g.dead_inputs, 1);
   for (int64_t r = 0; r < 4; ++r) EXPECT_EQ(g.weight[r * K + 9], 0.0f);
   expect_on_grid(Codec::make("mxfp4"), g, "gptq dead");
+  // Kept (the default): the dead column is the weight rounded under its block's scale, not 0.
+  const GptqResult k = gptq(w, acc.hessian(), Codec::make("mxfp4"));
+  EXPECT_EQ(k.dead_inputs, 1);
+  int64_t nonzero = 0;
+  for (int64_t r = 0; r < 4; ++r) nonzero += k.weight[r * K + 9] != 0.0f;
+  EXPECT_GT(nonzero, 0);
+  expect_on_grid(Codec::make("mxfp4"), k, "gptq dead kept");
 }
 
 TEST(Ptq, BadInputIsRejectedByName) {

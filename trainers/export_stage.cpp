@@ -1,0 +1,116 @@
+// export and verify.
+#include "trainers/export_stage.h"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+
+#include "trainers/data.h"
+#include "trainers/infer.h"
+#include "trainers/json_read.h"
+#include "trainers/loop.h"
+#include "trainers/model_factory.h"
+#include "trainers/qat.h"
+#include "trainers/report_io.h"
+
+#ifndef MXQAT_VERSION
+#define MXQAT_VERSION "unknown"
+#endif
+
+namespace mxqat::trainers {
+
+namespace fs = std::filesystem;
+
+std::string resolve_checkpoint(const std::string& path) {
+  std::error_code ec;
+  if (fs::is_regular_file(path, ec)) return path;
+  MXQAT_CHECK(fs::is_directory(path, ec), "'", path, "' does not exist; give a checkpoint .h5, a "
+              "stage directory (with checkpoint.h5) or a run directory (with qat/summary.json)");
+  if (fs::exists(path + "/checkpoint.h5")) return path + "/checkpoint.h5";
+  const std::string summary = path + "/qat/summary.json";
+  MXQAT_CHECK(fs::exists(summary), "'", path, "' holds neither checkpoint.h5 nor qat/summary.json; "
+              "give a checkpoint, a stage directory or a finished run directory");
+  const std::string main = Json::read(summary).at("main").string();
+  return path + "/qat/" + main + "/checkpoint.h5";
+}
+
+namespace {
+std::shared_ptr<layers::Module> model_of(const Recipe& r) {
+  const DataDims d = data_dims(r.data);
+  return build_model(r, d.features, d.classes);
+}
+}  // namespace
+
+ExportModel export_checkpoint(const std::string& source, const std::string& out) {
+  const std::string path = resolve_checkpoint(source);
+  const Checkpoint c = load_checkpoint(path);
+  std::string policy;
+  if (c.meta.count("policy")) {
+    policy = c.meta.at("policy");
+  } else {  // an FP32 checkpoint: the recipe's policy, final phase (round to nearest)
+    const Recipe r = parse_recipe(c.recipe_text, path + ":/recipe");
+    auto model = model_of(r);
+    policy = resolve_model_policy(r, *model).to_text();
+  }
+  ExportModel m = make_export(c, path, policy);
+  fs::create_directories(fs::absolute(out).parent_path());
+  write_export(out, m);
+  spdlog::info("export {} -> {}: {} bytes ({:.2f}x smaller than float32)", path, out, m.bytes(),
+               double(m.float32_bytes()) / double(m.bytes()));
+  return m;
+}
+
+Verification verify_export(const std::string& export_path, const std::string& against_arg, int64_t limit) {
+  ExportModel m = read_export(export_path);
+  const std::string against = against_arg.empty() ? m.source : against_arg;
+  MXQAT_CHECK(!against.empty() && fs::exists(against), "verify: the training checkpoint '", against,
+              "' does not exist; pass --against CHECKPOINT.h5 (the checkpoint the export was made from)");
+  const Checkpoint c = load_checkpoint(against);
+  if (c.meta.count("policy"))
+    MXQAT_CHECK(c.meta.at("policy") == m.policy_text, "verify: ", against, " was trained under another "
+                "quant policy than ", export_path, " holds; verify against the checkpoint it was exported from");
+  const Recipe r = parse_recipe(c.recipe_text, against + ":/recipe");
+  Splits data = load_fashion_mnist(r.data, static_cast<uint64_t>(r.seed));
+  Dataset& test = data.test;
+  if (limit > 0 && limit < test.size()) {
+    const int64_t f = test.x.cols();
+    test.x = autograd::Tensor({limit, f}, std::vector<float>(test.x.data(), test.x.data() + limit * f));
+    test.y.resize(size_t(limit));
+  }
+  // Training side: the checkpoint's parameters under the policy's final phase (fake-quant).
+  auto model = model_of(r);
+  load_parameters(*model, c, against);
+  auto plan = attach_final_policy(*model, quant::ResolvedPolicy::from_text(m.policy_text));
+  const autograd::Tensor train_logits = predict(*model, test);
+  // Inference side: the export's reference path.
+  const DataDims d = data_dims(r.data);
+  InferenceModel im = load_inference(m, export_path, d.features, d.classes);
+  const autograd::Tensor infer_logits = predict(*im.model, test);
+
+  Verification v;
+  v.samples = test.size();
+  MXQAT_CHECK(train_logits.shape() == infer_logits.shape(), "verify: logits of shape ",
+              autograd::shape_str(train_logits.shape()), " vs ", autograd::shape_str(infer_logits.shape()));
+  const int64_t c_ = train_logits.cols();
+  for (int64_t i = 0; i < v.samples; ++i) {
+    const float* p = train_logits.data() + i * c_;
+    const float* q = infer_logits.data() + i * c_;
+    if (std::memcmp(p, q, sizeof(float) * size_t(c_)) != 0) ++v.mismatched;
+    for (int64_t j = 0; j < c_; ++j) v.max_abs_diff = std::max(v.max_abs_diff, std::abs(double(p[j]) - double(q[j])));
+  }
+  v.bitwise_equal = v.mismatched == 0;
+  v.json = JsonObject().str("split", "test").integer("samples", v.samples).integer("logits", train_logits.size())
+               .integer("mismatched_samples", v.mismatched).num("max_abs_diff", v.max_abs_diff)
+               .boolean("bitwise_equal", v.bitwise_equal).str("against", against)
+               .str("path", "reference").str("mxqat_version", MXQAT_VERSION).dump();
+  m.verification = v.json;
+  write_export(export_path, m);
+  spdlog::info("verify {}: {} samples, max |difference| {}, bitwise equal: {}", export_path, v.samples,
+               v.max_abs_diff, v.bitwise_equal);
+  return v;
+}
+
+}  // namespace mxqat::trainers
