@@ -1,0 +1,125 @@
+// `mxqat run` end to end on a tiny slice of real Fashion-MNIST, through the real executable:
+// stopped after every stage and rerun, it ends with the same report as an uninterrupted run; a
+// damaged stage file is redone; bad arguments fail before any work.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "tests/test_util.h"
+#include "trainers/json_read.h"
+#include "trainers/report_io.h"
+
+namespace mxqat::trainers {
+namespace {
+
+namespace fs = std::filesystem;
+using mxqat::testing::fresh_dir;
+using mxqat::testing::run_cli;
+
+const char* kTinyRun = R"(name: tinyrun
+seed: 11
+data: {dataset: fashion_mnist, batch_size: 32, val_size: 200, train_limit: 1000, test_limit: 300}
+model: {type: mlp, hidden: [32, 24], activation: relu}
+train: {steps: 30, optimizer: {type: adamw, lr: 3.0e-3}, log_every: 10}
+quant:
+  weight: mxfp4
+  input: mxfp4
+  schedule: [{until: 0.5, format: mxfp8_e4m3}, {until: 1.0, format: mxfp4}]
+  rules: [{match: head, weight: mxfp8_e4m3, input: mxfp8_e4m3}]
+qat: {steps: 12, optimizer: {type: adamw, lr: 1.0e-3}, log_every: 4, monitor_every: 0}
+ptq: {methods: [rtn, mse, gptq], calib_samples: 64}
+compare: {formats: [mxfp4, mxfp8_e4m3]}
+)";
+
+std::string recipe_file(const fs::path& d) {
+  const std::string p = (d / "tinyrun.yaml").string();
+  write_file_atomic(p, kTinyRun);
+  return p;
+}
+
+// report.json's rows as "codec method value bytes" lines (the numbers, bit for bit as printed).
+std::vector<std::string> rows_of(const fs::path& run) {
+  const Json j = Json::read((run / "report/report.json").string());
+  std::vector<std::string> out;
+  for (const Json& r : j.at("rows").array())
+    out.push_back(r.at("codec").string() + " " + r.at("method").string() + " " +
+                  std::to_string(r.at("value").number()) + " " + std::to_string(r.at("bytes").number()));
+  return out;
+}
+
+TEST(Run, StoppedAfterEachStageThenRerunMatchesOneGo) {
+  const fs::path d = fresh_dir("run_stages");
+  const std::string recipe = recipe_file(d);
+  const fs::path staged = d / "staged", whole = d / "whole";
+  const char* stages[] = {"baseline", "ptq", "qat", "export", "verify"};
+  const char* outputs[] = {"baseline/summary.json", "ptq/summary.json", "qat/summary.json",
+                           "export/mxfp4_progressive.h5", "export/alignment.json"};
+  for (int i = 0; i < 5; ++i) {
+    auto r = run_cli("run " + recipe + " --out " + staged.string() + " --stop-after " + stages[i]);
+    ASSERT_EQ(r.code, 0) << stages[i] << ": " << r.out;
+    EXPECT_TRUE(fs::exists(staged / outputs[i])) << stages[i];
+    if (i < 4) {
+      EXPECT_FALSE(fs::exists(staged / outputs[i + 1])) << stages[i];
+    }
+  }
+  auto r = run_cli("run " + recipe + " --out " + staged.string());
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("report/report.md"), std::string::npos) << r.out;
+  for (const char* f : {"report.md", "report.csv", "report.json", "report.html"})
+    EXPECT_TRUE(fs::exists(staged / "report" / f)) << f;
+  ASSERT_EQ(run_cli("run " + recipe + " --out " + whole.string()).code, 0);
+  EXPECT_EQ(rows_of(staged), rows_of(whole));
+
+  const Json rep = Json::read((staged / "report/report.json").string());
+  std::vector<std::string> methods;
+  for (const Json& row : rep.at("rows").array())
+    if (row.at("codec").string() == "mxfp4") methods.push_back(row.at("method").string());
+  EXPECT_EQ(methods, (std::vector<std::string>{"rtn", "mse", "gptq", "qat_direct", "qat_progressive"}));
+  EXPECT_TRUE(rep.at("alignment").at("bitwise_equal").boolean());
+  EXPECT_EQ(rep.at("alignment").at("max_abs_diff").number(), 0.0);
+  EXPECT_EQ(rep.at("alignment").at("samples").number(), 300);
+  // The PTQ rtn row and the QAT stage's direct cast are the same computation.
+  const Json q = Json::read((staged / "qat/mxfp4_direct/summary.json").string());
+  EXPECT_EQ(rep.at("rows").array()[1].at("method").string(), "rtn");
+  EXPECT_EQ(rep.at("rows").array()[1].at("value").number(), q.at("direct_cast").number());
+  EXPECT_NE(read_file((staged / "report/report.html").string()).find("<svg"), std::string::npos);
+
+  // A damaged stage file means: redo that stage (and the run still completes).
+  write_file_atomic((staged / "ptq/summary.json").string(), "{\"rows\": [");
+  r = run_cli("run " + recipe + " --out " + staged.string());
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("redoing"), std::string::npos) << r.out;
+  EXPECT_EQ(rows_of(staged), rows_of(whole));
+  // The export's CLI views.
+  r = run_cli("inspect " + (staged / "export/model.h5").string());
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("compression"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\"bitwise_equal\": true"), std::string::npos) << r.out;
+  r = run_cli("infer " + (staged / "export/model.h5").string() + " --fast --limit 50");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("\"samples\": 50"), std::string::npos) << r.out;
+}
+
+TEST(Run, BadArgumentsFailBeforeAnyWork) {
+  const fs::path d = fresh_dir("run_bad");
+  const std::string recipe = recipe_file(d);
+  auto r = run_cli("run " + recipe + " --out " + (d / "x").string() + " --stop-after lunch");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.out.find("--stop-after takes a stage"), std::string::npos) << r.out;
+  r = run_cli("run " + recipe + " --out " + (d / "y").string() + " --set compare.formats=[mxfp5]");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.out.find("mxfp5"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("mxfp4"), std::string::npos) << r.out;  // lists the known codecs
+  EXPECT_FALSE(fs::exists(d / "y" / "baseline"));
+  r = run_cli("run " + recipe + " --out " + (d / "z").string() + " --set ptq.methods=[awq]");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.out.find("unknown PTQ method 'awq'"), std::string::npos) << r.out;
+  r = run_cli("compare " + (d / "nothing").string());
+  EXPECT_NE(r.code, 0);
+  r = run_cli("verify " + (d / "nothing.h5").string());
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.out.find("nothing.h5"), std::string::npos) << r.out;
+}
+
+}  // namespace
+}  // namespace mxqat::trainers
