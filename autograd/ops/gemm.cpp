@@ -40,36 +40,52 @@ struct Problem {
 };
 
 // ---- packing: the transposes are handled here, the micro-kernels see one layout ----------------
-// Two primitives fill a packed panel: dst[p * width + r] for p < kc, r < width, from `rows`
-// source vectors (r >= rows is zero padding). They only move floats, so they cannot change a bit;
-// the portable kernels use the plain loops, the AVX-512 kernels the vector versions.
+// A block of `count` source vectors (A rows, B columns) x kc steps becomes panels of `width`
+// vectors, panel q at dst + q * kc * width holding dst[p * width + r] (r >= count is zero
+// padding). Two layouts of the source: "copy" when a step's vectors are contiguous
+// (src[p * ld + r]), "transpose" when each vector is contiguous in p (src[r * ld + p]). They only
+// move floats, so they cannot change a bit; the portable kernels use the plain loops below, the
+// AVX-512 kernels the vector versions.
 
-// Source r-th value of step p at src[p * ld + r] (the panel's values are contiguous per step).
-void pack_copy(const float* src, int64_t ld, int rows, int64_t kc, float* dst, int width) {
-  for (int64_t p = 0; p < kc; ++p) {
-    for (int r = 0; r < rows; ++r) dst[p * width + r] = src[p * ld + r];
-    for (int r = rows; r < width; ++r) dst[p * width + r] = 0.f;
+void pack_copy(const float* src, int64_t ld, int64_t count, int64_t kc, float* dst, int width) {
+  for (int64_t q = 0; q * width < count; ++q) {
+    const int live = static_cast<int>(std::min<int64_t>(width, count - q * width));
+    float* panel = dst + q * kc * width;
+    for (int64_t p = 0; p < kc; ++p)
+      for (int r = 0; r < width; ++r)
+        panel[p * width + r] = r < live ? src[p * ld + q * width + r] : 0.f;
   }
 }
 
-// Source at src[r * ld + p] (each of the `rows` vectors contiguous in p): a transpose.
-void pack_transposed(const float* src, int64_t ld, int rows, int64_t kc, float* dst, int width) {
-  for (int r = 0; r < rows; ++r)
-    for (int64_t p = 0; p < kc; ++p) dst[p * width + r] = src[r * ld + p];
-  for (int r = rows; r < width; ++r)
-    for (int64_t p = 0; p < kc; ++p) dst[p * width + r] = 0.f;
+void pack_transposed(const float* src, int64_t ld, int64_t count, int64_t kc, float* dst,
+                     int width) {
+  for (int64_t q = 0; q * width < count; ++q) {
+    const int live = static_cast<int>(std::min<int64_t>(width, count - q * width));
+    float* panel = dst + q * kc * width;
+    for (int r = 0; r < width; ++r)
+      for (int64_t p = 0; p < kc; ++p)
+        panel[p * width + r] = r < live ? src[(q * width + r) * ld + p] : 0.f;
+  }
 }
 
 #if defined(__AVX512F__)
 __mmask16 lanes(int n) { return static_cast<__mmask16>((1u << std::clamp(n, 0, 16)) - 1); }
 
-void pack_copy_avx512(const float* src, int64_t ld, int rows, int64_t kc, float* dst, int width) {
-  for (int h = 0; h * 16 < width; ++h) {
-    const __mmask16 in = lanes(rows - 16 * h), out = lanes(width - 16 * h);
-    for (int64_t p = 0; p < kc; ++p)
-      _mm512_mask_storeu_ps(dst + p * width + 16 * h, out,
-                            _mm512_maskz_loadu_ps(in, src + p * ld + 16 * h));
-  }
+// Step by step along whole source rows (sequential reads the prefetcher follows), at most 16
+// lanes at a time into the panels.
+void pack_copy_avx512(const float* src, int64_t ld, int64_t count, int64_t kc, float* dst,
+                      int width) {
+  const int64_t panels = (count + width - 1) / width;
+  for (int64_t p = 0; p < kc; ++p)
+    for (int64_t q = 0; q < panels; ++q)
+      for (int h = 0; h * 16 < width; ++h) {
+        const int64_t r0 = q * width + 16 * h;
+        const int span = std::min(16, width - 16 * h);
+        const int live = static_cast<int>(std::clamp<int64_t>(count - r0, 0, span));
+        _mm_prefetch(reinterpret_cast<const char*>(src + (p + 8) * ld + r0), _MM_HINT_T0);
+        _mm512_mask_storeu_ps(dst + q * kc * width + p * width + 16 * h, lanes(span),
+                              _mm512_maskz_loadu_ps(lanes(live), src + p * ld + r0));
+      }
 }
 
 // Lane indices for transpose16's stages (vpermt2ps: 0..15 pick from a, 16..31 from b).
@@ -101,45 +117,53 @@ void transpose16(__m512 r[16]) {
   }
 }
 
-void pack_transposed_avx512(const float* src, int64_t ld, int rows, int64_t kc, float* dst,
+// 16 source vectors x 16 steps at a time through transpose16; vectors past `count` (and past
+// a panel narrower than 16, like the 14-row A panels) are read as zeros.
+void pack_transposed_avx512(const float* src, int64_t ld, int64_t count, int64_t kc, float* dst,
                             int width) {
-  for (int h = 0; h * 16 < width; ++h) {
-    const int live = std::clamp(rows - 16 * h, 0, 16);
-    const __mmask16 out = lanes(width - 16 * h);
-    for (int64_t p = 0; p < kc; p += 16) {
-      const int steps = static_cast<int>(std::min<int64_t>(16, kc - p));
-      __m512 r[16];
-      for (int q = 0; q < 16; ++q)
-        r[q] = q < live ? _mm512_maskz_loadu_ps(lanes(steps), src + (16 * h + q) * ld + p)
-                        : _mm512_setzero_ps();
-      transpose16(r);
-      for (int q = 0; q < steps; ++q)
-        _mm512_mask_storeu_ps(dst + (p + q) * width + 16 * h, out, r[q]);
+  for (int64_t q = 0; q * width < count; ++q) {
+    float* panel = dst + q * kc * width;
+    for (int h = 0; h * 16 < width; ++h) {
+      const int64_t r0 = q * width + h * 16;
+      const int live = static_cast<int>(std::clamp<int64_t>(count - r0, 0, 16));
+      const int span = std::min(16, width - 16 * h);
+      const __mmask16 out = lanes(span);
+      for (int64_t p = 0; p < kc; p += 16) {
+        const int steps = static_cast<int>(std::min<int64_t>(16, kc - p));
+        __m512 r[16];
+        for (int i = 0; i < std::min(live, span); ++i)
+          _mm_prefetch(reinterpret_cast<const char*>(src + (r0 + i) * ld + p + 64), _MM_HINT_T0);
+        for (int i = 0; i < 16; ++i)
+          r[i] = i < std::min(live, span)
+                     ? _mm512_maskz_loadu_ps(lanes(steps), src + (r0 + i) * ld + p)
+                     : _mm512_setzero_ps();
+        transpose16(r);
+        for (int i = 0; i < steps; ++i)
+          _mm512_mask_storeu_ps(panel + (p + i) * width + 16 * h, out, r[i]);
+      }
     }
   }
 }
 #endif
 
-// A rows [i0, i0 + rows) x K range [p0, p0 + kc) -> one micro-panel dst[p * MR + r].
+// A rows [i0, i0 + mc) x K range [p0, p0 + kc) -> MR-row micro-panels, panel ir / MR at
+// dst + ir * kc.
 template <class Kern>
-void pack_a(const Problem& pb, int64_t i0, int rows, int64_t p0, int64_t kc, float* dst) {
-  if (pb.trans_a)  // A^T stored [K, M]: a step's MR values are contiguous
-    Kern::copy(pb.a + p0 * pb.m + i0, pb.m, rows, kc, dst, Kern::kMr);
+void pack_a(const Problem& pb, int64_t i0, int64_t mc, int64_t p0, int64_t kc, float* dst) {
+  if (pb.trans_a)  // A^T stored [K, M]: a step's rows are contiguous
+    Kern::copy(pb.a + p0 * pb.m + i0, pb.m, mc, kc, dst, Kern::kMr);
   else
-    Kern::transpose(pb.a + i0 * pb.k + p0, pb.k, rows, kc, dst, Kern::kMr);
+    Kern::transpose(pb.a + i0 * pb.k + p0, pb.k, mc, kc, dst, Kern::kMr);
 }
 
-// B K range [p0, p0 + kc) x columns [j0, j0 + nc) -> micro-panels of NR columns, panel jr / NR
-// at dst + jr * kc, each dst[p * NR + c].
+// B K range [p0, p0 + kc) x columns [j0, j0 + nc) -> NR-column micro-panels, panel jr / NR at
+// dst + jr * kc.
 template <class Kern>
 void pack_b(const Problem& pb, int64_t p0, int64_t kc, int64_t j0, int64_t nc, float* dst) {
-  for (int64_t jr = 0; jr < nc; jr += Kern::kNr) {
-    const int cols = static_cast<int>(std::min<int64_t>(Kern::kNr, nc - jr));
-    if (pb.trans_b)  // B stored [N, K]: column j is contiguous in p
-      Kern::transpose(pb.b + (j0 + jr) * pb.k + p0, pb.k, cols, kc, dst + jr * kc, Kern::kNr);
-    else
-      Kern::copy(pb.b + p0 * pb.n + j0 + jr, pb.n, cols, kc, dst + jr * kc, Kern::kNr);
-  }
+  if (pb.trans_b)  // B stored [N, K]: column j is contiguous in p
+    Kern::transpose(pb.b + j0 * pb.k + p0, pb.k, nc, kc, dst, Kern::kNr);
+  else
+    Kern::copy(pb.b + p0 * pb.n + j0, pb.n, nc, kc, dst, Kern::kNr);
 }
 
 // Packed B blocks live in one buffer per thread, grown on demand and then reused (the OpenMP
@@ -159,16 +183,25 @@ float* thread_pack_buffer(size_t floats) {
   return buf.get();
 }
 
+// An A micro-panel for the micro-kernels: element (r, p) at data[r * row + p * step]. Packed
+// panels have row 1 and step MR; a panel read in place has the operand's strides.
+struct APanel {
+  const float* data;
+  int64_t row, step;
+};
+
 // ---- micro-kernels: C[rows, cols] tile (+)= Ap[kc, MR] * Bp[kc, NR], one fma chain per element ----
 
 // Portable: plain loops with std::fma (compilers vectorise the column loop; lanes are
 // independent chains, so vectorising cannot change a bit).
 struct PortableKernel {
   static constexpr int kMr = 6, kNr = 16, kKc = 256, kNc = 512, kMc = 1020;
+  static constexpr bool kDirectA = false;
   static constexpr auto copy = &pack_copy;
   static constexpr auto transpose = &pack_transposed;
-  static void tile(int rows, int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc,
+  static void tile(int rows, int64_t kc, APanel ap_, const float* bp, float* c, int64_t ldc,
                    int cols, bool load_c) {
+    const float* ap = ap_.data;  // always packed: row 1, step kMr
     float acc[kMr][kNr];
     for (int r = 0; r < kMr; ++r)
       for (int j = 0; j < kNr; ++j)
@@ -185,12 +218,14 @@ struct PortableKernel {
 };
 
 #if defined(__AVX512F__)
-// AVX-512: R rows x NV vectors of 16 columns held in R * NV zmm accumulators; A broadcast from
-// the packed panel, B loaded from it; the C tile is read and written through lane masks.
-template <int R, int NV>
-void tile_avx512(int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc, int cols,
+// AVX-512: R rows x NV vectors of 16 columns held in R * NV zmm accumulators; B loaded from its
+// packed panel, A broadcast from its packed panel (a[p * MR + r]) or, when kDirect, straight from
+// the operand (a[r * a.row + p * a.step]); the C tile is read and written through lane masks.
+template <int R, int NV, bool kDirect>
+void tile_avx512(int64_t kc, APanel a, const float* bp, float* c, int64_t ldc, int cols,
                  bool load_c) {
   constexpr int kMr = 14, kNr = 16 * NV;
+  const int64_t row = kDirect ? a.row : 1, step = kDirect ? a.step : kMr;
   __mmask16 mask[NV];
   for (int v = 0; v < NV; ++v) {
     const int live = std::clamp(cols - 16 * v, 0, 16);
@@ -204,8 +239,9 @@ void tile_avx512(int64_t kc, const float* ap, const float* bp, float* c, int64_t
   for (int64_t p = 0; p < kc; ++p) {
     __m512 bv[NV];
     for (int v = 0; v < NV; ++v) bv[v] = _mm512_load_ps(bp + p * kNr + 16 * v);
+    const float* ap = a.data + p * step;
     for (int r = 0; r < R; ++r) {
-      const __m512 av = _mm512_set1_ps(ap[p * kMr + r]);
+      const __m512 av = _mm512_set1_ps(ap[r * row]);
       for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(av, bv[v], acc[r][v]);
     }
   }
@@ -213,20 +249,23 @@ void tile_avx512(int64_t kc, const float* ap, const float* bp, float* c, int64_t
     for (int v = 0; v < NV; ++v) _mm512_mask_storeu_ps(c + r * ldc + 16 * v, mask[v], acc[r][v]);
 }
 
+// kDirectA: A panels may be read in place (see gemm_region) rather than packed.
 template <int NV>
 struct Avx512Kernel {
   static constexpr int kMr = 14, kNr = 16 * NV, kKc = 384, kNc = 512, kMc = 1008;
+  static constexpr bool kDirectA = true;
   static constexpr auto copy = &pack_copy_avx512;
   static constexpr auto transpose = &pack_transposed_avx512;
-  using Fn = void (*)(int64_t, const float*, const float*, float*, int64_t, int, bool);
-  template <int... R>
+  using Fn = void (*)(int64_t, APanel, const float*, float*, int64_t, int, bool);
+  template <bool kDirect, int... R>
   static constexpr std::array<Fn, sizeof...(R)> table(std::integer_sequence<int, R...>) {
-    return {&tile_avx512<R + 1, NV>...};
+    return {&tile_avx512<R + 1, NV, kDirect>...};
   }
-  static void tile(int rows, int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc,
+  static void tile(int rows, int64_t kc, APanel a, const float* bp, float* c, int64_t ldc,
                    int cols, bool load_c) {
-    static constexpr auto kTiles = table(std::make_integer_sequence<int, kMr>{});
-    kTiles[rows - 1](kc, ap, bp, c, ldc, cols, load_c);
+    static constexpr auto kPacked = table<false>(std::make_integer_sequence<int, kMr>{});
+    static constexpr auto kDirect = table<true>(std::make_integer_sequence<int, kMr>{});
+    (a.step == kMr && a.row == 1 ? kPacked : kDirect)[rows - 1](kc, a, bp, c, ldc, cols, load_c);
   }
 };
 #endif
@@ -240,8 +279,8 @@ int64_t split_at(int64_t n, int64_t parts, int64_t t, int64_t unit) {
 }
 
 // C rows [i0, i1) x columns [j0, j1), in blocks of MC rows x KC depth: the A block is packed
-// once; for each NC column block, B is packed (it stays in L2) and every MR-row micro-panel of A
-// (in L1) is swept across it.
+// once (or read in place when narrow C gives it little reuse); for each NC column block, B is
+// packed (it stays in L2) and every MR-row micro-panel of A (in L1) is swept across it.
 template <class Kern>
 void gemm_region(const Problem& pb, int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
   constexpr int kMr = Kern::kMr, kNr = Kern::kNr;
@@ -250,6 +289,8 @@ void gemm_region(const Problem& pb, int64_t i0, int64_t i1, int64_t j0, int64_t 
   const int64_t nblocks = (j1 - j0 + Kern::kNc - 1) / Kern::kNc;
   float* a_block = thread_pack_buffer(size_t{Kern::kKc} * (Kern::kMc + kMr + Kern::kNc + kNr));
   float* b_block = a_block + size_t{Kern::kKc} * (Kern::kMc + kMr);
+  // A panel feeds at most two column tiles: packing it would cost about what it saves.
+  const bool direct_a = Kern::kDirectA && j1 - j0 <= 2 * kNr;
   for (int64_t ib = 0; ib < mblocks; ++ib) {
     const int64_t ic = i0 + split_at(i1 - i0, mblocks, ib, kMr);
     const int64_t mc = i0 + split_at(i1 - i0, mblocks, ib + 1, kMr) - ic;
@@ -257,9 +298,7 @@ void gemm_region(const Problem& pb, int64_t i0, int64_t i1, int64_t j0, int64_t 
       const int64_t p0 = split_at(pb.k, kblocks, kb, 1);
       const int64_t kc = split_at(pb.k, kblocks, kb + 1, 1) - p0;
       const bool load_c = pb.accumulate || kb > 0;
-      for (int64_t ir = 0; ir < mc; ir += kMr)
-        pack_a<Kern>(pb, ic + ir, static_cast<int>(std::min<int64_t>(kMr, mc - ir)), p0, kc,
-                     a_block + ir * kc);
+      if (!direct_a) pack_a<Kern>(pb, ic, mc, p0, kc, a_block);
       for (int64_t jb = 0; jb < nblocks; ++jb) {
         const int64_t jc = j0 + split_at(j1 - j0, nblocks, jb, kNr);
         const int64_t nc = j0 + split_at(j1 - j0, nblocks, jb + 1, kNr) - jc;
@@ -267,8 +306,11 @@ void gemm_region(const Problem& pb, int64_t i0, int64_t i1, int64_t j0, int64_t 
         for (int64_t ir = 0; ir < mc; ir += kMr) {
           const int rows = static_cast<int>(std::min<int64_t>(kMr, mc - ir));
           float* c = pb.c + (ic + ir) * pb.n + jc;
+          const APanel ap = !direct_a  ? APanel{a_block + ir * kc, 1, kMr}
+                            : pb.trans_a ? APanel{pb.a + p0 * pb.m + ic + ir, 1, pb.m}
+                                         : APanel{pb.a + (ic + ir) * pb.k + p0, pb.k, 1};
           for (int64_t jr = 0; jr < nc; jr += kNr)
-            Kern::tile(rows, kc, a_block + ir * kc, b_block + jr * kc, c + jr, pb.n,
+            Kern::tile(rows, kc, ap, b_block + jr * kc, c + jr, pb.n,
                        static_cast<int>(std::min<int64_t>(kNr, nc - jr)), load_c);
         }
       }
