@@ -7,10 +7,23 @@ namespace mxqat::autograd {
 
 // C[M, N] = op(A) op(B) (+ C if accumulate), op = optional transpose; A is [M, K] or, if
 // trans_a, [K, M]; B is [K, N] or, if trans_b, [N, K]; all row-major and contiguous.
-// The output is cut into parts that depend on the shape alone (never on the thread count) and
-// each part is one single-threaded Eigen product, so the bits never depend on OMP_NUM_THREADS.
+// Bits: each C[i, j] is one sequential fma chain over p = 0..K-1 starting from 0 (or from the old
+// C[i, j] if accumulate): acc = fma(A[i, p], B[p, j], acc), exactly as gemm_reference writes it.
+// So they never depend on blocking, tiling, OMP_NUM_THREADS or the instruction set. Packed and
+// cache-blocked (autograd/ops/gemm.cpp): AVX-512 micro-kernels where the build targets
+// AVX-512F, the portable ones otherwise; OpenMP over output rectangles. No allocation per call
+// beyond per-thread pack buffers kept for the next call.
 void gemm(const float* a, bool trans_a, const float* b, bool trans_b, float* c, int64_t m,
           int64_t n, int64_t k, bool accumulate = false);
+
+// The same blocked GEMM on the portable micro-kernels (what a build without AVX-512 runs);
+// gemm's bits. For tests and benchmarks.
+void gemm_portable(const float* a, bool trans_a, const float* b, bool trans_b, float* c,
+                   int64_t m, int64_t n, int64_t k, bool accumulate = false);
+
+// The definition above as plain loops, one thread: what gemm and gemm_portable are tested against.
+void gemm_reference(const float* a, bool trans_a, const float* b, bool trans_b, float* c,
+                    int64_t m, int64_t n, int64_t k, bool accumulate = false);
 
 // out[j] = sum_i x[i, j] over rows, x [rows, cols]; fixed summation order.
 void sum_rows(const float* x, int64_t rows, int64_t cols, float* out, bool accumulate = false);

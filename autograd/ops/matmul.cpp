@@ -1,4 +1,4 @@
-// matmul and linear: the GEMM-bearing ops, plus the deterministic tiled GEMM kernel they share.
+// matmul and linear: the GEMM-bearing ops, plus sum_rows. The GEMM kernel they share is in gemm.cpp.
 #include <omp.h>
 
 #include <algorithm>
@@ -7,62 +7,6 @@
 #include "autograd/ops.h"
 
 namespace mxqat::autograd {
-
-namespace {
-using StrideMap = Eigen::Map<const RowMat, 0, Eigen::OuterStride<>>;
-using MutStrideMap = Eigen::Map<RowMat, 0, Eigen::OuterStride<>>;
-
-// The output is cut along its larger dimension into 1..4 parts of at least 256 rows/columns, a
-// function of the shape alone: each part repacks only the other operand's panel, so packing
-// stays near a single product's while 2-4 threads get equal shares.
-struct Split {
-  bool along_rows;
-  int64_t parts, chunk;
-};
-
-Split split_of(int64_t m, int64_t n, int64_t k) {
-  const bool rows = m > n;
-  const int64_t dim = rows ? m : n;
-  int64_t parts = std::clamp<int64_t>(dim / 256, 1, 4);
-  if (m * n * k < (int64_t{1} << 21)) parts = 1;  // too small to be worth a second thread
-  const int64_t chunk = ((dim + parts - 1) / parts + 15) / 16 * 16;
-  return {rows, (dim + chunk - 1) / chunk, chunk};
-}
-}  // namespace
-
-void gemm(const float* a, bool trans_a, const float* b, bool trans_b, float* c, int64_t m,
-          int64_t n, int64_t k, bool accumulate) {
-  if (m == 0 || n == 0) return;
-  if (k == 0) {
-    if (!accumulate) std::fill(c, c + m * n, 0.f);
-    return;
-  }
-  const Split sp = split_of(m, n, k);
-  // A stored as [M, K] (lda = K) or [K, M] (lda = M); B as [K, N] or [N, K].
-  const int64_t a_rows = trans_a ? k : m, a_cols = trans_a ? m : k;
-  const int64_t b_rows = trans_b ? n : k, b_cols = trans_b ? k : n;
-#pragma omp parallel for schedule(static) if (sp.parts > 1)
-  for (int64_t t = 0; t < sp.parts; ++t) {
-    const int64_t lo = t * sp.chunk;
-    const int64_t r0 = sp.along_rows ? lo : 0, c0 = sp.along_rows ? 0 : lo;
-    const int64_t mr = sp.along_rows ? std::min(sp.chunk, m - lo) : m;
-    const int64_t nc = sp.along_rows ? n : std::min(sp.chunk, n - lo);
-    StrideMap A(a, a_rows, a_cols, Eigen::OuterStride<>(a_cols));
-    StrideMap B(b, b_rows, b_cols, Eigen::OuterStride<>(b_cols));
-    MutStrideMap C(c + r0 * n + c0, mr, nc, Eigen::OuterStride<>(n));
-    auto at = [&](auto&& lhs) {
-      if (trans_b) {
-        if (accumulate) C.noalias() += lhs * B.middleRows(c0, nc).transpose();
-        else C.noalias() = lhs * B.middleRows(c0, nc).transpose();
-      } else {
-        if (accumulate) C.noalias() += lhs * B.middleCols(c0, nc);
-        else C.noalias() = lhs * B.middleCols(c0, nc);
-      }
-    };
-    if (trans_a) at(A.middleCols(r0, mr).transpose());
-    else at(A.middleRows(r0, mr));
-  }
-}
 
 void sum_rows(const float* x, int64_t rows, int64_t cols, float* out, bool accumulate) {
   constexpr int64_t kColChunk = 64;

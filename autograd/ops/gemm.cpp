@@ -1,0 +1,381 @@
+// The GEMM every op, layer and quantizer uses (declared in autograd/kernels.h): a packed,
+// cache-blocked kernel in the BLIS manner, its portable twin and the scalar reference that
+// defines both. Not an op (no autograd here); matmul.cpp and friends call it.
+//
+// Definition: C[i, j] is ONE sequential fma chain over p = 0..K-1, starting from 0 (or from the
+// old C[i, j] when accumulating):  acc = fma(A[i, p], B[p, j], acc).  Blocking, tiling and thread
+// count only decide who runs which chain and when a chain pauses in C between K blocks (floats
+// are stored exactly), never the order of its operations, so every path has the same bits.
+#include <omp.h>
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdlib>
+#include <memory>
+#include <utility>
+
+#include "autograd/error.h"
+#include "autograd/kernels.h"
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+namespace mxqat::autograd {
+
+namespace {
+
+// C[M, N] = op(A) op(B): A stored [M, K] (or [K, M] if trans_a), B [K, N] (or [N, K]).
+struct Problem {
+  const float* a;
+  bool trans_a;
+  const float* b;
+  bool trans_b;
+  float* c;
+  int64_t m, n, k;
+  bool accumulate;
+  float at_a(int64_t i, int64_t p) const { return trans_a ? a[p * m + i] : a[i * k + p]; }
+  float at_b(int64_t p, int64_t j) const { return trans_b ? b[j * k + p] : b[p * n + j]; }
+};
+
+// ---- packing: the transposes are handled here, the micro-kernels see one layout ----------------
+// A block of `count` source vectors (A rows, B columns) x kc steps becomes panels of `width`
+// vectors, panel q at dst + q * kc * width holding dst[p * width + r] (r >= count is zero
+// padding). Two layouts of the source: "copy" when a step's vectors are contiguous
+// (src[p * ld + r]), "transpose" when each vector is contiguous in p (src[r * ld + p]). They only
+// move floats, so they cannot change a bit; the portable kernels use the plain loops below, the
+// AVX-512 kernels the vector versions.
+
+void pack_copy(const float* src, int64_t ld, int64_t count, int64_t kc, float* dst, int width) {
+  for (int64_t q = 0; q * width < count; ++q) {
+    const int live = static_cast<int>(std::min<int64_t>(width, count - q * width));
+    float* panel = dst + q * kc * width;
+    for (int64_t p = 0; p < kc; ++p)
+      for (int r = 0; r < width; ++r)
+        panel[p * width + r] = r < live ? src[p * ld + q * width + r] : 0.f;
+  }
+}
+
+void pack_transposed(const float* src, int64_t ld, int64_t count, int64_t kc, float* dst,
+                     int width) {
+  for (int64_t q = 0; q * width < count; ++q) {
+    const int live = static_cast<int>(std::min<int64_t>(width, count - q * width));
+    float* panel = dst + q * kc * width;
+    for (int r = 0; r < width; ++r)
+      for (int64_t p = 0; p < kc; ++p)
+        panel[p * width + r] = r < live ? src[(q * width + r) * ld + p] : 0.f;
+  }
+}
+
+#if defined(__AVX512F__)
+__mmask16 lanes(int n) { return static_cast<__mmask16>((1u << std::clamp(n, 0, 16)) - 1); }
+
+// Step by step along whole source rows (sequential reads the prefetcher follows), at most 16
+// lanes at a time into the panels.
+void pack_copy_avx512(const float* src, int64_t ld, int64_t count, int64_t kc, float* dst,
+                      int width) {
+  const int64_t panels = (count + width - 1) / width;
+  for (int64_t p = 0; p < kc; ++p)
+    for (int64_t q = 0; q < panels; ++q)
+      for (int h = 0; h * 16 < width; ++h) {
+        const int64_t r0 = q * width + 16 * h;
+        const int span = std::min(16, width - 16 * h);
+        const int live = static_cast<int>(std::clamp<int64_t>(count - r0, 0, span));
+        _mm_prefetch(reinterpret_cast<const char*>(src + (p + 8) * ld + r0), _MM_HINT_T0);
+        _mm512_mask_storeu_ps(dst + q * kc * width + p * width + 16 * h, lanes(span),
+                              _mm512_maskz_loadu_ps(lanes(live), src + p * ld + r0));
+      }
+}
+
+// Lane indices for transpose16's stages (vpermt2ps: 0..15 pick from a, 16..31 from b).
+struct TransposeIndex {
+  alignas(64) int32_t lo[4][16], hi[4][16];
+  constexpr TransposeIndex() : lo(), hi() {
+    for (int s = 0; s < 4; ++s)
+      for (int l = 0; l < 16; ++l) {
+        const int bit = 1 << s;
+        lo[s][l] = (l & bit) ? 16 + l - bit : l;
+        hi[s][l] = (l & bit) ? 16 + l : l + bit;
+      }
+  }
+};
+
+// r[q][l] <- r[l][q] in four stages; stage s swaps bit s of the row and lane numbers between
+// rows q and q + 2^s (two-source permutes only, no shuffles of undefined registers).
+void transpose16(__m512 r[16]) {
+  static constexpr TransposeIndex kIdx;
+  for (int s = 0; s < 4; ++s) {
+    const int bit = 1 << s;
+    const __m512i lo = _mm512_load_si512(kIdx.lo[s]), hi = _mm512_load_si512(kIdx.hi[s]);
+    for (int q = 0; q < 16; ++q) {
+      if (q & bit) continue;
+      const __m512 a = r[q], b = r[q + bit];
+      r[q] = _mm512_permutex2var_ps(a, lo, b);
+      r[q + bit] = _mm512_permutex2var_ps(a, hi, b);
+    }
+  }
+}
+
+// 16 source vectors x 16 steps at a time through transpose16; vectors past `count` (and past
+// a panel narrower than 16, like the 14-row A panels) are read as zeros.
+void pack_transposed_avx512(const float* src, int64_t ld, int64_t count, int64_t kc, float* dst,
+                            int width) {
+  for (int64_t q = 0; q * width < count; ++q) {
+    float* panel = dst + q * kc * width;
+    for (int h = 0; h * 16 < width; ++h) {
+      const int64_t r0 = q * width + h * 16;
+      const int live = static_cast<int>(std::clamp<int64_t>(count - r0, 0, 16));
+      const int span = std::min(16, width - 16 * h);
+      const __mmask16 out = lanes(span);
+      for (int64_t p = 0; p < kc; p += 16) {
+        const int steps = static_cast<int>(std::min<int64_t>(16, kc - p));
+        __m512 r[16];
+        for (int i = 0; i < std::min(live, span); ++i)
+          _mm_prefetch(reinterpret_cast<const char*>(src + (r0 + i) * ld + p + 64), _MM_HINT_T0);
+        for (int i = 0; i < 16; ++i)
+          r[i] = i < std::min(live, span)
+                     ? _mm512_maskz_loadu_ps(lanes(steps), src + (r0 + i) * ld + p)
+                     : _mm512_setzero_ps();
+        transpose16(r);
+        for (int i = 0; i < steps; ++i)
+          _mm512_mask_storeu_ps(panel + (p + i) * width + 16 * h, out, r[i]);
+      }
+    }
+  }
+}
+#endif
+
+// A rows [i0, i0 + mc) x K range [p0, p0 + kc) -> MR-row micro-panels, panel ir / MR at
+// dst + ir * kc.
+template <class Kern>
+void pack_a(const Problem& pb, int64_t i0, int64_t mc, int64_t p0, int64_t kc, float* dst) {
+  if (pb.trans_a)  // A^T stored [K, M]: a step's rows are contiguous
+    Kern::copy(pb.a + p0 * pb.m + i0, pb.m, mc, kc, dst, Kern::kMr);
+  else
+    Kern::transpose(pb.a + i0 * pb.k + p0, pb.k, mc, kc, dst, Kern::kMr);
+}
+
+// B K range [p0, p0 + kc) x columns [j0, j0 + nc) -> NR-column micro-panels, panel jr / NR at
+// dst + jr * kc.
+template <class Kern>
+void pack_b(const Problem& pb, int64_t p0, int64_t kc, int64_t j0, int64_t nc, float* dst) {
+  if (pb.trans_b)  // B stored [N, K]: column j is contiguous in p
+    Kern::transpose(pb.b + j0 * pb.k + p0, pb.k, nc, kc, dst, Kern::kNr);
+  else
+    Kern::copy(pb.b + p0 * pb.n + j0, pb.n, nc, kc, dst, Kern::kNr);
+}
+
+// Packed B blocks live in one buffer per thread, grown on demand and then reused (the OpenMP
+// pool keeps its threads, so steady-state calls allocate nothing).
+float* thread_pack_buffer(size_t floats) {
+  struct Free {
+    void operator()(float* p) const { std::free(p); }
+  };
+  thread_local std::unique_ptr<float, Free> buf;
+  thread_local size_t cap = 0;
+  if (floats > cap) {
+    const size_t bytes = (floats * sizeof(float) + 63) / 64 * 64;
+    buf.reset(static_cast<float*>(std::aligned_alloc(64, bytes)));
+    MXQAT_CHECK(buf != nullptr, "gemm: cannot allocate a ", bytes, "-byte pack buffer");
+    cap = floats;
+  }
+  return buf.get();
+}
+
+// An A micro-panel for the micro-kernels: element (r, p) at data[r * row + p * step]. Packed
+// panels have row 1 and step MR; a panel read in place has the operand's strides.
+struct APanel {
+  const float* data;
+  int64_t row, step;
+};
+
+// ---- micro-kernels: C[rows, cols] tile (+)= Ap[kc, MR] * Bp[kc, NR], one fma chain per element ----
+
+// Portable: plain loops with std::fma (compilers vectorise the column loop; lanes are
+// independent chains, so vectorising cannot change a bit).
+struct PortableKernel {
+  static constexpr int kMr = 6, kNr = 16, kKc = 256, kNc = 512, kMc = 1020;
+  static constexpr bool kDirectA = false;
+  static constexpr auto copy = &pack_copy;
+  static constexpr auto transpose = &pack_transposed;
+  static void tile(int rows, int64_t kc, APanel ap_, const float* bp, float* c, int64_t ldc,
+                   int cols, bool load_c) {
+    const float* ap = ap_.data;  // always packed: row 1, step kMr
+    float acc[kMr][kNr];
+    for (int r = 0; r < kMr; ++r)
+      for (int j = 0; j < kNr; ++j)
+        acc[r][j] = (load_c && r < rows && j < cols) ? c[r * ldc + j] : 0.f;
+    for (int64_t p = 0; p < kc; ++p) {
+      const float* a = ap + p * kMr;
+      const float* b = bp + p * kNr;
+      for (int r = 0; r < kMr; ++r)
+        for (int j = 0; j < kNr; ++j) acc[r][j] = std::fma(a[r], b[j], acc[r][j]);
+    }
+    for (int r = 0; r < rows; ++r)
+      for (int j = 0; j < cols; ++j) c[r * ldc + j] = acc[r][j];
+  }
+};
+
+#if defined(__AVX512F__)
+// AVX-512: R rows x NV vectors of 16 columns held in R * NV zmm accumulators; B loaded from its
+// packed panel, A broadcast from its packed panel (a[p * MR + r]) or, when kDirect, straight from
+// the operand (a[r * a.row + p * a.step]); the C tile is read and written through lane masks.
+template <int R, int NV, bool kDirect>
+void tile_avx512(int64_t kc, APanel a, const float* bp, float* c, int64_t ldc, int cols,
+                 bool load_c) {
+  constexpr int kMr = 14, kNr = 16 * NV;
+  const int64_t row = kDirect ? a.row : 1, step = kDirect ? a.step : kMr;
+  __mmask16 mask[NV];
+  for (int v = 0; v < NV; ++v) {
+    const int live = std::clamp(cols - 16 * v, 0, 16);
+    mask[v] = static_cast<__mmask16>((1u << live) - 1);
+  }
+  __m512 acc[R][NV];
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < NV; ++v)
+      acc[r][v] = load_c ? _mm512_maskz_loadu_ps(mask[v], c + r * ldc + 16 * v)
+                         : _mm512_setzero_ps();
+  for (int64_t p = 0; p < kc; ++p) {
+    __m512 bv[NV];
+    for (int v = 0; v < NV; ++v) bv[v] = _mm512_load_ps(bp + p * kNr + 16 * v);
+    const float* ap = a.data + p * step;
+    for (int r = 0; r < R; ++r) {
+      const __m512 av = _mm512_set1_ps(ap[r * row]);
+      for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(av, bv[v], acc[r][v]);
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < NV; ++v) _mm512_mask_storeu_ps(c + r * ldc + 16 * v, mask[v], acc[r][v]);
+}
+
+// kDirectA: A panels may be read in place (see gemm_region) rather than packed.
+template <int NV>
+struct Avx512Kernel {
+  static constexpr int kMr = 14, kNr = 16 * NV, kKc = 384, kNc = 512, kMc = 1008;
+  static constexpr bool kDirectA = true;
+  static constexpr auto copy = &pack_copy_avx512;
+  static constexpr auto transpose = &pack_transposed_avx512;
+  using Fn = void (*)(int64_t, APanel, const float*, float*, int64_t, int, bool);
+  template <bool kDirect, int... R>
+  static constexpr std::array<Fn, sizeof...(R)> table(std::integer_sequence<int, R...>) {
+    return {&tile_avx512<R + 1, NV, kDirect>...};
+  }
+  static void tile(int rows, int64_t kc, APanel a, const float* bp, float* c, int64_t ldc,
+                   int cols, bool load_c) {
+    static constexpr auto kPacked = table<false>(std::make_integer_sequence<int, kMr>{});
+    static constexpr auto kDirect = table<true>(std::make_integer_sequence<int, kMr>{});
+    (a.step == kMr && a.row == 1 ? kPacked : kDirect)[rows - 1](kc, a, bp, c, ldc, cols, load_c);
+  }
+};
+#endif
+
+// ---- the blocked driver ---------------------------------------------------------------------
+
+// n cut into `parts` ranges, each a multiple of `unit` (but the last), as equal as possible.
+int64_t split_at(int64_t n, int64_t parts, int64_t t, int64_t unit) {
+  const int64_t units = (n + unit - 1) / unit;
+  return std::min(n, units * t / parts * unit);
+}
+
+// C rows [i0, i1) x columns [j0, j1), in blocks of MC rows x KC depth: the A block is packed
+// once (or read in place when narrow C gives it little reuse); for each NC column block, B is
+// packed (it stays in L2) and every MR-row micro-panel of A (in L1) is swept across it.
+template <class Kern>
+void gemm_region(const Problem& pb, int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
+  constexpr int kMr = Kern::kMr, kNr = Kern::kNr;
+  const int64_t mblocks = (i1 - i0 + Kern::kMc - 1) / Kern::kMc;
+  const int64_t kblocks = (pb.k + Kern::kKc - 1) / Kern::kKc;
+  const int64_t nblocks = (j1 - j0 + Kern::kNc - 1) / Kern::kNc;
+  float* a_block = thread_pack_buffer(size_t{Kern::kKc} * (Kern::kMc + kMr + Kern::kNc + kNr));
+  float* b_block = a_block + size_t{Kern::kKc} * (Kern::kMc + kMr);
+  // A panel feeds at most two column tiles: packing it would cost about what it saves.
+  const bool direct_a = Kern::kDirectA && j1 - j0 <= 2 * kNr;
+  for (int64_t ib = 0; ib < mblocks; ++ib) {
+    const int64_t ic = i0 + split_at(i1 - i0, mblocks, ib, kMr);
+    const int64_t mc = i0 + split_at(i1 - i0, mblocks, ib + 1, kMr) - ic;
+    for (int64_t kb = 0; kb < kblocks; ++kb) {
+      const int64_t p0 = split_at(pb.k, kblocks, kb, 1);
+      const int64_t kc = split_at(pb.k, kblocks, kb + 1, 1) - p0;
+      const bool load_c = pb.accumulate || kb > 0;
+      if (!direct_a) pack_a<Kern>(pb, ic, mc, p0, kc, a_block);
+      for (int64_t jb = 0; jb < nblocks; ++jb) {
+        const int64_t jc = j0 + split_at(j1 - j0, nblocks, jb, kNr);
+        const int64_t nc = j0 + split_at(j1 - j0, nblocks, jb + 1, kNr) - jc;
+        pack_b<Kern>(pb, p0, kc, jc, nc, b_block);
+        for (int64_t ir = 0; ir < mc; ir += kMr) {
+          const int rows = static_cast<int>(std::min<int64_t>(kMr, mc - ir));
+          float* c = pb.c + (ic + ir) * pb.n + jc;
+          const APanel ap = !direct_a  ? APanel{a_block + ir * kc, 1, kMr}
+                            : pb.trans_a ? APanel{pb.a + p0 * pb.m + ic + ir, 1, pb.m}
+                                         : APanel{pb.a + (ic + ir) * pb.k + p0, pb.k, 1};
+          for (int64_t jr = 0; jr < nc; jr += kNr)
+            Kern::tile(rows, kc, ap, b_block + jr * kc, c + jr, pb.n,
+                       static_cast<int>(std::min<int64_t>(kNr, nc - jr)), load_c);
+        }
+      }
+    }
+  }
+}
+
+// The output is cut into one rectangle per thread, along the dimension with more micro-tiles;
+// tiny products stay on one thread. Any cut gives the same bits (see the definition above).
+template <class Kern>
+void gemm_blocked(const Problem& pb) {
+  const int64_t work = pb.m * pb.n * pb.k;
+  const int64_t tiles_m = (pb.m + Kern::kMr - 1) / Kern::kMr;
+  const int64_t tiles_n = (pb.n + Kern::kNr - 1) / Kern::kNr;
+  const bool along_n = tiles_n >= tiles_m;
+  int64_t parts = work < (int64_t{1} << 21) ? 1 : omp_get_max_threads();
+  parts = std::clamp<int64_t>(parts, 1, along_n ? tiles_n : tiles_m);
+#pragma omp parallel for schedule(static) num_threads(static_cast<int>(parts)) if (parts > 1)
+  for (int64_t t = 0; t < parts; ++t) {
+    if (along_n)
+      gemm_region<Kern>(pb, 0, pb.m, split_at(pb.n, parts, t, Kern::kNr),
+                        split_at(pb.n, parts, t + 1, Kern::kNr));
+    else
+      gemm_region<Kern>(pb, split_at(pb.m, parts, t, Kern::kMr),
+                        split_at(pb.m, parts, t + 1, Kern::kMr), 0, pb.n);
+  }
+}
+
+// Empty products: nothing to do, or C = 0 (a chain of length zero).
+bool trivial(const Problem& pb) {
+  if (pb.m == 0 || pb.n == 0) return true;
+  if (pb.k > 0) return false;
+  if (!pb.accumulate) std::fill(pb.c, pb.c + pb.m * pb.n, 0.f);
+  return true;
+}
+
+}  // namespace
+
+void gemm(const float* a, bool trans_a, const float* b, bool trans_b, float* c, int64_t m,
+          int64_t n, int64_t k, bool accumulate) {
+  const Problem pb{a, trans_a, b, trans_b, c, m, n, k, accumulate};
+  if (trivial(pb)) return;
+#if defined(__AVX512F__)
+  if (n <= 16) gemm_blocked<Avx512Kernel<1>>(pb);
+  else gemm_blocked<Avx512Kernel<2>>(pb);
+#else
+  gemm_blocked<PortableKernel>(pb);
+#endif
+}
+
+void gemm_portable(const float* a, bool trans_a, const float* b, bool trans_b, float* c,
+                   int64_t m, int64_t n, int64_t k, bool accumulate) {
+  const Problem pb{a, trans_a, b, trans_b, c, m, n, k, accumulate};
+  if (!trivial(pb)) gemm_blocked<PortableKernel>(pb);
+}
+
+void gemm_reference(const float* a, bool trans_a, const float* b, bool trans_b, float* c,
+                    int64_t m, int64_t n, int64_t k, bool accumulate) {
+  const Problem pb{a, trans_a, b, trans_b, c, m, n, k, accumulate};
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      float acc = accumulate ? c[i * n + j] : 0.f;
+      for (int64_t p = 0; p < k; ++p) acc = std::fma(pb.at_a(i, p), pb.at_b(p, j), acc);
+      c[i * n + j] = acc;
+    }
+}
+
+}  // namespace mxqat::autograd

@@ -1,0 +1,140 @@
+// The packed GEMM (autograd::gemm, AVX-512 here) and its portable twin against gemm_reference,
+// bit for bit: odd sizes, tiles cut by every edge, K = 1, K and N and M across the cache blocks,
+// all four transpose combinations, accumulation on and off, signed zeros; 1 vs 2 vs 3 threads.
+#include <gtest/gtest.h>
+#include <omp.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "autograd/kernels.h"
+
+namespace mxqat::autograd {
+namespace {
+
+// Values over a wide exponent range, so that a different order of the fma chain shows in the bits.
+std::vector<float> random(int64_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
+  std::uniform_int_distribution<int> e(-12, 12);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (float& x : v) x = std::ldexp(u(rng), e(rng));
+  return v;
+}
+
+bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+using Gemm = void (*)(const float*, bool, const float*, bool, float*, int64_t, int64_t, int64_t,
+                      bool);
+
+struct Case {
+  int64_t m, n, k;
+};
+
+// C from `fn` (starting from `c0` when accumulating) for one case and transpose combination.
+std::vector<float> run(Gemm fn, const Case& s, bool ta, bool tb, bool acc, uint32_t seed) {
+  const std::vector<float> a = random(s.m * s.k, seed), b = random(s.k * s.n, seed + 1);
+  std::vector<float> c = random(s.m * s.n, seed + 2);
+  fn(a.data(), ta, b.data(), tb, c.data(), s.m, s.n, s.k, acc);
+  return c;
+}
+
+void expect_matches_reference(Gemm fn, const char* name, const std::vector<Case>& cases) {
+  uint32_t seed = 1;
+  for (const Case& s : cases)
+    for (bool ta : {false, true})
+      for (bool tb : {false, true})
+        for (bool acc : {false, true}) {
+          seed += 3;
+          EXPECT_TRUE(same_bits(run(fn, s, ta, tb, acc, seed),
+                                run(gemm_reference, s, ta, tb, acc, seed)))
+              << name << " differs from gemm_reference: m " << s.m << " n " << s.n << " k " << s.k
+              << " trans_a " << ta << " trans_b " << tb << " accumulate " << acc;
+        }
+}
+
+// Micro-tiles are 14 x 32 / 14 x 16 (AVX-512) and 6 x 16 (portable); K blocks of 384 / 256,
+// N blocks of 512, M blocks of about 1000.
+const std::vector<Case> kSmall = {{1, 1, 1},   {1, 17, 1},  {3, 5, 7},   {14, 32, 16},
+                                  {13, 31, 15}, {15, 33, 17}, {6, 16, 1}, {7, 15, 2},
+                                  {29, 65, 33}, {2, 100, 3},  {100, 2, 3}, {45, 10, 64}};
+const std::vector<Case> kBlocks = {{20, 40, 777}, {17, 1100, 9}, {1030, 19, 5}, {37, 530, 400}};
+
+TEST(Gemm, MatchesReferenceOnSmallAndEdgeShapes) {
+  expect_matches_reference(gemm, "gemm", kSmall);
+  expect_matches_reference(gemm_portable, "gemm_portable", kSmall);
+}
+
+TEST(Gemm, MatchesReferenceAcrossCacheBlocks) {
+  expect_matches_reference(gemm, "gemm", kBlocks);
+  expect_matches_reference(gemm_portable, "gemm_portable", kBlocks);
+}
+
+TEST(Gemm, TheComparisonSeesTheOrderOfTheChain) {
+  // The same sums in reverse order give other bits on this data, so the bitwise checks above
+  // would catch a kernel that reassociates.
+  const Case s{8, 8, 64};
+  const std::vector<float> a = random(s.m * s.k, 4), b = random(s.k * s.n, 5);
+  std::vector<float> fwd(s.m * s.n), rev(s.m * s.n);
+  gemm(a.data(), false, b.data(), false, fwd.data(), s.m, s.n, s.k);
+  for (int64_t i = 0; i < s.m; ++i)
+    for (int64_t j = 0; j < s.n; ++j) {
+      float acc = 0.f;
+      for (int64_t p = s.k - 1; p >= 0; --p) acc = std::fma(a[i * s.k + p], b[p * s.n + j], acc);
+      rev[i * s.n + j] = acc;
+    }
+  EXPECT_FALSE(same_bits(fwd, rev));
+}
+
+TEST(Gemm, SignedZerosAndEmptyK) {
+  // Products of -0 on a chain that starts from +0 end at +0; starting from an old -0 they stay -0.
+  const std::vector<float> a(3 * 4, -0.f), b(4 * 18, 1.f);
+  for (bool acc : {false, true}) {
+    std::vector<float> fast(3 * 18, -0.f), port(fast), ref(fast);
+    gemm(a.data(), false, b.data(), false, fast.data(), 3, 18, 4, acc);
+    gemm_portable(a.data(), false, b.data(), false, port.data(), 3, 18, 4, acc);
+    gemm_reference(a.data(), false, b.data(), false, ref.data(), 3, 18, 4, acc);
+    EXPECT_EQ(std::signbit(ref[0]), acc);
+    EXPECT_TRUE(same_bits(fast, ref)) << "accumulate " << acc;
+    EXPECT_TRUE(same_bits(port, ref)) << "accumulate " << acc;
+  }
+  // K = 0: C = 0, or C unchanged when accumulating.
+  std::vector<float> c(6, 2.f);
+  gemm(a.data(), false, b.data(), false, c.data(), 2, 3, 0, true);
+  EXPECT_EQ(c, std::vector<float>(6, 2.f));
+  gemm(a.data(), false, b.data(), false, c.data(), 2, 3, 0, false);
+  EXPECT_EQ(c, std::vector<float>(6, 0.f));
+}
+
+TEST(Gemm, SameBitsForOneTwoAndThreeThreads) {
+  // Above the single-thread threshold, cut along N (wide), along M (tall) and both skinny.
+  const int saved = omp_get_max_threads();
+  for (const Case& s : std::vector<Case>{{60, 1100, 40}, {700, 45, 70}, {300, 270, 130}})
+    for (bool ta : {false, true})
+      for (bool tb : {false, true}) {
+        std::vector<float> one;
+        for (int threads : {1, 2, 3}) {
+          omp_set_num_threads(threads);
+          const std::vector<float> c = run(gemm, s, ta, tb, /*acc=*/true, 9);
+          if (threads == 1) {
+            one = c;
+            EXPECT_TRUE(same_bits(c, run(gemm_reference, s, ta, tb, true, 9)))
+                << "m " << s.m << " n " << s.n << " k " << s.k;
+          } else {
+            EXPECT_TRUE(same_bits(c, one)) << "m " << s.m << " n " << s.n << " k " << s.k
+                                           << " trans_a " << ta << " trans_b " << tb << ", "
+                                           << threads << " threads";
+          }
+        }
+      }
+  omp_set_num_threads(saved);
+}
+
+}  // namespace
+}  // namespace mxqat::autograd
