@@ -58,10 +58,18 @@ PackedWeight packed_weight(const Codec& c, const EncodedTensor& w) {
   p.scale_lut = decode_lut(element_format(c.block_format().scale));
   p.s_dec = w.global_decode_scale;
   p.nv = c.block_format().scheme == BlockScheme::kNvfp4;
-  p.sign_magnitude = p.bits == 8;
-  for (uint32_t code = 0; code < 128 && p.sign_magnitude; ++code) {
-    const float pos = p.lut[code], neg = p.lut[code | 0x80];
-    p.sign_magnitude = (pos != pos && neg != neg) || f2u(neg) == (f2u(pos) ^ 0x80000000u);
+  const ElementFormat& f = *c.element_format();
+  p.bytes = PackedWeight::Bytes::kTable;
+  p.nan_magnitude = 0xFFFF;
+  if (p.bits == 8 && f.kind == FormatKind::kInt) {
+    p.bytes = PackedWeight::Bytes::kInt;
+    p.int_scale = pow2f(-f.mbits);
+  } else if (p.bits == 8 && f.kind == FormatKind::kFloat && f.ebits <= 5 && f.mbits <= 10 &&
+             (f.specials == Specials::kNanOnly || (f.specials == Specials::kIeee && f.ebits == 5))) {
+    p.bytes = PackedWeight::Bytes::kHalf;  // kIeee with 5 exponent bits: binary16's own Inf/NaN
+    p.half_shift = 10 - f.mbits;
+    p.half_scale = pow2f(15 - f.bias);
+    if (f.specials == Specials::kNanOnly) p.nan_magnitude = code_mask(f) >> 1;
   }
   return p;
 }
