@@ -112,6 +112,7 @@ std::vector<float> gemv_layout(const PackedWeight& w, const float* x, int64_t M)
   return xp;
 }
 
+#if MXQAT_CODEC_AVX512
 // x [M, K] -> xt [spans*32, Mp]: transposed, zero padded.
 std::vector<float> batch_layout(const PackedWeight& w, const float* x, int64_t M, int64_t Mp) {
   std::vector<float> xt(static_cast<size_t>(w.spans * 32 * Mp), 0.0f);
@@ -119,6 +120,7 @@ std::vector<float> batch_layout(const PackedWeight& w, const float* x, int64_t M
     for (int64_t k = 0; k < w.K; ++k) xt[static_cast<size_t>(k * Mp + m)] = x[m * w.K + k];
   return xt;
 }
+#endif
 
 bool parallel(const PackedWeight& w, int64_t M) { return w.N * w.K * M >= kernels::kParallelMinElements; }
 
@@ -185,8 +187,8 @@ void run(const EncodedTensor& w, const float* x, int64_t M, const float* bias, f
   if (!is_fused_scheme(c.block_format().scheme)) return decode_then_multiply(c, w, x, M, bias, y);
   const PackedWeight p = packed_weight(c, w);
   if (M >= kPackedBatchRows) {
-    const int64_t Mp = (M + 15) / 16 * 16;
 #if MXQAT_CODEC_AVX512
+    const int64_t Mp = (M + 15) / 16 * 16;
     if (simd) return kernels::packed_batch_avx512(p, batch_layout(p, x, M, Mp).data(), M, Mp, bias, y);
 #endif
     return sequential_product(p.N, p.K, x, M, bias, y, parallel(p, M), [&](int64_t n, float* row) {
