@@ -67,17 +67,18 @@ inline void decode_span(const PackedWeight& w, const uint8_t* row, const uint8_t
     const __m128i bytes = avail == 16 ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(p))
                                       : _mm_maskz_loadu_epi8(static_cast<__mmask16>((1u << avail) - 1u), p);
     const __m512i b = _mm512_cvtepu8_epi32(bytes);
-    const __m512i ilo = _mm512_and_si512(b, _mm512_set1_epi32(0xF)), ihi = _mm512_srli_epi32(b, 4);
+    const __m512i ihi = _mm512_srli_epi32(b, 4);
     const __m512 lut = _mm512_loadu_ps(w.lut);
-    if constexpr (D == Decoder::kNibble32) {
+    if constexpr (D == Decoder::kNibble32) {  // vpermps reads only index bits 0-3: b is the low nibble
       const __m512 t = _mm512_mul_ps(lut, _mm512_set1_ps(block_scale<D>(w, sc, s)));
-      lo = _mm512_permutexvar_ps(ilo, t);
+      lo = _mm512_permutexvar_ps(b, t);
       hi = _mm512_permutexvar_ps(ihi, t);
     } else {  // two 16-blocks: bytes 0-7 (lanes 0-7) and 8-15 (lanes 8-15), a table each
       const float d1 = !Tail || 2 * s + 1 < w.nb ? block_scale<D>(w, sc, 2 * s + 1) : 0.0f;
       const __m512 t0 = _mm512_mul_ps(lut, _mm512_set1_ps(block_scale<D>(w, sc, 2 * s)));
       const __m512 t1 = _mm512_mul_ps(lut, _mm512_set1_ps(d1));
       const __m512i second = _mm512_set_epi32(16, 16, 16, 16, 16, 16, 16, 16, 0, 0, 0, 0, 0, 0, 0, 0);
+      const __m512i ilo = _mm512_and_si512(b, _mm512_set1_epi32(0xF));
       lo = _mm512_permutex2var_ps(t0, _mm512_or_si512(ilo, second), t1);
       hi = _mm512_permutex2var_ps(t0, _mm512_or_si512(ihi, second), t1);
     }
@@ -103,9 +104,8 @@ inline void decode_span(const PackedWeight& w, const uint8_t* row, const uint8_t
     } else {  // 6-bit: codes 4q..4q+3 in bytes 3q..3q+2 (a 24-bit word) go to 128-bit lane q
       const __m128i raw = _mm_maskz_loadu_epi8(0x0FFF, row + 24 * s + 12 * h);
       const __m512i spread = _mm512_shuffle_epi8(_mm512_broadcast_i32x4(raw), spread_bytes());
-      const __m512i c = _mm512_and_si512(
-          _mm512_srlv_epi32(spread, _mm512_set_epi32(18, 12, 6, 0, 18, 12, 6, 0, 18, 12, 6, 0, 18, 12, 6, 0)),
-          _mm512_set1_epi32(0x3F));
+      // Code in bits 0-5 (higher bits ignored: vpermi2ps reads bits 0-4, the blend bit 5).
+      const __m512i c = _mm512_srlv_epi32(spread, _mm512_set_epi32(18, 12, 6, 0, 18, 12, 6, 0, 18, 12, 6, 0, 18, 12, 6, 0));
       const __m512 low = _mm512_permutex2var_ps(_mm512_loadu_ps(w.lut), c, _mm512_loadu_ps(w.lut + 16));
       const __m512 high = _mm512_permutex2var_ps(_mm512_loadu_ps(w.lut + 32), c, _mm512_loadu_ps(w.lut + 48));
       v[h] = _mm512_mask_blend_ps(_mm512_test_epi32_mask(c, _mm512_set1_epi32(32)), low, high);
