@@ -36,14 +36,17 @@ constexpr bool is_nibble(Decoder d) { return d == Decoder::kNibble32 || d == Dec
 // multiplied by dh = half_scale × d when that is finite (then exactly (value / half_scale) × dh =
 // value × d), else by half_scale and d in turn.
 inline __m512 byte_half(__m128i codes, const PackedWeight& w, float d, float dh) {
-  const __m256i c = _mm256_cvtepu8_epi16(codes);
-  const __m256i mag = _mm256_and_si256(c, _mm256_set1_epi16(0x7F));
-  const __m256i half = _mm256_or_si256(_mm256_sll_epi16(mag, _mm_cvtsi32_si128(w.half_shift)),
-                                       _mm256_slli_epi16(_mm256_and_si256(c, _mm256_set1_epi16(0x80)), 8));
+  // Code in the top byte, arithmetic shift right by 8 - half_shift: the sign lands on bit 15 (and
+  // copies on the bits below it, cleared by the mask), the magnitude on bits half_shift and up.
+  const __m256i c = _mm256_slli_epi16(_mm256_cvtepu8_epi16(codes), 8);
+  const __m256i half = _mm256_and_si256(_mm256_sra_epi16(c, _mm_cvtsi32_si128(8 - w.half_shift)),
+                                        _mm256_set1_epi16(static_cast<short>(0x8000u | 0x7Fu << w.half_shift)));
   __m512 v = _mm512_cvtph_ps(half);
   v = dh <= FLT_MAX ? _mm512_mul_ps(v, _mm512_set1_ps(dh))
                     : _mm512_mul_ps(_mm512_mul_ps(v, _mm512_set1_ps(w.half_scale)), _mm512_set1_ps(d));
-  const __mmask16 nan = _mm256_cmpeq_epi16_mask(mag, _mm256_set1_epi16(static_cast<short>(w.nan_magnitude)));
+  if (w.nan_magnitude == 0xFFFF) return v;
+  const __mmask16 nan = _mm256_cmpeq_epi16_mask(_mm256_and_si256(c, _mm256_set1_epi16(0x7F00)),
+                                                _mm256_set1_epi16(static_cast<short>(w.nan_magnitude << 8)));
   return _mm512_mask_mov_ps(v, nan, _mm512_set1_ps(canonical_nan()));
 }
 
