@@ -58,10 +58,18 @@ PackedWeight packed_weight(const Codec& c, const EncodedTensor& w) {
   p.scale_lut = decode_lut(element_format(c.block_format().scale));
   p.s_dec = w.global_decode_scale;
   p.nv = c.block_format().scheme == BlockScheme::kNvfp4;
-  p.sign_magnitude = p.bits == 8;
-  for (uint32_t code = 0; code < 128 && p.sign_magnitude; ++code) {
-    const float pos = p.lut[code], neg = p.lut[code | 0x80];
-    p.sign_magnitude = (pos != pos && neg != neg) || f2u(neg) == (f2u(pos) ^ 0x80000000u);
+  const ElementFormat& f = *c.element_format();
+  p.bytes = PackedWeight::Bytes::kTable;
+  p.nan_magnitude = 0xFFFF;
+  if (p.bits == 8 && f.kind == FormatKind::kInt) {
+    p.bytes = PackedWeight::Bytes::kInt;
+    p.int_scale = pow2f(-f.mbits);
+  } else if (p.bits == 8 && f.kind == FormatKind::kFloat && f.ebits <= 5 && f.mbits <= 10 &&
+             (f.specials == Specials::kNanOnly || (f.specials == Specials::kIeee && f.ebits == 5))) {
+    p.bytes = PackedWeight::Bytes::kHalf;  // kIeee with 5 exponent bits: binary16's own Inf/NaN
+    p.half_shift = 10 - f.mbits;
+    p.half_scale = pow2f(15 - f.bias);
+    if (f.specials == Specials::kNanOnly) p.nan_magnitude = code_mask(f) >> 1;
   }
   return p;
 }
@@ -104,6 +112,7 @@ std::vector<float> gemv_layout(const PackedWeight& w, const float* x, int64_t M)
   return xp;
 }
 
+#if MXQAT_CODEC_AVX512
 // x [M, K] -> xt [spans*32, Mp]: transposed, zero padded.
 std::vector<float> batch_layout(const PackedWeight& w, const float* x, int64_t M, int64_t Mp) {
   std::vector<float> xt(static_cast<size_t>(w.spans * 32 * Mp), 0.0f);
@@ -111,6 +120,7 @@ std::vector<float> batch_layout(const PackedWeight& w, const float* x, int64_t M
     for (int64_t k = 0; k < w.K; ++k) xt[static_cast<size_t>(k * Mp + m)] = x[m * w.K + k];
   return xt;
 }
+#endif
 
 bool parallel(const PackedWeight& w, int64_t M) { return w.N * w.K * M >= kernels::kParallelMinElements; }
 
@@ -177,8 +187,8 @@ void run(const EncodedTensor& w, const float* x, int64_t M, const float* bias, f
   if (!is_fused_scheme(c.block_format().scheme)) return decode_then_multiply(c, w, x, M, bias, y);
   const PackedWeight p = packed_weight(c, w);
   if (M >= kPackedBatchRows) {
-    const int64_t Mp = (M + 15) / 16 * 16;
 #if MXQAT_CODEC_AVX512
+    const int64_t Mp = (M + 15) / 16 * 16;
     if (simd) return kernels::packed_batch_avx512(p, batch_layout(p, x, M, Mp).data(), M, Mp, bias, y);
 #endif
     return sequential_product(p.N, p.K, x, M, bias, y, parallel(p, M), [&](int64_t n, float* row) {

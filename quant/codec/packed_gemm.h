@@ -56,7 +56,15 @@ struct PackedWeight {
   const float* scale_lut;      // scale code -> value
   float s_dec;                 // NVFP4 global decode scale
   bool nv;                     // NVFP4: block scale = scale value × s_dec
-  bool sign_magnitude;         // 8-bit: lut[c | 0x80] == -lut[c] for every c (NaN: both NaN)
+  // How 8-bit codes are decoded (derived from the element row; every way gives lut[c] exactly):
+  // kHalf: FP formats with <= 5 exponent bits are binary16 once the magnitude is shifted left by
+  // half_shift (10 - mbits) and the sign moved to bit 15, times half_scale = 2^(15 - bias), with
+  // magnitude nan_magnitude (E4M3FN's 0x7F) made NaN; kInt: two's complement q × int_scale;
+  // kTable: lut[c].
+  enum class Bytes : uint8_t { kTable, kHalf, kInt } bytes;
+  int half_shift;
+  float half_scale, int_scale;
+  uint32_t nan_magnitude;      // 0xFFFF: none
 
   // The per-block multiplier exactly as Codec::decode computes it.
   float block_scale(int64_t n, int64_t b) const {

@@ -1,12 +1,13 @@
 // AVX-512 kernels of packed_linear (packed_gemm.h): codes are decoded 32 at a time in registers
 // (4-bit: nibble -> float through a 16-entry table scaled by the block scale, one vpermps per 16;
-// 6-bit: bytes spread by vpshufb, 64-entry table by two vpermi2ps; 8-bit: 256-entry table gather),
+// 6-bit: bytes spread by vpshufb, 64-entry table by two vpermi2ps; 8-bit: binary16 or int conversion),
 // each value exactly code value × block scale as in Codec::decode. Matrix-vector (M < 16): lanes
 // over K, several x rows and 4 weight rows per pass. Batch: W decoded panel by panel into L1, lanes
 // over x rows (an outer-product micro-kernel). Internal to quant/codec.
 #include "quant/codec/simd_avx512.h"  // first: wraps <immintrin.h>
 
 #include <algorithm>
+#include <cfloat>
 #include <vector>
 
 #include "quant/codec/kernels.h"
@@ -26,23 +27,27 @@ inline __m512i spread_bytes() {
 }
 
 // How a span's codes become floats: 4-bit codes through a 16-entry table (MX: one block scale per
-// span; NVFP4: two), 6-bit through a 64-entry table, 8-bit through 128 magnitudes and the sign bit
-// (FP8: lut[c | 0x80] == -lut[c]) or a gather from the 256-entry table (MXINT8).
-enum class Decoder { kNibble32, kNibble16, kSixBit, kByteSignMagnitude, kByteGather };
+// span; NVFP4: two), 6-bit through a 64-entry table, 8-bit by PackedWeight::bytes (binary16
+// conversion for FP8, int conversion for MXINT8, else a gather from the 256-entry table).
+enum class Decoder { kNibble32, kNibble16, kSixBit, kByteHalf, kByteInt, kByteGather };
 constexpr bool is_nibble(Decoder d) { return d == Decoder::kNibble32 || d == Decoder::kNibble16; }
 
-// lut[c] for 8-bit codes c (one per 32-bit lane) of a sign-magnitude table: magnitude c & 0x7F
-// from four 32-entry slices (vpermi2ps, then bits 5 and 6 pick the slice), sign from bit 7.
-inline __m512 byte_sign_magnitude(__m512i c, const float* lut) {
-  const __m512 s01 = _mm512_mask_blend_ps(_mm512_test_epi32_mask(c, _mm512_set1_epi32(32)),
-                                          _mm512_permutex2var_ps(_mm512_loadu_ps(lut), c, _mm512_loadu_ps(lut + 16)),
-                                          _mm512_permutex2var_ps(_mm512_loadu_ps(lut + 32), c, _mm512_loadu_ps(lut + 48)));
-  const __m512 s23 = _mm512_mask_blend_ps(_mm512_test_epi32_mask(c, _mm512_set1_epi32(32)),
-                                          _mm512_permutex2var_ps(_mm512_loadu_ps(lut + 64), c, _mm512_loadu_ps(lut + 80)),
-                                          _mm512_permutex2var_ps(_mm512_loadu_ps(lut + 96), c, _mm512_loadu_ps(lut + 112)));
-  const __m512 mag = _mm512_mask_blend_ps(_mm512_test_epi32_mask(c, _mm512_set1_epi32(64)), s01, s23);
-  const __m512i sign = _mm512_slli_epi32(_mm512_and_si512(c, _mm512_set1_epi32(0x80)), 24);
-  return _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(mag), sign));
+// lut[c] × d of 16 E4M3 / E5M2 codes (kHalf of PackedWeight): rebuilt as binary16, converted, and
+// multiplied by dh = half_scale × d when that is finite (then exactly (value / half_scale) × dh =
+// value × d), else by half_scale and d in turn.
+inline __m512 byte_half(__m128i codes, const PackedWeight& w, float d, float dh) {
+  // Code in the top byte, arithmetic shift right by 8 - half_shift: the sign lands on bit 15 (and
+  // copies on the bits below it, cleared by the mask), the magnitude on bits half_shift and up.
+  const __m256i c = _mm256_slli_epi16(_mm256_cvtepu8_epi16(codes), 8);
+  const __m256i half = _mm256_and_si256(_mm256_sra_epi16(c, _mm_cvtsi32_si128(8 - w.half_shift)),
+                                        _mm256_set1_epi16(static_cast<short>(0x8000u | 0x7Fu << w.half_shift)));
+  __m512 v = _mm512_cvtph_ps(half);
+  v = dh <= FLT_MAX ? _mm512_mul_ps(v, _mm512_set1_ps(dh))
+                    : _mm512_mul_ps(_mm512_mul_ps(v, _mm512_set1_ps(w.half_scale)), _mm512_set1_ps(d));
+  if (w.nan_magnitude == 0xFFFF) return v;
+  const __mmask16 nan = _mm256_cmpeq_epi16_mask(_mm256_and_si256(c, _mm256_set1_epi16(0x7F00)),
+                                                _mm256_set1_epi16(static_cast<short>(w.nan_magnitude << 8)));
+  return _mm512_mask_mov_ps(v, nan, _mm512_set1_ps(canonical_nan()));
 }
 
 // Multiplier of block b of a row whose scale codes start at sc, as Codec::decode computes it.
@@ -65,17 +70,18 @@ inline void decode_span(const PackedWeight& w, const uint8_t* row, const uint8_t
     const __m128i bytes = avail == 16 ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(p))
                                       : _mm_maskz_loadu_epi8(static_cast<__mmask16>((1u << avail) - 1u), p);
     const __m512i b = _mm512_cvtepu8_epi32(bytes);
-    const __m512i ilo = _mm512_and_si512(b, _mm512_set1_epi32(0xF)), ihi = _mm512_srli_epi32(b, 4);
+    const __m512i ihi = _mm512_srli_epi32(b, 4);
     const __m512 lut = _mm512_loadu_ps(w.lut);
-    if constexpr (D == Decoder::kNibble32) {
+    if constexpr (D == Decoder::kNibble32) {  // vpermps reads only index bits 0-3: b is the low nibble
       const __m512 t = _mm512_mul_ps(lut, _mm512_set1_ps(block_scale<D>(w, sc, s)));
-      lo = _mm512_permutexvar_ps(ilo, t);
+      lo = _mm512_permutexvar_ps(b, t);
       hi = _mm512_permutexvar_ps(ihi, t);
     } else {  // two 16-blocks: bytes 0-7 (lanes 0-7) and 8-15 (lanes 8-15), a table each
       const float d1 = !Tail || 2 * s + 1 < w.nb ? block_scale<D>(w, sc, 2 * s + 1) : 0.0f;
       const __m512 t0 = _mm512_mul_ps(lut, _mm512_set1_ps(block_scale<D>(w, sc, 2 * s)));
       const __m512 t1 = _mm512_mul_ps(lut, _mm512_set1_ps(d1));
       const __m512i second = _mm512_set_epi32(16, 16, 16, 16, 16, 16, 16, 16, 0, 0, 0, 0, 0, 0, 0, 0);
+      const __m512i ilo = _mm512_and_si512(b, _mm512_set1_epi32(0xF));
       lo = _mm512_permutex2var_ps(t0, _mm512_or_si512(ilo, second), t1);
       hi = _mm512_permutex2var_ps(t0, _mm512_or_si512(ihi, second), t1);
     }
@@ -85,26 +91,29 @@ inline void decode_span(const PackedWeight& w, const uint8_t* row, const uint8_t
     }
     return;
   }
-  const __m512 d = _mm512_set1_ps(block_scale<D>(w, sc, s));
+  const float ds = block_scale<D>(w, sc, s);
+  const __m512 d = _mm512_set1_ps(ds);
+  const float dh = D == Decoder::kByteHalf ? ds * w.half_scale : 0.0f;
   __m512 v[2];
   for (int h = 0; h < 2; ++h) {
     if constexpr (D == Decoder::kByteGather) {
       const __m512i c = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 32 * s + 16 * h)));
       v[h] = _mm512_i32gather_ps(c, w.lut, 4);
-    } else if constexpr (D == Decoder::kByteSignMagnitude) {
-      const __m512i c = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 32 * s + 16 * h)));
-      v[h] = byte_sign_magnitude(c, w.lut);
+    } else if constexpr (D == Decoder::kByteHalf) {
+      v[h] = byte_half(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 32 * s + 16 * h)), w, ds, dh);
+    } else if constexpr (D == Decoder::kByteInt) {
+      const __m512i q = _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 32 * s + 16 * h)));
+      v[h] = _mm512_mul_ps(_mm512_cvtepi32_ps(q), _mm512_set1_ps(w.int_scale));
     } else {  // 6-bit: codes 4q..4q+3 in bytes 3q..3q+2 (a 24-bit word) go to 128-bit lane q
       const __m128i raw = _mm_maskz_loadu_epi8(0x0FFF, row + 24 * s + 12 * h);
       const __m512i spread = _mm512_shuffle_epi8(_mm512_broadcast_i32x4(raw), spread_bytes());
-      const __m512i c = _mm512_and_si512(
-          _mm512_srlv_epi32(spread, _mm512_set_epi32(18, 12, 6, 0, 18, 12, 6, 0, 18, 12, 6, 0, 18, 12, 6, 0)),
-          _mm512_set1_epi32(0x3F));
+      // Code in bits 0-5 (higher bits ignored: vpermi2ps reads bits 0-4, the blend bit 5).
+      const __m512i c = _mm512_srlv_epi32(spread, _mm512_set_epi32(18, 12, 6, 0, 18, 12, 6, 0, 18, 12, 6, 0, 18, 12, 6, 0));
       const __m512 low = _mm512_permutex2var_ps(_mm512_loadu_ps(w.lut), c, _mm512_loadu_ps(w.lut + 16));
       const __m512 high = _mm512_permutex2var_ps(_mm512_loadu_ps(w.lut + 32), c, _mm512_loadu_ps(w.lut + 48));
       v[h] = _mm512_mask_blend_ps(_mm512_test_epi32_mask(c, _mm512_set1_epi32(32)), low, high);
     }
-    v[h] = _mm512_mul_ps(v[h], d);
+    if constexpr (D != Decoder::kByteHalf) v[h] = _mm512_mul_ps(v[h], d);
     if (Tail) v[h] = _mm512_maskz_mov_ps(lanes(valid - 16 * h), v[h]);
   }
   lo = v[0];
@@ -267,8 +276,12 @@ void packed_gemv_avx512(const PackedWeight& w, const float* xp, int64_t M, const
   switch (w.bits) {
     case 4: return w.G == 16 ? gemv<Decoder::kNibble16>(w, xp, M, bias, y) : gemv<Decoder::kNibble32>(w, xp, M, bias, y);
     case 6: return gemv<Decoder::kSixBit>(w, xp, M, bias, y);
-    default: return w.sign_magnitude ? gemv<Decoder::kByteSignMagnitude>(w, xp, M, bias, y)
-                                     : gemv<Decoder::kByteGather>(w, xp, M, bias, y);
+    default:
+      switch (w.bytes) {
+        case PackedWeight::Bytes::kHalf: return gemv<Decoder::kByteHalf>(w, xp, M, bias, y);
+        case PackedWeight::Bytes::kInt: return gemv<Decoder::kByteInt>(w, xp, M, bias, y);
+        default: return gemv<Decoder::kByteGather>(w, xp, M, bias, y);
+      }
   }
 }
 
@@ -277,8 +290,12 @@ void packed_batch_avx512(const PackedWeight& w, const float* xt, int64_t M, int6
   switch (w.bits) {
     case 4: return w.G == 16 ? batch<Decoder::kNibble16>(w, xt, M, Mp, bias, y) : batch<Decoder::kNibble32>(w, xt, M, Mp, bias, y);
     case 6: return batch<Decoder::kSixBit>(w, xt, M, Mp, bias, y);
-    default: return w.sign_magnitude ? batch<Decoder::kByteSignMagnitude>(w, xt, M, Mp, bias, y)
-                                     : batch<Decoder::kByteGather>(w, xt, M, Mp, bias, y);
+    default:
+      switch (w.bytes) {
+        case PackedWeight::Bytes::kHalf: return batch<Decoder::kByteHalf>(w, xt, M, Mp, bias, y);
+        case PackedWeight::Bytes::kInt: return batch<Decoder::kByteInt>(w, xt, M, Mp, bias, y);
+        default: return batch<Decoder::kByteGather>(w, xt, M, Mp, bias, y);
+      }
   }
 }
 
