@@ -56,11 +56,13 @@ void causal_softmax_rows(RowMat& s) {
 // Per batch b and head h, with Q, K, V the [T, D] slices of q, k, v and s = 1/sqrt(D):
 //   S = s Q K^T,  P = softmax over j <= i of S[i, j] (0 for j > i),  O = P V
 //   dV = P^T dO   dP = dO V^T   dS = P (dP - rowsum(dP P))   dQ = s dS K   dK = s dS^T Q
-// P [B, H, T, T] is saved for backward.
+// P [B, H, T, T] is saved for backward (4 T^2 bytes per batch row and head).
 Var causal_attention(const Var& q, const Var& k, const Var& v, int64_t heads) {
   const AttnDims d = attn_dims(q, k, v, heads);
   const float scale = 1.f / std::sqrt(static_cast<float>(d.D));
-  auto probs = std::make_shared<Tensor>(Shape{d.B, d.H, d.T, d.T});
+  // P is kept only when a backward will run (not under no_grad, e.g. evaluation).
+  const bool keep = grad_enabled() && (q.needs_grad() || k.needs_grad() || v.needs_grad());
+  auto probs = std::make_shared<Tensor>(keep ? Shape{d.B, d.H, d.T, d.T} : Shape{0});
   Tensor y(q.shape());
   const int64_t pairs = d.B * d.H;
 #pragma omp parallel for schedule(static) if (pairs > 1 && pairs * d.T * d.T * d.D > detail::kParallelMin)
@@ -71,7 +73,7 @@ Var causal_attention(const Var& q, const Var& k, const Var& v, int64_t heads) {
     s *= scale;
     causal_softmax_rows(s);
     d.head(y, b, h).noalias() = s * d.head(v.value(), b, h);
-    std::copy(s.data(), s.data() + d.T * d.T, probs->data() + bh * d.T * d.T);
+    if (keep) std::copy(s.data(), s.data() + d.T * d.T, probs->data() + bh * d.T * d.T);
   }
   return make_node("causal_attention", std::move(y), {q, k, v},
                    [q, k, v, d, scale, probs](const Tensor& dy, GradSink& g) {
