@@ -77,4 +77,15 @@ Var transpose(const Var& x, int a, int b);
 Var slice(const Var& x, int axis, int64_t start, int64_t end);  // [start, end)
 Var concat(const std::vector<Var>& xs, int axis);
 
+// ---- attention.cpp -------------------------------------------------------------------------
+// Causal multi-head attention, fused: q, k, v [B, T, C] with C = heads * D, heads read in place
+// -> [B, T, C]; out[b, t, head h] = sum_{u <= t} softmax_u(q_t . k_u / sqrt(D)) v_u.
+Var causal_attention(const Var& q, const Var& k, const Var& v, int64_t heads);
+// Rotary position embedding on x [..., T, C] (C = heads * D, D even): adjacent pairs of each
+// head rotated by (pos0 + t) * theta^(-2i/D), as llama.cpp's LLAMA rope.
+Var rope(const Var& x, int64_t heads, int64_t pos0 = 0, float theta = 10000.f);
+
+// ---- gated.cpp -----------------------------------------------------------------------------
+Var swiglu(const Var& gate, const Var& up);  // silu(gate) * up, same shapes
+
 }  // namespace mxqat::autograd

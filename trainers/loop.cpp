@@ -12,6 +12,7 @@
 #include "layers/models.h"
 #include "trainers/progress.h"
 #include "trainers/sched.h"
+#include "trainers/text_data.h"
 
 namespace mxqat::trainers {
 
@@ -43,8 +44,10 @@ Checkpoint make_checkpoint(const LoopContext& c, int64_t step) {
 
 // Forward + backward of one batch; returns the loss (gradients only when it is finite).
 double step_loss(LoopContext& c, int64_t step, Tensor& xb, std::vector<int32_t>& yb) {
-  c.data->train.gather(c.order->batch(step), xb, yb);
+  if (c.text) c.text->train_batch(step, xb, yb);
+  else c.data->train.gather(c.order->batch(step), xb, yb);
   Var logits = c.model->forward(Var(xb));
+  if (logits.value().ndim() == 3) logits = reshape(logits, {-1, logits.value().dim(-1)});  // [B*T, V]
   Var loss = autograd::cross_entropy(logits, yb, static_cast<float>(c.cfg->label_smoothing));
   const double l = loss.value().item();
   if (std::isfinite(l)) loss.backward();
@@ -124,12 +127,17 @@ LoopResult run_loop(LoopContext& c) {
     }
     if (c.hooks.after_step) c.hooks.after_step(done);
     if (done % eval_every == 0 || done == c.total_steps) {
-      EvalResult v = evaluate(*c.model, c.data->val);
+      EvalResult v = c.text ? evaluate_text(*c.model, c.text->val, c.text->context)
+                            : evaluate(*c.model, c.data->val);
       progress.finish();
-      spdlog::info("{} step {} epoch {:.2f}: val loss {:.4f} accuracy {:.4f}", c.stage, done,
-                   double(done) / double(spe), v.loss, v.accuracy);
-      c.metrics->write(JsonObject().str("stage", c.stage).str("split", "val").integer("step", done)
-                           .num("loss", v.loss).num("accuracy", v.accuracy));
+      spdlog::info("{} step {} epoch {:.2f}: val loss {:.4f} accuracy {:.4f}{}", c.stage, done,
+                   double(done) / double(spe), v.loss, v.accuracy,
+                   c.text ? fmt::format(" bits/byte {:.4f}", bits_per_byte(v.loss)) : "");
+      JsonObject line;
+      line.str("stage", c.stage).str("split", "val").integer("step", done).num("loss", v.loss)
+          .num("accuracy", v.accuracy);
+      if (c.text) line.num("bits_per_byte", bits_per_byte(v.loss)).num("perplexity", perplexity(v.loss));
+      c.metrics->write(line);
       if (c.hooks.after_eval) c.hooks.after_eval(done, v);
       c.model->train(true);
     }

@@ -15,6 +15,8 @@
 
 namespace mxqat::trainers {
 
+struct TextData;
+
 struct EvalResult {
   double loss = 0, accuracy = 0;
   int64_t samples = 0;
@@ -34,7 +36,8 @@ struct LoopContext {
   layers::Module* model = nullptr;
   Optimizer* optimizer = nullptr;
   const Splits* data = nullptr;
-  BatchOrder* order = nullptr;
+  BatchOrder* order = nullptr;   // with text: only its steps_per_epoch (a pass over the bytes)
+  const TextData* text = nullptr;  // set for language models: batches and val metrics come from it
   JsonlWriter* metrics = nullptr;
   std::string ckpt_path;
   int64_t start_step = 0, total_steps = 0;

@@ -3,10 +3,22 @@
 
 #include <cmath>
 
+#include "layers/gpt.h"
 #include "layers/models.h"
 #include "trainers/recipe.h"
 
 namespace mxqat::trainers {
+
+layers::GptConfig gpt_config(const ModelCfg& m) {
+  layers::GptConfig c;
+  c.vocab = m.vocab;
+  c.layers = m.layers;
+  c.d_model = m.d_model;
+  c.heads = m.heads;
+  c.context = m.context;
+  c.mlp_hidden = m.mlp_hidden;
+  return c;
+}
 
 std::shared_ptr<layers::Module> build_model(const Recipe& r, int64_t in_features, int64_t classes) {
   const uint64_t seed = static_cast<uint64_t>(r.seed) * 0x2545F4914F6CDD1Dull + 17;
@@ -34,7 +46,8 @@ std::shared_ptr<layers::Module> build_model(const Recipe& r, int64_t in_features
     c.dropout = static_cast<float>(m.dropout);
     return std::make_shared<layers::Cnn>(c, seed);
   }
-  MXQAT_FAIL("model.type '", m.type, "' is not known; known: mlp, cnn");
+  if (m.type == "gpt") return std::make_shared<layers::Gpt>(gpt_config(m), seed);
+  MXQAT_FAIL("model.type '", m.type, "' is not known; known: mlp, cnn, gpt");
 }
 
 }  // namespace mxqat::trainers

@@ -178,6 +178,8 @@ QatSummary qat(const Recipe& r, const QatOptions& opt) {
               "qat.from in the recipe (train one with 'mxqat train RECIPE')");
   std::filesystem::create_directories(opt.out_dir);
   StageSetup st = setup_stage(r);
+  MXQAT_CHECK(!st.text, r.source, ": the qat stage does not run text models (data.dataset: text) "
+              "yet; train the gpt baseline with 'mxqat train'");
   // Everything that can be wrong with the inputs is checked before the first step.
   quant::ResolvedPolicy policy = resolve_model_policy(r, *st.model);
   const int64_t total = stage_steps(r.qat.train, *st.order);

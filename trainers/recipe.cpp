@@ -53,7 +53,7 @@ const Table& lr_schedule_table() {
 
 const Table& data_table() {
   static const Table kTable = schema::table<DataCfg>({
-      field("dataset", &DataCfg::dataset).one_of({"fashion_mnist"}),
+      field("dataset", &DataCfg::dataset).one_of({"fashion_mnist", "text"}),
       field("dir", &DataCfg::dir),
       field("batch_size", &DataCfg::batch_size).ge(1),
       field("val_size", &DataCfg::val_size).ge(0),
@@ -66,13 +66,29 @@ const Table& data_table() {
 
 const Table& model_table() {
   static const Table kTable = schema::table<ModelCfg>({
-      field("type", &ModelCfg::type).required().one_of({"mlp", "cnn"}),
+      field("type", &ModelCfg::type).required().one_of({"mlp", "cnn", "gpt"}),
       field("hidden", &ModelCfg::hidden).ge(1),
       field("activation", &ModelCfg::activation).one_of({"relu", "gelu", "silu", "tanh"}),
       field("dropout", &ModelCfg::dropout).ge(0).lt(1),
       field("channels", &ModelCfg::channels).ge(1).non_empty(),
       field("kernel", &ModelCfg::kernel).ge(1).odd(),
       field("fc", &ModelCfg::fc).ge(1),
+      field("vocab", &ModelCfg::vocab).ge(256),
+      field("layers", &ModelCfg::layers).ge(1),
+      field("d_model", &ModelCfg::d_model).ge(2),
+      field("heads", &ModelCfg::heads).ge(1),
+      field("context", &ModelCfg::context).ge(1),
+      field("mlp_hidden", &ModelCfg::mlp_hidden).ge(1),
+      rule<ModelCfg>("d_model", [](const ModelCfg& m) -> std::string {
+        if (m.type != "gpt") return "";
+        if (m.d_model % m.heads != 0)
+          return "d_model " + std::to_string(m.d_model) + " is not divisible by heads " +
+                 std::to_string(m.heads) + "; make d_model a multiple of heads";
+        if ((m.d_model / m.heads) % 2 != 0)
+          return "the head size d_model / heads = " + std::to_string(m.d_model / m.heads) +
+                 " must be even for the rotary embedding; change heads";
+        return "";
+      }),
   });
   return kTable;
 }
@@ -234,6 +250,11 @@ const Table& recipe_table() {
         return r.train.epochs > 0 || r.train.steps > 0
                    ? std::string()
                    : std::string("set train.epochs or train.steps to a positive number");
+      }),
+      rule<Recipe>("model.type", [](const Recipe& r) {
+        if ((r.model.type == "gpt") == (r.data.dataset == "text")) return std::string();
+        return "model.type " + r.model.type + " does not read data.dataset " + r.data.dataset +
+               "; gpt trains on dataset: text, mlp and cnn on fashion_mnist";
       }),
       rule<Recipe>("name", [](const Recipe& r) {
         return r.name.empty() ? std::string() : name_problem(r.name);

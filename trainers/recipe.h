@@ -24,7 +24,7 @@ struct LrScheduleCfg {
 };
 
 struct DataCfg {
-  std::string dataset = "fashion_mnist";
+  std::string dataset = "fashion_mnist";  // fashion_mnist | text (dir/{train,val,test}.txt, bytes)
   std::string dir = "/usr/share/datasets/fashion-mnist";
   int64_t batch_size = 128;
   int64_t val_size = 5000;   // held out from the training split
@@ -34,13 +34,19 @@ struct DataCfg {
 };
 
 struct ModelCfg {
-  std::string type;                     // required: mlp | cnn
+  std::string type;                     // required: mlp | cnn | gpt
   std::vector<int64_t> hidden = {256};  // mlp: hidden widths
   std::string activation = "relu";      // relu | gelu | silu | tanh
   double dropout = 0.0;
   std::vector<int64_t> channels = {32, 64};  // cnn: conv widths
   int64_t kernel = 5;                        // cnn: odd kernel size
   int64_t fc = 128;                          // cnn: width of the hidden fully connected layer
+  int64_t vocab = 256;                       // gpt: byte-level, so at least 256
+  int64_t layers = 4;                        // gpt: transformer blocks
+  int64_t d_model = 256;                     // gpt: width, a multiple of heads
+  int64_t heads = 4;                         // gpt: attention heads (head size d_model / heads, even)
+  int64_t context = 128;                     // gpt: tokens per training window and longest input
+  int64_t mlp_hidden = 768;                  // gpt: SwiGLU hidden width
 };
 
 struct TrainCfg {

@@ -7,11 +7,21 @@
 #include <filesystem>
 
 #include "trainers/model_factory.h"
+#include "trainers/text_data.h"
 
 namespace mxqat::trainers {
 
 StageSetup setup_stage(const Recipe& r) {
   StageSetup s;
+  if (r.data.dataset == "text") {
+    s.text = std::make_shared<TextData>(load_text(r.data, r.model.context, r.data.batch_size,
+                                                  static_cast<uint64_t>(r.seed)));
+    spdlog::info("{}", s.text->description);
+    s.model = build_model(r, r.model.context, r.model.vocab);
+    s.order = std::make_unique<BatchOrder>(s.text->windows(s.text->train), r.data.batch_size,
+                                           static_cast<uint64_t>(r.seed));
+    return s;
+  }
   s.data = load_fashion_mnist(r.data, static_cast<uint64_t>(r.seed));
   spdlog::info("{}", s.data.description);
   s.model = build_model(r, s.data.train.x.cols(), s.data.train.num_classes);
@@ -36,6 +46,7 @@ TrainSummary train(const Recipe& r, const TrainOptions& opt) {
   c.model = st.model.get();
   c.optimizer = optimizer.get();
   c.data = &st.data;
+  c.text = st.text.get();
   c.order = st.order.get();
   c.ckpt_path = opt.out_dir + "/checkpoint.h5";
   c.total_steps = stage_steps(r.train, *st.order);
@@ -72,17 +83,30 @@ TrainSummary train(const Recipe& r, const TrainOptions& opt) {
   s.completed = lr.completed;
   s.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (!s.completed) return s;
-  s.val = evaluate(*st.model, st.data.val);
-  s.test = evaluate(*st.model, st.data.test);
+  if (st.text) {
+    s.val = evaluate_text(*st.model, st.text->val, st.text->context);
+    s.test = evaluate_text(*st.model, st.text->test, st.text->context);
+  } else {
+    s.val = evaluate(*st.model, st.data.val);
+    s.test = evaluate(*st.model, st.data.test);
+  }
   spdlog::info("test loss {:.4f} accuracy {:.4f} ({} samples) in {:.1f} s", s.test.loss,
                s.test.accuracy, s.test.samples, s.wall_s);
-  metrics.write(JsonObject().str("stage", "train").str("split", "test").integer("step", s.steps)
-                    .num("loss", s.test.loss).num("accuracy", s.test.accuracy));
+  JsonObject test_line, summary;
+  test_line.str("stage", "train").str("split", "test").integer("step", s.steps)
+      .num("loss", s.test.loss).num("accuracy", s.test.accuracy);
+  summary.str("recipe", r.name).str("model", r.model.type)
+      .num("test_accuracy", s.test.accuracy).num("test_loss", s.test.loss)
+      .num("val_accuracy", s.val.accuracy).num("val_loss", s.val.loss);
+  if (st.text) {  // language model: the loss is nats per byte
+    spdlog::info("test bits/byte {:.4f} perplexity {:.3f}", bits_per_byte(s.test.loss), perplexity(s.test.loss));
+    test_line.num("bits_per_byte", bits_per_byte(s.test.loss)).num("perplexity", perplexity(s.test.loss));
+    summary.num("test_bits_per_byte", bits_per_byte(s.test.loss)).num("test_perplexity", perplexity(s.test.loss))
+        .num("val_bits_per_byte", bits_per_byte(s.val.loss)).num("val_perplexity", perplexity(s.val.loss));
+  }
+  metrics.write(test_line);
   write_file_atomic(opt.out_dir + "/summary.json",
-                    JsonObject().str("recipe", r.name).str("model", r.model.type)
-                        .num("test_accuracy", s.test.accuracy).num("test_loss", s.test.loss)
-                        .num("val_accuracy", s.val.accuracy).num("val_loss", s.val.loss)
-                        .integer("steps", s.steps)
+                    summary.integer("steps", s.steps)
                         .num("epochs", double(s.steps) / double(st.order->steps_per_epoch()))
                         .num("wall_s", s.wall_s).integer("params", s.params)
                         .str("checkpoint", c.ckpt_path).dump() + "\n");

@@ -23,8 +23,10 @@ struct TrainSummary {
 };
 
 // What every stage starts from: the data splits, the model, and a seeded batch order.
+// A text recipe (data.dataset: text) fills `text` instead of `data`.
 struct StageSetup {
   Splits data;
+  std::shared_ptr<TextData> text;
   std::shared_ptr<layers::Module> model;
   std::unique_ptr<BatchOrder> order;
 };

@@ -238,6 +238,19 @@ const std::vector<Row> kRows = {
    [](const std::vector<Var>& v) { return concat(v, 0); }},
   {"concat_ax1",      {{2, 2, 3}, {2, 1, 3}, {2, 4, 3}}, Gen::kUniform,
    [](const std::vector<Var>& v) { return concat(v, 1); }},
+  // ---- attention.cpp (one head of 2, two of 2, two of 4; the first row attends only to itself)
+  {"causal_attention_1h", {{1, 3, 2}, {1, 3, 2}, {1, 3, 2}}, Gen::kUniform,
+   [](const std::vector<Var>& v) { return causal_attention(v[0], v[1], v[2], 1); }},
+  {"causal_attention_2h", {{2, 3, 4}, {2, 3, 4}, {2, 3, 4}}, Gen::kUniform,
+   [](const std::vector<Var>& v) { return causal_attention(v[0], v[1], v[2], 2); }},
+  {"causal_attention_fanout", {{1, 5, 8}}, Gen::kUniform,
+   [](const std::vector<Var>& v) { return causal_attention(v[0], v[0], mul_scalar(v[0], 2.f), 2); }},
+  {"rope",            {{2, 3, 8}},            Gen::kUniform,
+   [](const std::vector<Var>& v) { return rope(v[0], 2); }},
+  {"rope_offset",     {{4, 6}},               Gen::kUniform,
+   [](const std::vector<Var>& v) { return rope(v[0], 1, 5, 100.f); }},
+  // ---- gated.cpp
+  {"swiglu",          {{3, 4}, {3, 4}},       Gen::kUniform, binary(swiglu)},
   // ---- compositions: a tiny attention-like chain and an MLP step
   {"attention_chain", {{2, 3, 4}, {4, 4}},    Gen::kUniform,
    [](const std::vector<Var>& v) {

@@ -193,7 +193,7 @@ TEST(RecipeErrors, ListsAndMapsHaveTheirShape) {
 
 TEST(RecipeErrors, MissingRequiredKey) {
   EXPECT_THAT(error_of("train: {epochs: 1}\n"),
-              HasSubstr("recipes/x.yaml: missing required key 'model.type' (add it; one of: mlp, cnn)"));
+              HasSubstr("recipes/x.yaml: missing required key 'model.type' (add it; one of: mlp, cnn, gpt)"));
   EXPECT_THAT(error_of("train: {epochs: 1}\nmodel:\n  hidden: [3]\n"),
               HasSubstr("recipes/x.yaml:3:3: missing required key 'model.type'"));
   EXPECT_THAT(error_of(""), HasSubstr("missing required key 'model.type'"));

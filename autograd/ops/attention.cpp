@@ -1,0 +1,156 @@
+// Attention ops: fused causal multi-head attention (scores, mask, softmax and the value
+// product in one node, with its own backward) and rotary position embedding. Both read the
+// heads in place from [B, T, C] activations (C = heads * D), so no permute copies are made.
+// Not here: the projections (linear / the quant hook), swiglu (gated.cpp), the modules (layers/gpt).
+// Work is split by (batch, head) pair or by row, never by thread count: same bits for any.
+#include <algorithm>
+#include <cmath>
+#include <memory>
+#include <vector>
+
+#include "autograd/ops.h"
+#include "autograd/ops/row_kernels.h"
+
+namespace mxqat::autograd {
+
+namespace {
+using HeadMap = Eigen::Map<const RowMat, 0, Eigen::OuterStride<>>;  // [T, D] slice, row stride C
+using MutHeadMap = Eigen::Map<RowMat, 0, Eigen::OuterStride<>>;
+
+struct AttnDims {
+  int64_t B, T, C, H, D;
+  HeadMap head(const Tensor& t, int64_t b, int64_t h) const {
+    return HeadMap(t.data() + b * T * C + h * D, T, D, Eigen::OuterStride<>(C));
+  }
+  MutHeadMap head(Tensor& t, int64_t b, int64_t h) const {
+    return MutHeadMap(t.data() + b * T * C + h * D, T, D, Eigen::OuterStride<>(C));
+  }
+};
+
+AttnDims attn_dims(const Var& q, const Var& k, const Var& v, int64_t heads) {
+  const Shape& s = q.shape();
+  MXQAT_CHECK(s.size() == 3, "causal_attention: q must be [B, T, C], got ", shape_str(s));
+  MXQAT_CHECK(k.shape() == s && v.shape() == s, "causal_attention: q ", shape_str(s), ", k ",
+              shape_str(k.shape()), " and v ", shape_str(v.shape()), " must have one shape");
+  MXQAT_CHECK(heads > 0 && s[2] % heads == 0, "causal_attention: ", s[2],
+              " channels do not split into ", heads, " heads; make d_model a multiple of heads");
+  return {s[0], s[1], s[2], heads, s[2] / heads};
+}
+
+// Row i of the scores keeps columns j <= i: P[i, j] = exp(S[i, j] - m_i) / sum_{j<=i} (...),
+// and P[i, j > i] = 0.
+void causal_softmax_rows(RowMat& s) {
+  const int64_t T = s.rows();
+  for (int64_t i = 0; i < T; ++i) {
+    float* r = s.data() + i * T;
+    const int64_t n = i + 1;
+    const float m = detail::row_max(r, n);
+    ArrMap a(r, n);
+    a = (a - m).exp();
+    a *= 1.f / detail::row_sum(r, n);
+    std::fill(r + n, r + T, 0.f);
+  }
+}
+}  // namespace
+
+// Per batch b and head h, with Q, K, V the [T, D] slices of q, k, v and s = 1/sqrt(D):
+//   S = s Q K^T,  P = softmax over j <= i of S[i, j] (0 for j > i),  O = P V
+//   dV = P^T dO   dP = dO V^T   dS = P (dP - rowsum(dP P))   dQ = s dS K   dK = s dS^T Q
+// P [B, H, T, T] is saved for backward (4 T^2 bytes per batch row and head).
+Var causal_attention(const Var& q, const Var& k, const Var& v, int64_t heads) {
+  const AttnDims d = attn_dims(q, k, v, heads);
+  const float scale = 1.f / std::sqrt(static_cast<float>(d.D));
+  // P is kept only when a backward will run (not under no_grad, e.g. evaluation).
+  const bool keep = grad_enabled() && (q.needs_grad() || k.needs_grad() || v.needs_grad());
+  auto probs = std::make_shared<Tensor>(keep ? Shape{d.B, d.H, d.T, d.T} : Shape{0});
+  Tensor y(q.shape());
+  const int64_t pairs = d.B * d.H;
+#pragma omp parallel for schedule(static) if (pairs > 1 && pairs * d.T * d.T * d.D > detail::kParallelMin)
+  for (int64_t bh = 0; bh < pairs; ++bh) {
+    const int64_t b = bh / d.H, h = bh % d.H;
+    RowMat s(d.T, d.T);
+    s.noalias() = d.head(q.value(), b, h) * d.head(k.value(), b, h).transpose();
+    s *= scale;
+    causal_softmax_rows(s);
+    d.head(y, b, h).noalias() = s * d.head(v.value(), b, h);
+    if (keep) std::copy(s.data(), s.data() + d.T * d.T, probs->data() + bh * d.T * d.T);
+  }
+  return make_node("causal_attention", std::move(y), {q, k, v},
+                   [q, k, v, d, scale, probs](const Tensor& dy, GradSink& g) {
+    const bool want_qk = g.wants(0) || g.wants(1);
+    Tensor dq(q.shape()), dk(q.shape()), dv(q.shape());
+    const int64_t pairs = d.B * d.H;
+#pragma omp parallel for schedule(static) if (pairs > 1 && pairs * d.T * d.T * d.D > detail::kParallelMin)
+    for (int64_t bh = 0; bh < pairs; ++bh) {
+      const int64_t b = bh / d.H, h = bh % d.H;
+      const ConstMatMap p(probs->data() + bh * d.T * d.T, d.T, d.T);
+      const HeadMap dyh = d.head(dy, b, h);
+      if (g.wants(2)) d.head(dv, b, h).noalias() = p.transpose() * dyh;
+      if (!want_qk) continue;
+      RowMat ds(d.T, d.T);
+      ds.noalias() = dyh * d.head(v.value(), b, h).transpose();  // dP
+      for (int64_t i = 0; i < d.T; ++i) {
+        float* r = ds.data() + i * d.T;
+        const float* pr = p.data() + i * d.T;
+        const int64_t n = i + 1;  // P is 0 beyond the diagonal, so is dS
+        const float c = detail::row_dot(r, pr, n);
+        ArrMap(r, n) = ConstArrMap(pr, n) * (ConstArrMap(r, n) - c) * scale;
+        std::fill(r + n, r + d.T, 0.f);
+      }
+      if (g.wants(0)) d.head(dq, b, h).noalias() = ds * d.head(k.value(), b, h);
+      if (g.wants(1)) d.head(dk, b, h).noalias() = ds.transpose() * d.head(q.value(), b, h);
+    }
+    if (g.wants(0)) g.add(0, std::move(dq));
+    if (g.wants(1)) g.add(1, std::move(dk));
+    if (g.wants(2)) g.add(2, std::move(dv));
+  });
+}
+
+// Rotary embedding on adjacent pairs (x[2i], x[2i+1]) of each head (the layout llama.cpp's
+// LLAMA rope uses), position p = pos0 + t, angle a = p theta^(-2i/D):
+//   y[2i] = x[2i] cos a - x[2i+1] sin a      y[2i+1] = x[2i] sin a + x[2i+1] cos a
+// The map is a rotation, so backward rotates by -a:
+//   dx[2i] = dy[2i] cos a + dy[2i+1] sin a   dx[2i+1] = -dy[2i] sin a + dy[2i+1] cos a
+Var rope(const Var& x, int64_t heads, int64_t pos0, float theta) {
+  const Shape& s = x.shape();
+  MXQAT_CHECK(s.size() >= 2, "rope: x must be [..., T, C], got ", shape_str(s));
+  const int64_t T = s[s.size() - 2], C = s.back();
+  MXQAT_CHECK(heads > 0 && C % heads == 0 && (C / heads) % 2 == 0, "rope: ", C,
+              " channels must split into ", heads, " heads of an even size; check d_model and heads");
+  MXQAT_CHECK(pos0 >= 0 && theta > 0.f, "rope: pos0 ", pos0, " and theta ", theta, " must be >= 0 and > 0");
+  const int64_t D = C / heads, half = D / 2;
+  // The cos/sin table [T, D/2], in double then rounded: one value per (position, pair).
+  auto table = std::make_shared<std::vector<float>>(static_cast<size_t>(2 * T * half));
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t i = 0; i < half; ++i) {
+      const double a = static_cast<double>(pos0 + t) *
+                       std::pow(static_cast<double>(theta), -2.0 * static_cast<double>(i) / double(D));
+      (*table)[static_cast<size_t>(2 * (t * half + i))] = static_cast<float>(std::cos(a));
+      (*table)[static_cast<size_t>(2 * (t * half + i) + 1)] = static_cast<float>(std::sin(a));
+    }
+  // sign = +1 rotates by a (forward), -1 by -a (backward).
+  auto rotate = [T, C, D, half, table](const Tensor& in, Tensor& out, float sign) {
+    const int64_t rows = in.size() / C;
+    detail::for_rows(rows, C, [&](int64_t r) {
+      const float* cs = table->data() + 2 * (r % T) * half;
+      const float* xr = in.data() + r * C;
+      float* yr = out.data() + r * C;
+      for (int64_t h0 = 0; h0 < C; h0 += D)
+        for (int64_t i = 0; i < half; ++i) {
+          const int64_t j = h0 + 2 * i;
+          const float c = cs[2 * i], sn = sign * cs[2 * i + 1];
+          yr[j] = xr[j] * c - xr[j + 1] * sn;
+          yr[j + 1] = xr[j] * sn + xr[j + 1] * c;
+        }
+    });
+  };
+  Tensor y(s);
+  rotate(x.value(), y, 1.f);
+  return make_node("rope", std::move(y), {x}, [rotate](const Tensor& dy, GradSink& g) {
+    Tensor dx(dy.shape());
+    rotate(dy, dx, -1.f);
+    g.add(0, std::move(dx));
+  });
+}
+
+}  // namespace mxqat::autograd

@@ -1,0 +1,80 @@
+// One training step (forward + backward + AdamW) of the llama-style GPT of recipes/kjv_gpt.yaml
+// (4 layers, d_model 256, 4 heads, SwiGLU 768, context 128, vocabulary 256), batch 16, in FP32
+// and with every projection's weight and input activation through MXFP4 (FLOOR scale, clipped
+// STE; q, k, v, o, gate, up, down and the head: 29 GEMM layers). Arg = OpenMP threads.
+// PyTorch counterpart: bench/torch_gpt_step.py; side by side: bench/compare_gpt_step.sh, or
+//   build/bench/bench_gpt_step --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+#include <benchmark/benchmark.h>
+#include <omp.h>
+
+#include <memory>
+#include <random>
+#include <vector>
+
+#include "layers/gpt.h"
+#include "quant/codec/codec.h"
+#include "quant/fake/qgemm.h"
+#include "trainers/optim.h"
+#include "trainers/recipe.h"
+#include "trainers/runtime.h"
+
+namespace {
+
+using namespace mxqat;
+using autograd::Tensor;
+using autograd::Var;
+
+constexpr int64_t kBatch = 16, kContext = 128;
+
+int quantize_mxfp4(layers::Module& model) {
+  int n = 0;
+  for (auto& [name, m] : model.named_modules()) {
+    auto* g = dynamic_cast<layers::GemmLayer*>(m);
+    if (!g) continue;
+    quant::GemmQuantSpec spec;
+    spec.weight = quant::make_codec_or_none("mxfp4");
+    spec.input = quant::make_codec_or_none("mxfp4");
+    spec.ste = quant::Ste::kClipped;
+    g->set_quantizer(std::make_shared<quant::QuantGemm>(spec));
+    ++n;
+  }
+  return n;
+}
+
+void run_steps(benchmark::State& state, bool qat) {
+  omp_set_num_threads(static_cast<int>(state.range(0)));
+  trainers::tune_allocator();
+  layers::GptConfig cfg;  // 4 layers, d 256, 4 heads, context 128, SwiGLU 768, vocab 256
+  layers::Gpt model(cfg, 1);
+  if (qat && quantize_mxfp4(model) != 7 * cfg.layers + 1) {
+    state.SkipWithError("expected 7 projections per block plus the head");
+    return;
+  }
+  trainers::OptimizerCfg oc;
+  oc.type = "adamw";
+  oc.lr = 1e-3;
+  oc.weight_decay = 0.1;
+  auto opt = trainers::make_optimizer(oc, model.named_parameters());
+  std::mt19937_64 rng(2);
+  std::vector<int32_t> ids(kBatch * kContext), targets(kBatch * kContext);
+  for (auto& v : ids) v = static_cast<int32_t>(rng() % 256);
+  for (auto& v : targets) v = static_cast<int32_t>(rng() % 256);
+  for (auto _ : state) {
+    Var logits = autograd::reshape(model.forward_ids(ids, kContext), {kBatch * kContext, cfg.vocab});
+    Var loss = autograd::cross_entropy(logits, targets);
+    loss.backward();
+    opt->step(1e-3);
+    opt->zero_grad();
+    benchmark::DoNotOptimize(loss.value().data());
+  }
+  state.counters["threads"] = static_cast<double>(state.range(0));
+}
+
+void BM_GptFp32Step(benchmark::State& state) { run_steps(state, false); }
+void BM_GptQatMxfp4Step(benchmark::State& state) { run_steps(state, true); }
+BENCHMARK(BM_GptFp32Step)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->MinTime(2.0)->UseRealTime();
+BENCHMARK(BM_GptQatMxfp4Step)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->MinTime(2.0)->UseRealTime();
+
+}  // namespace
+
+BENCHMARK_MAIN();
