@@ -202,6 +202,7 @@ PtqSummary ptq(const Recipe& r, const PtqOptions& opt) {
                    row.accuracy, sum.baseline, row.bytes);
       rows += (sum.rows.empty() ? "\n  " : ",\n  ") + row_json(row);
       sum.rows.push_back(std::move(row));
+      if (interrupted()) return sum;  // the rows done so far are on disk; a rerun continues
     }
   }
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
