@@ -18,6 +18,7 @@
 #include "trainers/json_read.h"
 #include "trainers/loop.h"
 #include "trainers/report_io.h"
+#include "trainers/task.h"
 
 namespace mxqat::trainers {
 
@@ -129,9 +130,17 @@ int cmd_infer(const std::vector<std::string>& argv) {
   const std::string path = a.positional()[0];
   const ExportModel m = read_export(path);
   const Recipe r = parse_recipe(m.recipe_text, path + ":/recipe");
-  const DataDims dims = data_dims(r.data);
+  const DataDims dims = data_dims(r);
   InferenceModel im = load_inference(m, path, dims.features, dims.classes,
                                      a.has("--fast") ? InferPath::kFast : InferPath::kReference);
+  if (r.data.dataset == "text") {  // a language model: its test bits per byte
+    const auto t0 = std::chrono::steady_clock::now();
+    const double bpb = test_metric(setup_stage(r), *im.model);
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::cout << JsonObject().str("export", path).str("path", a.has("--fast") ? "fast" : "reference")
+                     .num("test_bits_per_byte", bpb).num("seconds", s).dump() << "\n";
+    return 0;
+  }
   const Dataset d = infer_inputs(a, r, dims.features);
   const auto t0 = std::chrono::steady_clock::now();
   const autograd::Tensor logits = predict(*im.model, d);

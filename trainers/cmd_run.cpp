@@ -35,7 +35,7 @@ int cmd_ptq(const std::vector<std::string>& argv) {
               "; train one with 'mxqat train RECIPE' or pass --from BASELINE.h5");
   const PtqSummary s = ptq(r, o);
   for (const auto& row : s.rows)
-    std::cout << row.format << " " << row.method << " test_accuracy " << row.accuracy << " bytes " << row.bytes << "\n";
+    std::cout << row.format << " " << row.method << " " << s.metric << " " << row.value << " bytes " << row.bytes << "\n";
   std::cout << "baseline " << s.baseline << " -> " << o.out_dir << "/summary.json\n";
   return 0;
 }

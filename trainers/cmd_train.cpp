@@ -12,6 +12,7 @@
 #include "trainers/infer.h"
 #include "trainers/model_factory.h"
 #include "trainers/report_io.h"
+#include "trainers/task.h"
 #include "trainers/qat.h"
 #include "trainers/trainer.h"
 
@@ -89,26 +90,24 @@ int cmd_eval(const std::vector<std::string>& argv) {
   if (is_export(path)) {  // an export: its reference inference path
     const ExportModel m = read_export(path);
     Recipe r = parse_recipe(m.recipe_text, path + ":/recipe", a.all("--set"));
-    Splits data = load_fashion_mnist(r.data, static_cast<uint64_t>(r.seed));
-    InferenceModel im = load_inference(m, path, data.train.x.cols(), data.train.num_classes);
-    EvalResult e = evaluate(*im.model, data.test);
-    std::cout << JsonObject().str("export", path).num("test_accuracy", e.accuracy)
-                     .num("test_loss", e.loss).integer("samples", e.samples).dump() << "\n";
+    const DataDims d = data_dims(r);
+    InferenceModel im = load_inference(m, path, d.features, d.classes);
+    std::cout << JsonObject().str("export", path)
+                     .num(task_metric(r).name, test_metric(setup_stage(r), *im.model)).dump() << "\n";
     return 0;
   }
   Checkpoint c = load_checkpoint(path);
   Recipe r = a.has("--recipe") ? load_recipe(*a.get("--recipe"), a.all("--set"))
                                : parse_recipe(c.recipe_text, path + ":/recipe", a.all("--set"));
-  Splits data = load_fashion_mnist(r.data, static_cast<uint64_t>(r.seed));
-  auto model = build_model(r, data.train.x.cols(), data.train.num_classes);
-  load_parameters(*model, c, path);
+  const StageSetup st = setup_stage(r);
+  layers::Module& model = *st.model;
+  load_parameters(model, c, path);
   // A QAT checkpoint is evaluated as it was trained: fake-quant at its policy's final phase.
   std::unique_ptr<quant::QuantPlan> plan;
-  if (c.meta.count("policy")) plan = attach_final_policy(*model, quant::ResolvedPolicy::from_text(c.meta.at("policy")));
-  EvalResult e = evaluate(*model, data.test);
+  if (c.meta.count("policy")) plan = attach_final_policy(model, quant::ResolvedPolicy::from_text(c.meta.at("policy")));
   std::cout << JsonObject().str("checkpoint", path).integer("step", c.step)
-                   .num("test_accuracy", e.accuracy).num("test_loss", e.loss)
-                   .integer("samples", e.samples).boolean("fake_quant", plan != nullptr).dump()
+                   .num(task_metric(r).name, test_metric(st, model))
+                   .boolean("fake_quant", plan != nullptr).dump()
             << "\n";
   return 0;
 }

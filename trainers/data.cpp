@@ -163,9 +163,5 @@ std::vector<int64_t> BatchOrder::batch(int64_t step) {
   return std::vector<int64_t>(perm_.begin() + pos * batch_, perm_.begin() + (pos + 1) * batch_);
 }
 
-DataDims data_dims(const DataCfg& cfg) {
-  MXQAT_CHECK(cfg.dataset == "fashion_mnist", "data.dataset '", cfg.dataset, "' is not known; known: fashion_mnist");
-  return {28 * 28, 10};
-}
 
 }  // namespace mxqat::trainers

@@ -26,12 +26,6 @@ struct Splits {
   std::string description;  // for the log
 };
 
-// Features per example and number of classes of the recipe's dataset, known without reading it
-// (what a model built for inference needs).
-struct DataDims {
-  int64_t features, classes;
-};
-DataDims data_dims(const DataCfg& cfg);
 
 // Reads an IDX file (optionally gzip-compressed); checks magic, dimensions and length.
 // Returns the dims and the raw bytes.

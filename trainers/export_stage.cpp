@@ -15,6 +15,7 @@
 #include "trainers/model_factory.h"
 #include "trainers/qat.h"
 #include "trainers/report_io.h"
+#include "trainers/task.h"
 
 #ifndef MXQAT_VERSION
 #define MXQAT_VERSION "unknown"
@@ -39,7 +40,7 @@ std::string resolve_checkpoint(const std::string& path) {
 
 namespace {
 std::shared_ptr<layers::Module> model_of(const Recipe& r) {
-  const DataDims d = data_dims(r.data);
+  const DataDims d = data_dims(r);
   return build_model(r, d.features, d.classes);
 }
 }  // namespace
@@ -73,36 +74,36 @@ Verification verify_export(const std::string& export_path, const std::string& ag
     MXQAT_CHECK(c.meta.at("policy") == m.policy_text, "verify: ", against, " was trained under another "
                 "quant policy than ", export_path, " holds; verify against the checkpoint it was exported from");
   const Recipe r = parse_recipe(c.recipe_text, against + ":/recipe");
-  Splits data = load_fashion_mnist(r.data, static_cast<uint64_t>(r.seed));
-  Dataset& test = data.test;
-  if (limit > 0 && limit < test.size()) {
-    const int64_t f = test.x.cols();
-    test.x = autograd::Tensor({limit, f}, std::vector<float>(test.x.data(), test.x.data() + limit * f));
-    test.y.resize(size_t(limit));
-  }
+  const StageSetup st = setup_stage(r);
   // Training side: the checkpoint's parameters under the policy's final phase (fake-quant).
   auto model = model_of(r);
   load_parameters(*model, c, against);
   auto plan = attach_final_policy(*model, quant::ResolvedPolicy::from_text(m.policy_text));
-  const autograd::Tensor train_logits = predict(*model, test);
   // Inference side: the export's reference path.
-  const DataDims d = data_dims(r.data);
+  const DataDims d = data_dims(r);
   InferenceModel im = load_inference(m, export_path, d.features, d.classes);
-  const autograd::Tensor infer_logits = predict(*im.model, test);
-
+  model->train(false);
+  autograd::NoGradGuard no_grad;
   Verification v;
-  v.samples = test.size();
-  MXQAT_CHECK(train_logits.shape() == infer_logits.shape(), "verify: logits of shape ",
-              autograd::shape_str(train_logits.shape()), " vs ", autograd::shape_str(infer_logits.shape()));
-  const int64_t c_ = train_logits.cols();
-  for (int64_t i = 0; i < v.samples; ++i) {
-    const float* p = train_logits.data() + i * c_;
-    const float* q = infer_logits.data() + i * c_;
-    if (std::memcmp(p, q, sizeof(float) * size_t(c_)) != 0) ++v.mismatched;
-    for (int64_t j = 0; j < c_; ++j) v.max_abs_diff = std::max(v.max_abs_diff, std::abs(double(p[j]) - double(q[j])));
-  }
+  int64_t logits = 0;
+  for_each_test_batch(st, limit, [&](const autograd::Tensor& x) {
+    const autograd::Tensor a = model->forward(autograd::Var(x)).value();
+    const autograd::Tensor b = im.model->forward(autograd::Var(x)).value();
+    MXQAT_CHECK(a.shape() == b.shape(), "verify: logits of shape ", autograd::shape_str(a.shape()),
+                " vs ", autograd::shape_str(b.shape()));
+    const int64_t per = a.size() / x.dim(0);  // logits per example (classes, or T x vocab)
+    for (int64_t i = 0; i < x.dim(0); ++i) {
+      const float* p = a.data() + i * per;
+      const float* q = b.data() + i * per;
+      if (std::memcmp(p, q, sizeof(float) * size_t(per)) != 0) ++v.mismatched;
+      for (int64_t j = 0; j < per; ++j)
+        v.max_abs_diff = std::max(v.max_abs_diff, std::abs(double(p[j]) - double(q[j])));
+    }
+    v.samples += x.dim(0);
+    logits += a.size();
+  });
   v.bitwise_equal = v.mismatched == 0;
-  v.json = JsonObject().str("split", "test").integer("samples", v.samples).integer("logits", train_logits.size())
+  v.json = JsonObject().str("split", "test").integer("samples", v.samples).integer("logits", logits)
                .integer("mismatched_samples", v.mismatched).num("max_abs_diff", v.max_abs_diff)
                .boolean("bitwise_equal", v.bitwise_equal).str("against", against)
                .str("path", "reference").str("mxqat_version", MXQAT_VERSION).dump();

@@ -18,6 +18,7 @@
 #include "trainers/loop.h"
 #include "trainers/qat.h"
 #include "trainers/report_io.h"
+#include "trainers/task.h"
 #include "trainers/trainer.h"
 #include "trainers/variants.h"
 
@@ -28,26 +29,13 @@ namespace fs = std::filesystem;
 using autograd::Tensor;
 using autograd::Var;
 
-// calib_samples rows of the training split, chosen by a seeded permutation.
-Tensor calibration_set(const Dataset& train, const PtqCfg& cfg, uint64_t seed) {
-  const auto perm = seeded_permutation(train.size(), seed ^ 0x5851F42D4C957F2Dull);
-  std::vector<int64_t> idx(perm.begin(), perm.begin() + std::min(cfg.calib_samples, train.size()));
-  Tensor x;
-  std::vector<int32_t> y;
-  train.gather(idx, x, y);
-  return x;
-}
-
 // Runs the calibration set through the model (batches of 128, no graph) and hands `f` every input
 // the GEMM of quantizer `q` receives, as that GEMM sees it (its input codec applied).
-void for_each_input(layers::Module& model, quant::QuantGemm& q, const Tensor& calib,
+void for_each_input(layers::Module& model, quant::QuantGemm& q, const std::vector<Tensor>& calib,
                     const std::function<void(const Tensor&)>& f) {
   autograd::NoGradGuard no_grad;
   q.set_capture(true);
-  const int64_t n = calib.rows(), feat = calib.cols(), batch = 128;
-  for (int64_t s = 0; s < n; s += batch) {
-    const int64_t m = std::min(batch, n - s);
-    Tensor xb({m, feat}, std::vector<float>(calib.data() + s * feat, calib.data() + (s + m) * feat));
+  for (const Tensor& xb : calib) {
     model.forward(Var(xb));
     Tensor x = q.captured().input;
     if (q.spec().input) {
@@ -76,7 +64,7 @@ int64_t encoded_bytes(const quant::EncodedTensor& e) {
 struct Stage {
   const Recipe& r;
   StageSetup st;
-  Tensor calib;
+  std::vector<Tensor> calib;
   std::map<std::string, Tensor> baseline;  // parameter name -> FP32 value
   double damp;
 };
@@ -86,7 +74,7 @@ PtqRow run_method(Stage& s, const std::string& format, const std::string& method
   for (auto [name, v] : model.named_parameters()) v.value() = s.baseline.at(name);
   const Recipe rf = recipe_for_format(s.r, format, false);
   auto plan = attach_final_policy(model, resolve_model_policy(rf, model));
-  PtqRow row{format, method, 0, 0, 0, {}};
+  PtqRow row{format, method, 0, 0, {}};
   std::map<std::string, Var> params;
   for (auto [name, v] : model.named_parameters()) params.emplace(name, v);
   for (auto [name, v] : model.named_parameters()) row.bytes += 4 * v.value().size();
@@ -120,8 +108,7 @@ PtqRow run_method(Stage& s, const std::string& format, const std::string& method
     spec.weight.reset();  // the weight now holds its quantized values; inputs keep their codec
     q->set_spec(spec);
   }
-  const EvalResult e = evaluate(model, s.st.data.test);
-  row.accuracy = e.accuracy, row.loss = e.loss;
+  row.value = test_metric(s.st, model);
   return row;
 }
 
@@ -131,13 +118,13 @@ std::string row_json(const PtqRow& r) {
     layers += (i ? ", " : "") + JsonObject().str("layer", r.layers[i].layer).str("codec", r.layers[i].codec)
                                     .num("sqnr_db", r.layers[i].sqnr_db)
                                     .num("output_error", r.layers[i].output_error).dump();
-  return JsonObject().str("format", r.format).str("method", r.method).num("test_accuracy", r.accuracy)
-      .num("test_loss", r.loss).integer("bytes", r.bytes).raw("layers", layers + "]").dump();
+  return JsonObject().str("format", r.format).str("method", r.method).num("value", r.value)
+      .integer("bytes", r.bytes).raw("layers", layers + "]").dump();
 }
 
 PtqRow row_from(const Json& j) {
-  PtqRow r{j.at("format").string(), j.at("method").string(), j.at("test_accuracy").number(),
-           j.at("test_loss").number(), int64_t(j.at("bytes").number()), {}};
+  PtqRow r{j.at("format").string(), j.at("method").string(), j.at("value").number(),
+           int64_t(j.at("bytes").number()), {}};
   for (const Json& l : j.at("layers").array())
     r.layers.push_back({l.at("layer").string(), l.at("codec").string(), l.at("sqnr_db").number(),
                         l.at("output_error").number()});
@@ -182,9 +169,10 @@ PtqSummary ptq(const Recipe& r, const PtqOptions& opt) {
               "FP32 baseline (runs/<name>/baseline/checkpoint.h5)");
   for (const auto& [name, t] : base.params) s.baseline[name] = t;
   s.st.model->train(false);
-  s.calib = calibration_set(s.st.data.train, r.ptq, static_cast<uint64_t>(r.seed));
+  s.calib = calibration_batches(s.st, r.ptq.calib_samples, static_cast<uint64_t>(r.seed));
   PtqSummary sum;
-  sum.baseline = evaluate(*s.st.model, s.st.data.test).accuracy;
+  sum.metric = task_metric(r).name;
+  sum.baseline = test_metric(s.st, *s.st.model);
   for (auto [name, v] : s.st.model->named_parameters()) sum.baseline_bytes += 4 * v.value().size();
   const std::string ranges = activation_ranges(s);
   std::string rows = "[";
@@ -198,8 +186,8 @@ PtqSummary ptq(const Recipe& r, const PtqOptions& opt) {
         row = run_method(s, format, method);
         write_file_atomic(file, row_json(row) + "\n");
       }
-      spdlog::info("ptq {} {}: test accuracy {:.4f} (baseline {:.4f}), {} bytes", format, method,
-                   row.accuracy, sum.baseline, row.bytes);
+      spdlog::info("ptq {} {}: {} {:.4f} (baseline {:.4f}), {} bytes", format, method, sum.metric,
+                   row.value, sum.baseline, row.bytes);
       rows += (sum.rows.empty() ? "\n  " : ",\n  ") + row_json(row);
       sum.rows.push_back(std::move(row));
       if (interrupted()) return sum;  // the rows done so far are on disk; a rerun continues
@@ -207,9 +195,10 @@ PtqSummary ptq(const Recipe& r, const PtqOptions& opt) {
   }
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   write_file_atomic(opt.out_dir + "/summary.json",
-                    JsonObject().str("recipe", r.name).str("metric", "test_accuracy")
+                    JsonObject().str("recipe", r.name).str("metric", sum.metric)
+                        .str("scale_rule", r.quant.scale_rule)
                         .num("baseline", sum.baseline).integer("baseline_bytes", sum.baseline_bytes)
-                        .integer("calib_samples", s.calib.rows()).str("from", opt.from)
+                        .integer("calib_samples", r.ptq.calib_samples).str("from", opt.from)
                         .num("gptq_damp", r.ptq.gptq_damp).raw("activations", ranges)
                         .raw("rows", rows + "]").num("wall_s", wall).dump() + "\n");
   return sum;

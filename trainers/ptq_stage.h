@@ -24,12 +24,13 @@ struct PtqLayer {
 
 struct PtqRow {
   std::string format, method;
-  double accuracy = 0, loss = 0;
+  double value = 0;  // the test metric (task.h)
   int64_t bytes = 0;  // the model's parameters in this format
   std::vector<PtqLayer> layers;
 };
 
 struct PtqSummary {
+  std::string metric;  // "test_accuracy" | "test_bits_per_byte"
   double baseline = 0;
   int64_t baseline_bytes = 0;
   std::vector<PtqRow> rows;  // format-major, methods in recipe order

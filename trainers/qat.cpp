@@ -12,6 +12,7 @@
 
 #include "quant/monitor/monitor.h"
 #include "quant/policy/plan.h"
+#include "trainers/task.h"
 
 namespace mxqat::trainers {
 
@@ -94,10 +95,11 @@ void end_of_phase(QatRun& q, int64_t done) {
   for (size_t i = 0; i < q.phases.size(); ++i) {
     PhaseResult& p = q.phases[i];
     if (p.step != done || p.step == q.plan.total_steps()) continue;
-    p.metric = evaluate(*q.st.model, q.st.data.test).accuracy;
-    spdlog::info("qat step {}: phase {} ({}) ends, test accuracy {:.4f}", done, i, p.format, p.metric);
+    p.metric = test_metric(q.st, *q.st.model);
+    spdlog::info("qat step {}: phase {} ({}) ends, {} {:.4f}", done, i, p.format,
+                 task_metric(q.r).name, p.metric);
     q.metrics.write(JsonObject().str("stage", "qat").str("event", "phase_end").integer("step", done)
-                        .str("format", p.format).num("test_accuracy", p.metric));
+                        .str("format", p.format).num(task_metric(q.r).name, p.metric));
   }
 }
 
@@ -126,7 +128,7 @@ std::string summary_json(const Recipe& r, const QatSummary& s, const std::string
     phases += (i ? ", " : "") + JsonObject().str("format", s.phases[i].format).num("until", s.phases[i].until)
                                     .integer("step", s.phases[i].step).num("metric", s.phases[i].metric).dump();
   phases += "]";
-  return JsonObject().str("recipe", r.name).str("metric", "test_accuracy").num("baseline", s.baseline)
+  return JsonObject().str("recipe", r.name).str("metric", task_metric(r).name).num("baseline", s.baseline)
              .num("direct_cast", s.direct_cast).num("qat", s.qat).num("recovered", s.recovered)
              .raw("phases", phases).integer("steps", s.steps).integer("skipped_steps", s.skipped)
              .num("wall_s", s.wall_s).str("policy", policy_table).dump() + "\n";
@@ -178,8 +180,6 @@ QatSummary qat(const Recipe& r, const QatOptions& opt) {
               "qat.from in the recipe (train one with 'mxqat train RECIPE')");
   std::filesystem::create_directories(opt.out_dir);
   StageSetup st = setup_stage(r);
-  MXQAT_CHECK(!st.text, r.source, ": the qat stage does not run text models (data.dataset: text) "
-              "yet; train the gpt baseline with 'mxqat train'");
   // Everything that can be wrong with the inputs is checked before the first step.
   quant::ResolvedPolicy policy = resolve_model_policy(r, *st.model);
   const int64_t total = stage_steps(r.qat.train, *st.order);
@@ -190,11 +190,12 @@ QatSummary qat(const Recipe& r, const QatOptions& opt) {
   load_parameters(*q.st.model, load_checkpoint(from), from);
   spdlog::info("quant policy ({} GEMM layers, {} QAT steps):\n{}", policy.layers.size(), total, policy.table());
   QatSummary s;
-  s.baseline = evaluate(*q.st.model, q.st.data.test).accuracy;
+  s.baseline = test_metric(q.st, *q.st.model);
   for (size_t i = 0; i < q.layers.size(); ++i) q.layers[i].second->set_quantizer(q.plan.quantizer(q.layers[i].first));
   q.plan.set_final();
-  s.direct_cast = evaluate(*q.st.model, q.st.data.test).accuracy;
-  spdlog::info("baseline test accuracy {:.4f}; direct cast (round-to-nearest) {:.4f}", s.baseline, s.direct_cast);
+  s.direct_cast = test_metric(q.st, *q.st.model);
+  spdlog::info("baseline {} {:.4f}; direct cast (round-to-nearest) {:.4f}", task_metric(r).name,
+               s.baseline, s.direct_cast);
   q.phases = phase_ends(q.plan);
   if (q.phases.empty()) {  // static codecs: one phase, the whole run, named after the layers
     // that follow the defaults (the ones no rule singles out), else the first layer
@@ -212,6 +213,7 @@ QatSummary qat(const Recipe& r, const QatOptions& opt) {
   c.model = q.st.model.get();
   c.optimizer = optimizer.get();
   c.data = &q.st.data;
+  c.text = q.st.text.get();
   c.order = q.st.order.get();
   c.ckpt_path = opt.out_dir + "/checkpoint.h5";
   c.total_steps = total;
@@ -251,14 +253,14 @@ QatSummary qat(const Recipe& r, const QatOptions& opt) {
   s.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (!s.completed) return s;
   q.plan.set_final();
-  s.qat = evaluate(*q.st.model, q.st.data.test).accuracy;
+  s.qat = test_metric(q.st, *q.st.model);
   q.phases.back().metric = s.qat;
   s.phases = q.phases;
   s.recovered = recovered_share(s.baseline, s.direct_cast, s.qat);
   spdlog::info("qat: baseline {:.4f}, direct cast {:.4f}, qat {:.4f}: recovered {:.1f}% of the gap",
                s.baseline, s.direct_cast, s.qat, 100 * s.recovered);
   q.metrics.write(JsonObject().str("stage", "qat").str("split", "test").integer("step", s.steps)
-                      .num("accuracy", s.qat));
+                      .num(task_metric(r).name, s.qat));
   write_file_atomic(opt.out_dir + "/summary.json", summary_json(r, s, policy.table()));
   return s;
 }

@@ -34,6 +34,7 @@ struct Alignment {
 };
 
 struct Report {
+  std::string metric = "test_accuracy";
   std::string recipe, main_variant, scale_rule;
   double baseline = NAN;
   int64_t baseline_bytes = 0, calib_samples = 0;
@@ -84,7 +85,7 @@ void add_ptq(Report& rep, const std::string& dir, std::map<std::string, double>&
   rep.calib_samples = int64_t(p.number_or("calib_samples", 0));
   rep.scale_rule = p.string_or("scale_rule", "");
   for (const Json& r : p.at("rows").array()) {
-    Row row{r.at("format").string(), r.at("method").string(), r.at("test_accuracy").number(), NAN,
+    Row row{r.at("format").string(), r.at("method").string(), r.at("value").number(), NAN,
             int64_t(r.at("bytes").number())};
     if (row.method == "rtn") rtn[row.codec] = row.value;
     rep.rows.push_back(row);
@@ -155,7 +156,8 @@ Report collect(const std::string& dir) {
   Report rep;
   const Json b = need(dir + "/baseline/summary.json", "baseline");
   rep.recipe = b.string_or("recipe", "");
-  rep.baseline = b.at("test_accuracy").number();
+  rep.metric = b.string_or("metric", "test_accuracy");
+  rep.baseline = b.at(rep.metric).number();
   rep.train_curve.push_back(loss_curve(dir + "/baseline/metrics.jsonl", "baseline (fp32)"));
   std::map<std::string, double> rtn;
   add_ptq(rep, dir, rtn);
@@ -185,11 +187,12 @@ std::string pct(double v) { return std::isfinite(v) ? num(100 * v, "%.1f") + "%"
 
 std::string markdown(const Report& r) {
   std::ostringstream o;
-  o << "# mxqat report: " << r.recipe << "\n\nMetric: test accuracy (Fashion-MNIST test split). "
+  o << "# mxqat report: " << r.recipe << "\n\nMetric: " << r.metric
+    << (r.metric == "test_accuracy" ? " (higher is better)" : " (lower is better)") << ". "
     << "`recovered` = (value - rtn) / (baseline - rtn): the share of the round-to-nearest PTQ gap "
     << "a method closes. PTQ calibration: " << r.calib_samples << " training samples; MX scale rule: "
     << (r.scale_rule.empty() ? "floor" : r.scale_rule) << ". Exported model: QAT `" << r.main_variant << "`.\n\n"
-    << "| codec | method | test accuracy | delta vs baseline | recovered | bytes |\n|---|---|---:|---:|---:|---:|\n";
+    << "| codec | method | " << r.metric << " | delta vs baseline | recovered | bytes |\n|---|---|---:|---:|---:|---:|\n";
   for (const Row& x : r.rows)
     o << "| " << x.codec << " | " << x.method << " | " << num(x.value) << " | "
       << (x.method == "baseline" ? "-" : num(x.value - r.baseline, "%+.4f")) << " | " << pct(x.recovered)
@@ -221,7 +224,7 @@ std::string markdown(const Report& r) {
 }
 
 std::string csv(const Report& r) {
-  std::string o = "codec,method,test_accuracy,delta,recovered,bytes\n";
+  std::string o = "codec,method," + r.metric + ",delta,recovered,bytes\n";
   for (const Row& x : r.rows)
     o += x.codec + "," + x.method + "," + num(x.value, "%.6f") + "," +
          (x.method == "baseline" ? "" : num(x.value - r.baseline, "%.6f")) + "," +
@@ -242,7 +245,7 @@ std::string json(const Report& r) {
         .raw("matrix", JsonObject().num("fp32_fp32", r.align.cell[0][0]).num("fp32_codec", r.align.cell[0][1])
                            .num("qat_fp32", r.align.cell[1][0]).num("qat_codec", r.align.cell[1][1]).dump());
   }
-  return JsonObject().str("recipe", r.recipe).str("metric", "test_accuracy").num("baseline", r.baseline)
+  return JsonObject().str("recipe", r.recipe).str("metric", r.metric).num("baseline", r.baseline)
              .str("exported", r.main_variant).raw("rows", rows + "]")
              .raw("alignment", r.align.present ? a.dump() : "null").dump() + "\n";
 }
@@ -265,7 +268,7 @@ std::string html(const Report& r) {
   std::vector<std::vector<double>> sq;
   for (const auto& [l, v] : r.sqnr) layers.push_back(l), sq.push_back(v);
   std::string md = markdown(r);
-  std::string body = svg::bars("Test accuracy by format and method (dashed: FP32 baseline)", codecs,
+  std::string body = svg::bars(r.metric + " by format and method (dashed: FP32 baseline)", codecs,
                                methods, acc, r.baseline) +
                      svg::bars("Per-layer weight SQNR (dB), exported format", layers, r.sqnr_series, sq, NAN) +
                      svg::lines("Baseline training loss", r.train_curve, {}) +

@@ -15,6 +15,7 @@
 #include "trainers/qat.h"
 #include "trainers/report.h"
 #include "trainers/report_io.h"
+#include "trainers/task.h"
 #include "trainers/trainer.h"
 #include "trainers/variants.h"
 
@@ -140,10 +141,11 @@ bool stage_export(const std::string& dir, const std::vector<QatVariant>& variant
   return true;
 }
 
-double eval_export(const std::string& path, const Splits& data) {
+double eval_export(const std::string& path, const StageSetup& st) {
   const ExportModel m = read_export(path);
-  InferenceModel im = load_inference(m, path, data.train.x.cols(), data.train.num_classes);
-  return evaluate(*im.model, data.test).accuracy;
+  const DataDims d = data_dims(parse_recipe(m.recipe_text, path + ":/recipe"));
+  InferenceModel im = load_inference(m, path, d.features, d.classes);
+  return test_metric(st, *im.model);
 }
 
 bool stage_verify(const Recipe& r, const std::string& dir, const std::vector<QatVariant>& variants) {
@@ -168,19 +170,19 @@ bool stage_verify(const Recipe& r, const std::string& dir, const std::vector<Qat
   fs::copy_file(dir + "/export/" + main.id + ".h5", tmp, fs::copy_options::overwrite_existing);
   fs::rename(tmp, model);
   // The 2x2 alignment matrix: {trained FP32, QAT} x {inferred FP32, with the codec}.
-  Splits data = load_fashion_mnist(r.data, static_cast<uint64_t>(r.seed));
+  const StageSetup st = setup_stage(r);
   const std::string qat_ckpt = dir + "/qat/" + main.id + "/checkpoint.h5";
   const Checkpoint q = load_checkpoint(qat_ckpt);
-  auto plain = build_model(r, data.train.x.cols(), data.train.num_classes);
-  load_parameters(*plain, q, qat_ckpt);
+  load_parameters(*st.model, q, qat_ckpt);  // QAT weights, no quantizer: inferred in FP32
   const Json mv = Json::parse(read_export(model).verification, model);
+  const std::string metric = task_metric(r).name;
   const std::string matrix =
-      JsonObject().num("fp32_fp32", Json::read(dir + "/baseline/summary.json").at("test_accuracy").number())
-          .num("fp32_codec", eval_export(dir + "/export/baseline_rtn.h5", data))
-          .num("qat_fp32", evaluate(*plain, data.test).accuracy)
-          .num("qat_codec", eval_export(model, data)).dump();
+      JsonObject().num("fp32_fp32", Json::read(dir + "/baseline/summary.json").at(metric).number())
+          .num("fp32_codec", eval_export(dir + "/export/baseline_rtn.h5", st))
+          .num("qat_fp32", test_metric(st, *st.model))
+          .num("qat_codec", eval_export(model, st)).dump();
   write_file_atomic(dir + "/export/alignment.json",
-                    JsonObject().str("codec", main.format).integer("samples", int64_t(mv.at("samples").number()))
+                    JsonObject().str("codec", main.format).str("metric", metric).integer("samples", int64_t(mv.at("samples").number()))
                         .num("max_abs_diff", mv.at("max_abs_diff").number())
                         .boolean("bitwise_equal", mv.at("bitwise_equal").boolean()).raw("matrix", matrix)
                         .raw("exports", all + "]").dump() + "\n");

@@ -96,6 +96,7 @@ TrainSummary train(const Recipe& r, const TrainOptions& opt) {
   test_line.str("stage", "train").str("split", "test").integer("step", s.steps)
       .num("loss", s.test.loss).num("accuracy", s.test.accuracy);
   summary.str("recipe", r.name).str("model", r.model.type)
+      .str("metric", st.text ? "test_bits_per_byte" : "test_accuracy")
       .num("test_accuracy", s.test.accuracy).num("test_loss", s.test.loss)
       .num("val_accuracy", s.val.accuracy).num("val_loss", s.val.loss);
   if (st.text) {  // language model: the loss is nats per byte
