@@ -31,6 +31,14 @@ Var Attention::forward(const Var& x) {
   return o_->forward(causal_attention(q, k, v_->forward(x), heads_));
 }
 
+Var Attention::forward_cached(const Var& x, KvCache& cache, int64_t layer) {
+  const int64_t pos0 = cache.length();
+  Var q = rope(q_->forward(x), heads_, pos0, theta_);
+  Var k = rope(k_->forward(x), heads_, pos0, theta_);
+  cache.store(layer, k.value(), v_->forward(x).value());
+  return o_->forward(Var(cache.attend(layer, q.value())));
+}
+
 SwiGluMlp::SwiGluMlp(int64_t d_model, int64_t hidden, std::mt19937_64& rng) {
   gate_ = add_module("gate", std::make_shared<Linear>(d_model, hidden, false, rng));
   up_ = add_module("up", std::make_shared<Linear>(d_model, hidden, false, rng));
@@ -53,13 +61,18 @@ Var GptBlock::forward(const Var& x) {
   return add(h, mlp_->forward(mlp_norm_->forward(h)));
 }
 
+Var GptBlock::forward_cached(const Var& x, KvCache& cache, int64_t layer) {
+  Var h = add(x, attn_->forward_cached(attn_norm_->forward(x), cache, layer));
+  return add(h, mlp_->forward(mlp_norm_->forward(h)));
+}
+
 Gpt::Gpt(const GptConfig& c, uint64_t seed) : cfg_(c) {
   check_gpt_config(c);
   std::mt19937_64 rng(seed);
   tok_emb_ = add_module("tok_emb", std::make_shared<Embedding>(c.vocab, c.d_model, rng));
   blocks_ = add_module("blocks", std::make_shared<Sequential>());
   for (int64_t i = 0; i < c.layers; ++i)
-    blocks_->add(std::to_string(i), std::make_shared<GptBlock>(c, rng));
+    block_list_.push_back(blocks_->add(std::to_string(i), std::make_shared<GptBlock>(c, rng)));
   norm_ = add_module("norm", std::make_shared<RMSNorm>(c.d_model, c.norm_eps));
   head_ = add_module("head", std::make_shared<Linear>(c.d_model, c.vocab, false, rng));
 }
@@ -79,6 +92,20 @@ Var Gpt::forward_ids(const std::vector<int32_t>& ids, int64_t T) {
               " tokens is longer than the model's context of ", cfg_.context,
               "; shorten the input or train with a larger model.context");
   return forward_embedded(tok_emb_->lookup(ids, {n / T, T}));
+}
+
+Var Gpt::forward_cached(const std::vector<int32_t>& ids, KvCache& cache) {
+  NoGradGuard no_grad;
+  const int64_t n = static_cast<int64_t>(ids.size());
+  MXQAT_CHECK(n > 0, "gpt: forward_cached needs at least one token");
+  MXQAT_CHECK(cache.capacity() <= cfg_.context, "gpt: a KV cache of ", cache.capacity(),
+              " positions is longer than the model's context of ", cfg_.context);
+  cache.check_room(n);
+  Var x = tok_emb_->lookup(ids, {n});
+  for (size_t i = 0; i < block_list_.size(); ++i)
+    x = block_list_[i]->forward_cached(x, cache, static_cast<int64_t>(i));
+  cache.commit(n);
+  return head_->forward(norm_->forward(x));
 }
 
 Var Gpt::forward_embedded(const Var& x) {

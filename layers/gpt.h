@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "layers/basic.h"
+#include "layers/kv_cache.h"
 
 namespace mxqat::layers {
 
@@ -34,6 +35,9 @@ class Attention : public Module {
  public:
   Attention(const GptConfig& c, std::mt19937_64& rng);
   Var forward(const Var& x) override;
+  // Incremental: x [n, C] at positions cache.length() .. + n - 1; stores this layer's rotated
+  // keys and values in the cache, attends over everything stored -> [n, C]. No graph.
+  Var forward_cached(const Var& x, KvCache& cache, int64_t layer);
   std::string kind() const override { return "Attention"; }
 
  private:
@@ -58,6 +62,7 @@ class GptBlock : public Module {
  public:
   GptBlock(const GptConfig& c, std::mt19937_64& rng);
   Var forward(const Var& x) override;
+  Var forward_cached(const Var& x, KvCache& cache, int64_t layer);  // x [n, C], as Attention's
   std::string kind() const override { return "GptBlock"; }
 
  private:
@@ -73,12 +78,20 @@ class Gpt : public Module {
   Var forward(const Var& ids) override;
   // The same from integer ids, B = ids.size() / T.
   Var forward_ids(const std::vector<int32_t>& ids, int64_t T);
+  // Incremental decoding of one sequence: the next ids (n >= 1; the prompt at once, then one
+  // token per step) continue the sequence held by `cache` -> logits [n, vocab] for them, and the
+  // cache grows by n. Builds no graph (NoGradGuard inside); projections pass the quant hook as in
+  // forward. With a "none" cache the logits equal forward's on the whole prefix up to rounding of
+  // the attention sums (the projections are bit-identical: each GEMM row is one fma chain).
+  // A cache that would grow past its capacity (the context) is an error naming both lengths.
+  Var forward_cached(const std::vector<int32_t>& ids, KvCache& cache);
   std::string kind() const override { return "gpt"; }
   const GptConfig& config() const { return cfg_; }
 
  private:
   Var forward_embedded(const Var& x);  // [B, T, C] -> logits
   GptConfig cfg_;
+  std::vector<std::shared_ptr<GptBlock>> block_list_;  // blocks_ in order, for forward_cached
   std::shared_ptr<Embedding> tok_emb_;
   std::shared_ptr<Sequential> blocks_;
   std::shared_ptr<RMSNorm> norm_;
