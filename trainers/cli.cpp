@@ -51,6 +51,12 @@ const std::vector<Command>& commands() {
        "[--threads N]",
        "inference from an export: reference path (bit-exact) or --fast (fused packed kernels)",
        cmd_infer},
+      {"sample", "MODEL.h5 --prompt TEXT [--tokens N] [--temperature T] [--seed S] [--top-k K] "
+       "[--kv-cache none|mxfp8_e4m3|int8_sym] [--fast] [--threads N] | MODEL.h5 --eval-kv N "
+       "[--kv-cache C] [--set k=v ...]",
+       "generate text from a gpt export or checkpoint with a (quantizable) KV cache, tokens/s on "
+       "stderr; --eval-kv: test bits per byte and cache bytes per token of each KV-cache setting",
+       cmd_sample},
       {"quantize",
        "--codec NAME [--scale-rule floor|rceil] [--group-size G] [--global-amax A] --in INPUT "
        "--shape R,K --out OUT.h5 [--name NAME] [--dequant OUT.f32]",

@@ -16,5 +16,6 @@ int cmd_inspect(const std::vector<std::string>& args);
 int cmd_infer(const std::vector<std::string>& args);
 int cmd_ptq(const std::vector<std::string>& args);
 int cmd_compare(const std::vector<std::string>& args);
+int cmd_sample(const std::vector<std::string>& args);
 int cmd_run(const std::vector<std::string>& args);
 }  // namespace mxqat::trainers
