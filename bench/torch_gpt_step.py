@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from torch_qat_step import MxFp4FakeQuant, check_against_mxqat  # noqa: E402
-from torch_train_step import blas_library  # noqa: E402
+from torch_train_step import blas_library, pin_blas_threads  # noqa: E402
 
 VOCAB, LAYERS, D, HEADS, HIDDEN, T, B = 256, 4, 256, 4, 768, 128, 16
 
@@ -92,6 +92,7 @@ class Gpt(torch.nn.Module):
 
 def step_times(threads, steps, linear, warmup=3):
     torch.set_num_threads(threads)
+    pin_blas_threads(threads)
     torch.manual_seed(1)
     model = Gpt(linear)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.1)

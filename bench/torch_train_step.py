@@ -12,9 +12,25 @@ import time
 import torch
 
 
+def pin_blas_threads(threads):
+    """Debian's OpenBLAS keeps one thread per core whatever torch.set_num_threads says, so a
+    "1 thread" PyTorch step would use both cores: pin OpenBLAS's pool to the same count."""
+    import ctypes
+    for name in ("libblas.so.3", "libopenblas.so.0"):
+        try:
+            fn = getattr(ctypes.CDLL(name), "openblas_set_num_threads", None)
+        except OSError:
+            continue
+        if fn is not None:
+            fn(threads)
+            return True
+    return False
+
+
 def step_times(threads, steps, warmup=5, linear=torch.nn.Linear):
     """Step times in ms; `linear` builds each layer (torch_qat_step.py passes its QLinear)."""
     torch.set_num_threads(threads)
+    pin_blas_threads(threads)
     torch.manual_seed(1)
     model = torch.nn.Sequential(
         linear(784, 1024), torch.nn.ReLU(),
