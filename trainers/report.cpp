@@ -166,8 +166,10 @@ Report collect(const std::string& dir) {
   for (const Row& r : rep.rows) if (r.bytes > 0) bytes.emplace(r.codec, r.bytes);
   for (Row& r : rep.rows) {
     if (r.bytes == 0 && bytes.count(r.codec)) r.bytes = bytes[r.codec];
+    // Only a real loss has a share to recover: rtn below the baseline (above it for bits/byte).
     const double gap = rep.baseline - rtn[r.codec];
-    if (std::abs(gap) > 1e-12) r.recovered = (r.value - rtn[r.codec]) / gap + 0.0;  // no -0
+    const bool loss = rep.metric == "test_accuracy" ? gap > 1e-12 : gap < -1e-12;
+    if (loss) r.recovered = (r.value - rtn[r.codec]) / gap + 0.0;  // no -0
   }
   std::stable_sort(rep.rows.begin(), rep.rows.end(), [](const Row& a, const Row& b) { return a.codec < b.codec; });
   rep.rows.insert(rep.rows.begin(), Row{"fp32", "baseline", rep.baseline, NAN, rep.baseline_bytes});
@@ -190,7 +192,7 @@ std::string markdown(const Report& r) {
   o << "# mxqat report: " << r.recipe << "\n\nMetric: " << r.metric
     << (r.metric == "test_accuracy" ? " (higher is better)" : " (lower is better)") << ". "
     << "`recovered` = (value - rtn) / (baseline - rtn): the share of the round-to-nearest PTQ gap "
-    << "a method closes. PTQ calibration: " << r.calib_samples << " training samples; MX scale rule: "
+    << "a method closes (\"-\" where rtn lost nothing). PTQ calibration: " << r.calib_samples << " training samples; MX scale rule: "
     << (r.scale_rule.empty() ? "floor" : r.scale_rule) << ". Exported model: QAT `" << r.main_variant << "`.\n\n"
     << "| codec | method | " << r.metric << " | delta vs baseline | recovered | bytes |\n|---|---|---:|---:|---:|---:|\n";
   for (const Row& x : r.rows)
