@@ -188,7 +188,7 @@ TEST(RecipeErrors, ListsAndMapsHaveTheirShape) {
               HasSubstr("recipes/x.yaml:2:8: train: expected a map with keys epochs, steps, "
                         "optimizer, lr_schedule"));
   EXPECT_THAT(error_of("- model\n- train\n"), HasSubstr("the recipe: expected a map with keys "
-                                                       "name, seed, data, model, train, quant, qat, got a list"));
+                                                       "name, seed, data, model, train, quant, qat, ptq, compare, got a list"));
 }
 
 TEST(RecipeErrors, MissingRequiredKey) {
