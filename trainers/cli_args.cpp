@@ -1,6 +1,8 @@
 // Argument parsing for the CLI subcommands.
 #include "trainers/cli_args.h"
 
+#include <omp.h>
+
 #include <algorithm>
 
 #include "autograd/error.h"
@@ -80,6 +82,28 @@ const std::vector<std::string>& Args::all(const std::string& flag) const {
   static const std::vector<std::string> kNone;
   auto it = values_.find(flag);
   return it == values_.end() ? kNone : it->second;
+}
+
+int64_t int_flag(const Args& a, const std::string& flag, int64_t fallback, int64_t min_value) {
+  const auto v = a.get(flag);
+  if (!v) return fallback;
+  size_t used = 0;
+  int64_t n = min_value - 1;
+  try {
+    n = std::stoll(*v, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  MXQAT_CHECK(used == v->size() && !v->empty() && n >= min_value, flag, " takes an integer >= ",
+              min_value, ", got '", *v, "'");
+  return n;
+}
+
+void apply_threads(const Args& a) {
+  if (!a.has("--threads")) return;
+  const int64_t n = int_flag(a, "--threads", 1, 1);
+  MXQAT_CHECK(n <= 1024, "--threads takes an integer from 1 to 1024, got ", n);
+  omp_set_num_threads(static_cast<int>(n));
 }
 
 }  // namespace mxqat::trainers

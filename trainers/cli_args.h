@@ -2,6 +2,7 @@
 // `--flag=value`, repeated flags (`--set a=1 --set b=2`) and boolean switches. Unknown flags
 // are errors naming the nearest known one.
 #pragma once
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
@@ -29,6 +30,12 @@ class Args {
   std::vector<std::string> pos_;
   std::map<std::string, std::vector<std::string>> values_;
 };
+
+// The integer value of `flag` (>= min_value), or `fallback` when the flag is absent; anything
+// else is an mxqat::Error naming the flag and the value.
+int64_t int_flag(const Args& a, const std::string& flag, int64_t fallback, int64_t min_value);
+// --threads N (1..1024) sets the OpenMP threads; results never depend on it.
+void apply_threads(const Args& a);
 
 // Levenshtein distance, for "did you mean" hints (also used by the recipe validator).
 size_t edit_distance(const std::string& a, const std::string& b);

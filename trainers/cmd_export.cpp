@@ -26,22 +26,6 @@ namespace mxqat::trainers {
 namespace {
 namespace fs = std::filesystem;
 
-// A positive integer flag value; anything else is an error naming the flag.
-int64_t positive(const std::string& flag, const std::string& text) {
-  size_t used = 0;
-  int64_t n = 0;
-  try {
-    n = std::stoll(text, &used);
-  } catch (const std::exception&) {
-  }
-  MXQAT_CHECK(n >= 1 && used == text.size(), flag, " takes a positive integer, got '", text, "'");
-  return n;
-}
-
-void threads(const Args& a) {
-  if (auto t = a.get("--threads")) omp_set_num_threads(static_cast<int>(std::min<int64_t>(positive("--threads", *t), 1024)));
-}
-
 std::string fmt(const char* f, double v) {
   char b[64];
   std::snprintf(b, sizeof b, f, v);
@@ -101,8 +85,8 @@ Dataset infer_inputs(const Args& a, const Recipe& r, int64_t features) {
     std::memcpy(d.x.data(), raw.data(), raw.size());
     d.y.assign(size_t(n), -1);
   }
-  if (auto l = a.get("--limit")) {
-    const int64_t n = std::min<int64_t>(d.size(), positive("--limit", *l));
+  if (a.has("--limit")) {
+    const int64_t n = std::min<int64_t>(d.size(), int_flag(a, "--limit", 0, 1));
     d.x = autograd::Tensor({n, features}, std::vector<float>(d.x.data(), d.x.data() + n * features));
     d.y.resize(size_t(n));
   }
@@ -121,8 +105,8 @@ int cmd_export(const std::vector<std::string>& argv) {
 
 int cmd_verify(const std::vector<std::string>& argv) {
   Args a("verify", argv, {{"--against", true}, {"--threads", true}, {"--limit", true}}, 1, 1);
-  threads(a);
-  const int64_t limit = a.has("--limit") ? positive("--limit", *a.get("--limit")) : 0;
+  apply_threads(a);
+  const int64_t limit = int_flag(a, "--limit", 0, 1);
   const Verification v = verify_export(a.positional()[0], a.get_or("--against", ""), limit);
   std::cout << v.json << "\n";
   MXQAT_CHECK(v.bitwise_equal, "verify: the export's logits differ from the training model's "
@@ -143,7 +127,7 @@ int cmd_infer(const std::vector<std::string>& argv) {
   Args a("infer", argv,
          {{"--input", true}, {"--limit", true}, {"--fast", false}, {"--out", true}, {"--threads", true}},
          1, 1);
-  threads(a);
+  apply_threads(a);
   const std::string path = a.positional()[0];
   const ExportModel m = read_export(path);
   const Recipe r = parse_recipe(m.recipe_text, path + ":/recipe");

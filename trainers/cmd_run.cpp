@@ -14,19 +14,10 @@
 
 namespace mxqat::trainers {
 
-namespace {
-void threads(const Args& a) {
-  if (auto t = a.get("--threads")) {
-    const int n = std::atoi(t->c_str());
-    MXQAT_CHECK(n >= 1 && n <= 1024, "--threads takes a positive integer, got '", *t, "'");
-    omp_set_num_threads(n);
-  }
-}
-}  // namespace
 
 int cmd_ptq(const std::vector<std::string>& argv) {
   Args a("ptq", argv, {{"--from", true}, {"--out", true}, {"--set", true, true}, {"--threads", true}}, 1, 1);
-  threads(a);
+  apply_threads(a);
   const Recipe r = load_recipe(a.positional()[0], a.all("--set"));
   PtqOptions o;
   o.out_dir = a.get_or("--out", "runs/" + r.name + "/ptq");
@@ -53,7 +44,7 @@ int cmd_compare(const std::vector<std::string>& argv) {
 int cmd_run(const std::vector<std::string>& argv) {
   Args a("run", argv,
          {{"--out", true}, {"--set", true, true}, {"--threads", true}, {"--stop-after", true}}, 1, 1);
-  threads(a);
+  apply_threads(a);
   const Recipe r = load_recipe(a.positional()[0], a.all("--set"));
   RunOptions o;
   o.out_dir = a.get_or("--out", "runs/" + r.name);

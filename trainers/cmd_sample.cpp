@@ -73,7 +73,7 @@ int cmd_sample(const std::vector<std::string>& argv) {
           {"--top-k", true}, {"--kv-cache", true}, {"--fast", false}, {"--threads", true},
           {"--eval-kv", true}, {"--set", true, true}},
          1, 1);
-  if (a.has("--threads")) omp_set_num_threads(int(int_arg(a, "--threads", 1)));
+  apply_threads(a);
   const std::string path = a.positional()[0];
   const InferenceModel im = load_gpt(path, a.has("--fast") ? InferPath::kFast : InferPath::kReference);
   if (a.has("--eval-kv")) return eval_kv(a, im, path);

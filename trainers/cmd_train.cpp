@@ -19,25 +19,6 @@
 namespace mxqat::trainers {
 
 namespace {
-int64_t parse_count(const std::string& text, const std::string& flag) {
-  size_t used = 0;
-  int64_t n = -1;
-  try {
-    n = std::stoll(text, &used);
-  } catch (const std::exception&) {
-  }
-  MXQAT_CHECK(n >= 0 && used == text.size(), flag, " takes a non-negative integer, got '", text, "'");
-  return n;
-}
-
-void apply_threads(const Args& a) {
-  if (auto t = a.get("--threads")) {
-    const int64_t n = parse_count(*t, "--threads");
-    MXQAT_CHECK(n >= 1 && n <= 1024, "--threads takes a positive integer, got '", *t, "'");
-    omp_set_num_threads(static_cast<int>(n));
-  }
-}
-
 std::string default_out(const Recipe& r) { return "runs/" + r.name + "/baseline"; }
 }  // namespace
 
@@ -52,7 +33,7 @@ int cmd_train(const std::vector<std::string>& argv) {
   TrainOptions opt;
   opt.out_dir = out_dir_arg.empty() ? default_out(r) : out_dir_arg;
   opt.resume = a.has("--resume");
-  if (auto s = a.get("--stop-at")) opt.stop_at = parse_count(*s, "--stop-at");
+  opt.stop_at = int_flag(a, "--stop-at", -1, 0);
   spdlog::info("mxqat train {} -> {} ({} threads)", r.source, opt.out_dir, omp_get_max_threads());
   install_interrupt_handler();
   TrainSummary s = train(r, opt);
@@ -73,7 +54,7 @@ int cmd_qat(const std::vector<std::string>& argv) {
   opt.out_dir = a.get_or("--out", "runs/" + r.name + "/qat");
   opt.from = a.get_or("--from", "");
   opt.resume = a.has("--resume");
-  if (auto s = a.get("--stop-at")) opt.stop_at = parse_count(*s, "--stop-at");
+  opt.stop_at = int_flag(a, "--stop-at", -1, 0);
   spdlog::info("mxqat qat {} -> {} ({} threads)", r.source, opt.out_dir, omp_get_max_threads());
   install_interrupt_handler();
   QatSummary s = qat(r, opt);
