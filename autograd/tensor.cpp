@@ -1,7 +1,9 @@
 // Tensor storage and shape helpers.
 #include "autograd/tensor.h"
 
+#include <algorithm>
 #include <cstring>
+#include <limits>
 #include <sstream>
 
 namespace mxqat::autograd {
@@ -47,6 +49,17 @@ Shape resolve_shape(const Shape& shape, int64_t numel) {
 Tensor::Tensor(Shape shape, float fill) : shape_(std::move(shape)) {
   MXQAT_CHECK(shape_.size() <= 4, "tensors have at most 4 dimensions, got ", shape_str(shape_));
   data_.assign(static_cast<size_t>(numel_of(shape_)), fill);
+}
+
+Tensor Tensor::uninit(Shape shape) {
+  Tensor t;
+  MXQAT_CHECK(shape.size() <= 4, "tensors have at most 4 dimensions, got ", shape_str(shape));
+  t.data_.resize(static_cast<size_t>(numel_of(shape)));
+#ifdef MXQAT_POISON_UNINIT  // sanitizer builds: a read of an element nobody wrote shows as NaN
+  std::fill(t.data_.begin(), t.data_.end(), std::numeric_limits<float>::quiet_NaN());
+#endif
+  t.shape_ = std::move(shape);
+  return t;
 }
 
 Tensor::Tensor(Shape shape, std::vector<float> values) : shape_(std::move(shape)) {

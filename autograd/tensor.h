@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "autograd/error.h"
@@ -22,6 +23,27 @@ using ArrMap = Eigen::Map<Eigen::ArrayXf>;
 using ConstArrMap = Eigen::Map<const Eigen::ArrayXf>;
 
 int64_t numel_of(const Shape& shape);
+
+// Eigen's aligned allocator, except that resize() leaves new floats uninitialised (for outputs
+// that a kernel writes in full: no zero fill, which is a whole extra pass over a large output).
+template <class T>
+struct UninitAllocator : Eigen::aligned_allocator<T> {
+  template <class U>
+  struct rebind {
+    using other = UninitAllocator<U>;
+  };
+  UninitAllocator() = default;
+  template <class U>
+  UninitAllocator(const UninitAllocator<U>&) noexcept {}
+  template <class U>
+  void construct(U* p) noexcept {
+    ::new (static_cast<void*>(p)) U;
+  }
+  template <class U, class... Args>
+  void construct(U* p, Args&&... args) {
+    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+  }
+};
 std::string shape_str(const Shape& shape);  // "[2, 3]"
 
 class Tensor {
@@ -34,6 +56,8 @@ class Tensor {
   static Tensor ones(Shape shape) { return Tensor(std::move(shape), 1.f); }
   static Tensor scalar(float v) { return Tensor(Shape{}, v); }
   static Tensor zeros_like(const Tensor& t) { return Tensor(t.shape(), 0.f); }
+  // Values unspecified: only for an output that is then written in full (GEMM results, maps).
+  static Tensor uninit(Shape shape);
 
   const Shape& shape() const { return shape_; }
   int ndim() const { return static_cast<int>(shape_.size()); }
@@ -65,7 +89,7 @@ class Tensor {
 
  private:
   Shape shape_{0};
-  std::vector<float, Eigen::aligned_allocator<float>> data_;
+  std::vector<float, UninitAllocator<float>> data_;
 };
 
 Shape resolve_shape(const Shape& shape, int64_t numel);  // fills a single -1

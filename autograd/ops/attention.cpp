@@ -62,8 +62,8 @@ Var causal_attention(const Var& q, const Var& k, const Var& v, int64_t heads) {
   const float scale = 1.f / std::sqrt(static_cast<float>(d.D));
   // P is kept only when a backward will run (not under no_grad, e.g. evaluation).
   const bool keep = grad_enabled() && (q.needs_grad() || k.needs_grad() || v.needs_grad());
-  auto probs = std::make_shared<Tensor>(keep ? Shape{d.B, d.H, d.T, d.T} : Shape{0});
-  Tensor y(q.shape());
+  auto probs = std::make_shared<Tensor>(Tensor::uninit(keep ? Shape{d.B, d.H, d.T, d.T} : Shape{0}));
+  Tensor y = Tensor::uninit(q.shape());
   const int64_t pairs = d.B * d.H;
 #pragma omp parallel for schedule(static) if (pairs > 1 && pairs * d.T * d.T * d.D > detail::kParallelMin)
   for (int64_t bh = 0; bh < pairs; ++bh) {
@@ -78,7 +78,8 @@ Var causal_attention(const Var& q, const Var& k, const Var& v, int64_t heads) {
   return make_node("causal_attention", std::move(y), {q, k, v},
                    [q, k, v, d, scale, probs](const Tensor& dy, GradSink& g) {
     const bool want_qk = g.wants(0) || g.wants(1);
-    Tensor dq(q.shape()), dk(q.shape()), dv(q.shape());
+    Tensor dq = Tensor::uninit(q.shape()), dk = Tensor::uninit(q.shape()),
+           dv = Tensor::uninit(q.shape());
     const int64_t pairs = d.B * d.H;
 #pragma omp parallel for schedule(static) if (pairs > 1 && pairs * d.T * d.T * d.D > detail::kParallelMin)
     for (int64_t bh = 0; bh < pairs; ++bh) {
@@ -144,10 +145,10 @@ Var rope(const Var& x, int64_t heads, int64_t pos0, float theta) {
         }
     });
   };
-  Tensor y(s);
+  Tensor y = Tensor::uninit(s);
   rotate(x.value(), y, 1.f);
   return make_node("rope", std::move(y), {x}, [rotate](const Tensor& dy, GradSink& g) {
-    Tensor dx(dy.shape());
+    Tensor dx = Tensor::uninit(dy.shape());
     rotate(dy, dx, -1.f);
     g.add(0, std::move(dx));
   });

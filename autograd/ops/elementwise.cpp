@@ -18,7 +18,7 @@ namespace {
 // y = f(a, b) with NumPy broadcasting; `op` names the caller in shape errors.
 template <class F>
 Tensor broadcast_op(const char* op, const Tensor& a, const Tensor& b, F f) {
-  Tensor y(detail::broadcast_shape(op, a.shape(), b.shape()));
+  Tensor y = Tensor::uninit(detail::broadcast_shape(op, a.shape(), b.shape()));
   detail::broadcast_binary(detail::plan_broadcast(y.shape(), a.shape(), b.shape()), a.data(),
                            b.data(), y.data(), f);
   return y;
@@ -27,7 +27,7 @@ Tensor broadcast_op(const char* op, const Tensor& a, const Tensor& b, F f) {
 // y = f(x) chunk by chunk; f(xs, ys) gets Eigen array maps of one chunk.
 template <class F>
 Tensor map_chunks(const Tensor& x, F f) {
-  Tensor y(x.shape());
+  Tensor y = Tensor::uninit(x.shape());
   for_chunks(x.size(), [&](int64_t i0, int64_t i1) {
     ConstArrMap xs(x.data() + i0, i1 - i0);
     ArrMap ys(y.data() + i0, i1 - i0);
@@ -39,7 +39,7 @@ Tensor map_chunks(const Tensor& x, F f) {
 // dx = dy * f(s), where s is what the forward saved (x or y, same shape as dy).
 template <class F>
 Tensor grad_chunks(const Tensor& dy, const Tensor& s, F f) {
-  Tensor dx(dy.shape());
+  Tensor dx = Tensor::uninit(dy.shape());
   for_chunks(dy.size(), [&](int64_t i0, int64_t i1) {
     ConstArrMap dys(dy.data() + i0, i1 - i0), ss(s.data() + i0, i1 - i0);
     ArrMap dxs(dx.data() + i0, i1 - i0);

@@ -11,13 +11,13 @@ namespace mxqat::autograd {
 Var swiglu(const Var& gate, const Var& up) {
   MXQAT_CHECK(gate.shape() == up.shape(), "swiglu: gate ", shape_str(gate.shape()), " and up ",
               shape_str(up.shape()), " must have one shape");
-  Tensor y(gate.shape());
+  Tensor y = Tensor::uninit(gate.shape());
   detail::for_chunks(y.size(), [&](int64_t i0, int64_t i1) {
     const ConstArrMap gs(gate.value().data() + i0, i1 - i0), us(up.value().data() + i0, i1 - i0);
     ArrMap(y.data() + i0, i1 - i0) = gs * gs.logistic() * us;
   });
   return make_node("swiglu", std::move(y), {gate, up}, [gate, up](const Tensor& dy, GradSink& g) {
-    Tensor dg(dy.shape()), du(dy.shape());
+    Tensor dg = Tensor::uninit(dy.shape()), du = Tensor::uninit(dy.shape());
     const bool wg = g.wants(0), wu = g.wants(1);
     detail::for_chunks(dy.size(), [&](int64_t i0, int64_t i1) {
       const int64_t n = i1 - i0;

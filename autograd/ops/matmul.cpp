@@ -42,7 +42,7 @@ Var matmul(const Var& a, const Var& b, bool trans_a, bool trans_b) {
   const int64_t kb = trans_b ? bv.dim(-1) : bv.dim(-2), n = trans_b ? bv.dim(-2) : bv.dim(-1);
   MXQAT_CHECK(k == kb, "matmul inner dimensions differ: ", shape_str(av.shape()),
               (trans_a ? "^T" : ""), " x ", shape_str(bv.shape()), (trans_b ? "^T" : ""));
-  Tensor y(batched ? Shape{bt, m, n} : Shape{m, n});
+  Tensor y = Tensor::uninit(batched ? Shape{bt, m, n} : Shape{m, n});
   const int64_t sa = m * k, sb = b_shared ? 0 : k * n;
   for (int64_t i = 0; i < bt; ++i)
     gemm(av.data() + i * sa, trans_a, bv.data() + i * sb, trans_b, y.data() + i * m * n, m, n, k);
@@ -94,7 +94,7 @@ Var linear(const Var& x, const Var& w, const Var& bias) {
   const int64_t m = xv.size() / k;
   Shape ys = xv.shape();
   ys.back() = n;
-  Tensor y(ys);
+  Tensor y = Tensor::uninit(ys);
   gemm(xv.data(), false, wv.data(), true, y.data(), m, n, k);
   if (has_bias) y.mat(m, n).rowwise() += bias.value().vec().transpose();
   std::vector<Var> inputs{x, w};
@@ -104,12 +104,12 @@ Var linear(const Var& x, const Var& w, const Var& bias) {
                      const Tensor& xv = x.value();
                      const Tensor& wv = w.value();
                      if (g.wants(0)) {
-                       Tensor dx(Shape{m, k});
+                       Tensor dx = Tensor::uninit(Shape{m, k});
                        gemm(dy.data(), false, wv.data(), false, dx.data(), m, k, n);
                        g.add(0, std::move(dx));
                      }
                      if (g.wants(1)) {
-                       Tensor dw(Shape{n, k});
+                       Tensor dw = Tensor::uninit(Shape{n, k});
                        gemm(dy.data(), true, xv.data(), false, dw.data(), n, k, m);
                        g.add(1, std::move(dw));
                      }

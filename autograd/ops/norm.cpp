@@ -26,8 +26,8 @@ void check_param(const char* op, const char* what, const Var& p, const Shape& xs
 Tensor norm_forward(const Tensor& x, const Var& gamma, const Var& beta, float eps, bool center,
                     NormSaved& s) {
   const int64_t rows = x.rows(), C = x.cols();
-  Tensor y(x.shape());
-  s.xhat = Tensor(Shape{rows, C});
+  Tensor y = Tensor::uninit(x.shape());
+  s.xhat = Tensor::uninit(Shape{rows, C});
   s.rstd = Tensor(Shape{rows});
   const float inv_c = 1.f / static_cast<float>(C);
   detail::for_rows(rows, C, [&](int64_t r) {
@@ -52,7 +52,7 @@ void norm_backward(const Tensor& dy, const NormSaved& s, const Var& gamma, bool 
   const int64_t rows = s.xhat.rows(), C = s.xhat.cols();
   const float inv_c = 1.f / static_cast<float>(C);
   if (g.wants(0)) {
-    Tensor dx(dy.shape());
+    Tensor dx = Tensor::uninit(dy.shape());
     detail::for_rows(rows, C, [&](int64_t r) {
       float* dxr = dx.data() + r * C;
       const float* xh = s.xhat.data() + r * C;
@@ -66,7 +66,7 @@ void norm_backward(const Tensor& dy, const NormSaved& s, const Var& gamma, bool 
     g.add(0, std::move(dx));
   }
   if (g.wants(1)) {
-    Tensor t(s.xhat.shape()), dgamma(Shape{C});
+    Tensor t = Tensor::uninit(s.xhat.shape()), dgamma(Shape{C});
     detail::for_chunks(t.size(), [&](int64_t i0, int64_t i1) {
       ArrMap(t.data() + i0, i1 - i0) =
           ConstArrMap(dy.data() + i0, i1 - i0) * ConstArrMap(s.xhat.data() + i0, i1 - i0);

@@ -85,11 +85,11 @@ void softmax_backward(const Tensor& y, const Tensor& dy, Tensor& dx, AxisView v,
 
 Var softmax_op(const char* op, const Var& x, int axis, bool log_out) {
   const AxisView v = axis_view(op, x.shape(), axis);
-  Tensor y(x.shape());
+  Tensor y = Tensor::uninit(x.shape());
   softmax_forward(x.value(), y, v, log_out);
   return detail::make_node_y(op, std::move(y), {x},
                              [v, log_out](const Tensor& y, const Tensor& dy, GradSink& g) {
-                               Tensor dx(dy.shape());
+                               Tensor dx = Tensor::uninit(dy.shape());
                                softmax_backward(y, dy, dx, v, log_out);
                                g.add(0, std::move(dx));
                              });

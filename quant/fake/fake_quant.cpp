@@ -47,7 +47,7 @@ void apply_ste_mask(float* dx, const uint8_t* mask, int64_t n) {
 Var fake_quant(const Var& x, const Codec& codec, Ste ste) {
   const Tensor& xv = x.value();
   const int64_t K = xv.cols(), R = xv.rows();
-  Tensor y(xv.shape());
+  Tensor y = Tensor::uninit(xv.shape());
   const bool keep_mask = ste == Ste::kClipped && x.needs_grad() && autograd::grad_enabled();
   std::vector<uint8_t> mask;
   fake_quant_rows(codec, xv.data(), R, K, y.data(), keep_mask ? &mask : nullptr);

@@ -51,7 +51,7 @@ Tensor grad_input(const Saved& s, const Tensor& dy) {
     fake_quant_rows(*s.grad_output, dy.data(), s.m, s.n, dyq.data(), nullptr);
     g = dyq.data();
   }
-  Tensor dx(Shape{s.m, s.k});
+  Tensor dx = Tensor::uninit(Shape{s.m, s.k});
   autograd::gemm(g, false, s.w_data(), false, dx.data(), s.m, s.k, s.n);
   if (!s.buf->x_mask.empty()) apply_ste_mask(dx.data(), s.buf->x_mask.data(), dx.size());
   return dx;
@@ -60,7 +60,7 @@ Tensor grad_input(const Saved& s, const Tensor& dy) {
 // dW [N, K] = Q_g(dY^T along M) Q(X), then * mask_w under the clipped STE. The output gradient
 // is blocked along the tokens here, so it is quantized as a transposed contiguous copy (spec §7).
 Tensor grad_weight(const Saved& s, const Tensor& dy) {
-  Tensor dw(Shape{s.n, s.k});
+  Tensor dw = Tensor::uninit(Shape{s.n, s.k});
   if (s.grad_output) {
     Tensor dyt(Shape{s.n, s.m});
     dyt.mat(s.n, s.m) = dy.mat(s.m, s.n).transpose();
@@ -113,7 +113,7 @@ Var qgemm_op(const Var& x, const Var& w, const Var& bias, const GemmQuantSpec& s
                     clipped && dw_wanted ? &b.w_mask : nullptr);
   Shape ys = xv.shape();
   ys.back() = n;
-  Tensor y(ys);
+  Tensor y = Tensor::uninit(ys);
   autograd::gemm(s->x_data(), false, s->w_data(), true, y.data(), m, n, k);
   if (bias.defined()) y.mat(m, n).rowwise() += bias.value().vec().transpose();
   if (!dw_wanted || s->x_quantized) s->x = Var();  // backward reads x only for dw, unquantized
