@@ -45,18 +45,19 @@ std::shared_ptr<layers::Module> model_of(const Recipe& r) {
 }
 }  // namespace
 
-ExportModel export_checkpoint(const std::string& source, const std::string& out) {
+std::string export_policy(const Checkpoint& c, const std::string& path, const Recipe* policy_recipe) {
+  if (c.meta.count("policy")) return c.meta.at("policy");
+  const Recipe own = parse_recipe(c.recipe_text, path + ":/recipe");
+  const Recipe& r = policy_recipe ? *policy_recipe : own;
+  auto model = model_of(own);  // the checkpoint's model; the policy's rules must match its layers
+  return resolve_model_policy(r, *model).to_text();
+}
+
+ExportModel export_checkpoint(const std::string& source, const std::string& out,
+                              const Recipe* policy_recipe) {
   const std::string path = resolve_checkpoint(source);
   const Checkpoint c = load_checkpoint(path);
-  std::string policy;
-  if (c.meta.count("policy")) {
-    policy = c.meta.at("policy");
-  } else {  // an FP32 checkpoint: the recipe's policy, final phase (round to nearest)
-    const Recipe r = parse_recipe(c.recipe_text, path + ":/recipe");
-    auto model = model_of(r);
-    policy = resolve_model_policy(r, *model).to_text();
-  }
-  ExportModel m = make_export(c, path, policy);
+  ExportModel m = make_export(c, path, export_policy(c, path, policy_recipe));
   fs::create_directories(fs::absolute(out).parent_path());
   write_export(out, m);
   spdlog::info("export {} -> {}: {} bytes ({:.2f}x smaller than float32)", path, out, m.bytes(),

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "trainers/export.h"
+#include "trainers/recipe.h"
 
 namespace mxqat::trainers {
 
@@ -11,10 +12,17 @@ namespace mxqat::trainers {
 // run directory (its main QAT run, qat/summary.json). Throws saying what was looked for.
 std::string resolve_checkpoint(const std::string& path);
 
-// Packs the checkpoint's weights: with the policy it was trained under (a QAT checkpoint), or
-// with its recipe's quant policy at the final phase (an FP32 checkpoint: a round-to-nearest
-// export). Writes `out` atomically and returns what it wrote.
-ExportModel export_checkpoint(const std::string& source, const std::string& out);
+// The policy an export of checkpoint `path` is packed with: the one it was trained under (a QAT
+// checkpoint), or for an FP32 checkpoint the quant policy (final phase: round to nearest) of
+// `policy_recipe` when given (`mxqat run` passes its own recipe: the baseline may come from a
+// recipe without a quant section), else of the checkpoint's own recipe.
+std::string export_policy(const Checkpoint& c, const std::string& path,
+                          const Recipe* policy_recipe = nullptr);
+
+// Packs the checkpoint's weights with export_policy. Writes `out` atomically and returns what it
+// wrote.
+ExportModel export_checkpoint(const std::string& source, const std::string& out,
+                              const Recipe* policy_recipe = nullptr);
 
 struct Verification {
   int64_t samples = 0, mismatched = 0;  // logits compared / not bitwise equal

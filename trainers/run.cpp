@@ -132,10 +132,15 @@ std::vector<std::pair<std::string, std::string>> exports_of(const std::string& d
   return out;
 }
 
-bool stage_export(const std::string& dir, const std::vector<QatVariant>& variants) {
+// The FP32 baseline is exported with the run recipe's policy (round to nearest at the main
+// format), whatever recipe trained it; an export made with another policy is made again.
+bool stage_export(const Recipe& r, const std::string& dir, const std::vector<QatVariant>& variants) {
   for (const auto& [path, ckpt] : exports_of(dir, variants)) {
-    if (valid_export(path)) continue;
-    export_checkpoint(ckpt, path);
+    const Recipe* policy = ckpt == dir + "/baseline/checkpoint.h5" ? &r : nullptr;
+    if (valid_export(path) &&
+        read_export(path).policy_text == export_policy(load_checkpoint(ckpt), ckpt, policy))
+      continue;
+    export_checkpoint(ckpt, path, policy);
     if (interrupted()) return false;
   }
   return true;
@@ -209,7 +214,7 @@ bool run_pipeline(const Recipe& r, const RunOptions& opt) {
   if (stop("baseline", stage_baseline(r, dir))) return false;
   if (stop("ptq", stage_ptq(r, dir))) return false;
   if (stop("qat", stage_qat(r, dir, variants))) return false;
-  if (stop("export", stage_export(dir, variants))) return false;
+  if (stop("export", stage_export(r, dir, variants))) return false;
   if (stop("verify", stage_verify(r, dir, variants))) return false;
   const std::string report = write_report(dir, dir + "/report");
   spdlog::info("run: done; report: {} (also .html, .csv, .json)", report);

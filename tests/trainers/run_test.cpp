@@ -100,6 +100,31 @@ TEST(Run, StoppedAfterEachStageThenRerunMatchesOneGo) {
   EXPECT_NE(r.out.find("\"samples\": 50"), std::string::npos) << r.out;
 }
 
+// A baseline trained from a recipe with no quant section (as `mxqat train recipes/kjv_gpt.yaml`
+// makes it) is exported by the run with the run recipe's policy: "FP32 baseline inferred with the
+// codec" is then the rtn row, not the FP32 model again.
+TEST(Run, BaselineFromAnFp32RecipeIsExportedWithTheRunPolicy) {
+  const fs::path d = fresh_dir("run_fp32_baseline");
+  const std::string recipe = recipe_file(d);
+  const std::string text = kTinyRun;
+  const std::string fp32 = (d / "fp32.yaml").string();
+  write_file_atomic(fp32, text.substr(0, text.find("quant:")));
+  const fs::path run = d / "run";
+  auto r = run_cli("train " + fp32 + " --out " + (run / "baseline").string());
+  ASSERT_EQ(r.code, 0) << r.out;
+  r = run_cli("run " + recipe + " --out " + run.string());
+  ASSERT_EQ(r.code, 0) << r.out;
+  const Json rep = Json::read((run / "report/report.json").string());
+  double rtn = -1;
+  for (const Json& row : rep.at("rows").array())
+    if (row.at("codec").string() == "mxfp4" && row.at("method").string() == "rtn") rtn = row.at("value").number();
+  const Json al = Json::read((run / "export/alignment.json").string());
+  EXPECT_EQ(al.at("matrix").at("fp32_codec").number(), rtn);
+  r = run_cli("inspect " + (run / "export/baseline_rtn.h5").string());
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("mxfp4"), std::string::npos) << r.out;
+}
+
 TEST(Run, BadArgumentsFailBeforeAnyWork) {
   const fs::path d = fresh_dir("run_bad");
   const std::string recipe = recipe_file(d);
