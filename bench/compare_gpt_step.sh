@@ -18,7 +18,7 @@ trap 'rm -rf "$tmp"' EXIT
 for r in $(seq "$rounds"); do
   echo "round $r: load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
   cut -d' ' -f1 /proc/loadavg >>"$tmp/load"
-  "$build/bench/bench_gpt_step" --benchmark_format=json --benchmark_repetitions=3 \
+  "$build/bench/bench_gpt_step" --benchmark_format=json --benchmark_repetitions=3 --benchmark_enable_random_interleaving=true \
     --benchmark_report_aggregates_only=true >"$tmp/mx$r.json" 2>/dev/null
   /usr/bin/python3 bench/torch_gpt_step.py "$tmp/mxfp4.bin" "$steps" >"$tmp/pt$r.jsonl"
 done

@@ -2,7 +2,8 @@
 # Side-by-side: mxqat FP32 step, mxqat MXFP4 QAT step, PyTorch eager MXFP4 QAT step (Debian
 # python3-torch) for the MLP 784-1024-1024-10, batch 256; same machine, same run. First the PyTorch
 # fake-quant is checked bit for bit against mxqat's (bench_qat_step --dump; the script refuses to
-# time on a mismatch). Then ROUNDS alternating rounds, medians over rounds of each round's median.
+# time on a mismatch). Then ROUNDS alternating rounds, medians over rounds of each round's median
+# (the FP32 and QAT repetitions interleaved at random, so that load spikes hit both alike).
 # Ratios: QAT / FP32 (ours; requirement <= 1.1) and PyTorch QAT / mxqat QAT (requirement >= 1.5).
 # PyTorch runs twice per round: as is, and with glibc malloc tuned the way mxqat tunes itself
 # (trainers::tune_allocator: mmap and trim thresholds 1 GiB, here via MALLOC_*_ env), since fresh
@@ -28,7 +29,7 @@ fi
 for r in $(seq "$rounds"); do
   echo "round $r: load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
   cut -d' ' -f1 /proc/loadavg >>"$tmp/load"
-  "$build/bench/bench_qat_step" --benchmark_format=json --benchmark_repetitions=3 \
+  "$build/bench/bench_qat_step" --benchmark_format=json --benchmark_repetitions=3 --benchmark_enable_random_interleaving=true \
     --benchmark_report_aggregates_only=true >"$tmp/mx$r.json" 2>/dev/null
   /usr/bin/python3 bench/torch_qat_step.py "$tmp/mxfp4.bin" 30 >"$tmp/pt$r.jsonl"
   MALLOC_MMAP_THRESHOLD_=$((1 << 30)) MALLOC_TRIM_THRESHOLD_=$((1 << 30)) \

@@ -33,7 +33,7 @@ float* shaped(Tensor& t, int64_t rows, int64_t K) {
 // read from its buffer when quantized, else from its Var (each kept only if backward reads it).
 struct Saved {
   Var x, w;                         // x [M, K], w [N, K]
-  std::shared_ptr<GemmBuffers> buf;  // Q(x), Q(w), masks (empty mask: identity STE or not wanted)
+  std::shared_ptr<GemmBuffers> buf;  // Q(x), Q(w) and the STE masks (see GemmBuffers)
   bool x_quantized, w_quantized;
   std::optional<Codec> grad_output;
   std::shared_ptr<GemmCapture> capture;
@@ -53,7 +53,7 @@ Tensor grad_input(const Saved& s, const Tensor& dy) {
   }
   Tensor dx = Tensor::uninit(Shape{s.m, s.k});
   autograd::gemm(g, false, s.w_data(), false, dx.data(), s.m, s.k, s.n);
-  if (!s.buf->x_mask.empty()) apply_ste_mask(dx.data(), s.buf->x_mask.data(), dx.size());
+  if (s.buf->x_masked) apply_ste_mask(dx.data(), s.buf->x_mask.data(), dx.size());
   return dx;
 }
 
@@ -70,7 +70,7 @@ Tensor grad_weight(const Saved& s, const Tensor& dy) {
   } else {
     autograd::gemm(dy.data(), true, s.x_data(), false, dw.data(), s.n, s.k, s.m);
   }
-  if (!s.buf->w_mask.empty()) apply_ste_mask(dw.data(), s.buf->w_mask.data(), dw.size());
+  if (s.buf->w_masked) apply_ste_mask(dw.data(), s.buf->w_mask.data(), dw.size());
   return dw;
 }
 
@@ -104,13 +104,12 @@ Var qgemm_op(const Var& x, const Var& w, const Var& bias, const GemmQuantSpec& s
                                          spec.weight.has_value(), spec.grad_output,
                                          std::move(capture), m, n, k});
   GemmBuffers& b = *s->buf;
-  b.x_mask.clear(), b.w_mask.clear();
+  b.x_masked = spec.input && clipped && dx_wanted;
+  b.w_masked = spec.weight && clipped && dw_wanted;
   if (spec.input)
-    fake_quant_rows(*spec.input, xv.data(), m, k, shaped(b.xq, m, k),
-                    clipped && dx_wanted ? &b.x_mask : nullptr);
+    fake_quant_rows(*spec.input, xv.data(), m, k, shaped(b.xq, m, k), b.x_masked ? &b.x_mask : nullptr);
   if (spec.weight)
-    fake_quant_rows(*spec.weight, wv.data(), n, k, shaped(b.wq, n, k),
-                    clipped && dw_wanted ? &b.w_mask : nullptr);
+    fake_quant_rows(*spec.weight, wv.data(), n, k, shaped(b.wq, n, k), b.w_masked ? &b.w_mask : nullptr);
   Shape ys = xv.shape();
   ys.back() = n;
   Tensor y = Tensor::uninit(ys);

@@ -43,7 +43,8 @@ struct GemmCapture {
 // call's graph and reuses them at the next call once that graph is gone (no allocation, no fill).
 struct GemmBuffers {
   autograd::Tensor xq, wq;            // [M, K], [N, K]
-  std::vector<uint8_t> x_mask, w_mask;  // empty unless the clipped STE needs them
+  std::vector<uint8_t> x_mask, w_mask;  // STE masks, current only where x_masked / w_masked
+  bool x_masked = false, w_masked = false;  // (kept sized between steps: no zero fill per step)
 };
 
 // The per-layer quantizer. Its spec may be swapped between steps (set_spec) when the progressive
