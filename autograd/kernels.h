@@ -13,17 +13,22 @@ namespace mxqat::autograd {
 // cache-blocked (autograd/ops/gemm.cpp): AVX-512 micro-kernels where the build targets
 // AVX-512F, the portable ones otherwise; OpenMP over output rectangles. No allocation per call
 // beyond per-thread pack buffers kept for the next call.
+// With `mask` ([M, N] bytes, like C), each finished chain is then multiplied by float(mask[i, j]):
+// C[i, j] = acc * mask[i, j], the clipped STE's 0/1 gradient mask applied as C is stored rather
+// than in a pass of its own.
 void gemm(const float* a, bool trans_a, const float* b, bool trans_b, float* c, int64_t m,
-          int64_t n, int64_t k, bool accumulate = false);
+          int64_t n, int64_t k, bool accumulate = false, const uint8_t* mask = nullptr);
 
 // The same blocked GEMM on the portable micro-kernels (what a build without AVX-512 runs);
 // gemm's bits. For tests and benchmarks.
 void gemm_portable(const float* a, bool trans_a, const float* b, bool trans_b, float* c,
-                   int64_t m, int64_t n, int64_t k, bool accumulate = false);
+                   int64_t m, int64_t n, int64_t k, bool accumulate = false,
+                   const uint8_t* mask = nullptr);
 
 // The definition above as plain loops, one thread: what gemm and gemm_portable are tested against.
 void gemm_reference(const float* a, bool trans_a, const float* b, bool trans_b, float* c,
-                    int64_t m, int64_t n, int64_t k, bool accumulate = false);
+                    int64_t m, int64_t n, int64_t k, bool accumulate = false,
+                    const uint8_t* mask = nullptr);
 
 // out[j] = sum_i x[i, j] over rows, x [rows, cols]; fixed summation order.
 void sum_rows(const float* x, int64_t rows, int64_t cols, float* out, bool accumulate = false);

@@ -6,6 +6,7 @@
 // old C[i, j] when accumulating):  acc = fma(A[i, p], B[p, j], acc).  Blocking, tiling and thread
 // count only decide who runs which chain and when a chain pauses in C between K blocks (floats
 // are stored exactly), never the order of its operations, so every path has the same bits.
+// With a mask, the finished chain is multiplied by float(mask[i, j]) as the last K block stores it.
 #include <omp.h>
 
 #include <algorithm>
@@ -35,6 +36,7 @@ struct Problem {
   float* c;
   int64_t m, n, k;
   bool accumulate;
+  const uint8_t* mask;  // [M, N] 0/1 multipliers of the finished chains, or null
   float at_a(int64_t i, int64_t p) const { return trans_a ? a[p * m + i] : a[i * k + p]; }
   float at_b(int64_t p, int64_t j) const { return trans_b ? b[j * k + p] : b[p * n + j]; }
 };
@@ -200,7 +202,7 @@ struct PortableKernel {
   static constexpr auto copy = &pack_copy;
   static constexpr auto transpose = &pack_transposed;
   static void tile(int rows, int64_t kc, APanel ap_, const float* bp, float* c, int64_t ldc,
-                   int cols, bool load_c) {
+                   int cols, bool load_c, const uint8_t* mk) {
     const float* ap = ap_.data;  // always packed: row 1, step kMr
     float acc[kMr][kNr];
     for (int r = 0; r < kMr; ++r)
@@ -213,7 +215,8 @@ struct PortableKernel {
         for (int j = 0; j < kNr; ++j) acc[r][j] = std::fma(a[r], b[j], acc[r][j]);
     }
     for (int r = 0; r < rows; ++r)
-      for (int j = 0; j < cols; ++j) c[r * ldc + j] = acc[r][j];
+      for (int j = 0; j < cols; ++j)
+        c[r * ldc + j] = mk ? acc[r][j] * static_cast<float>(mk[r * ldc + j]) : acc[r][j];
   }
 };
 
@@ -223,7 +226,7 @@ struct PortableKernel {
 // the operand (a[r * a.row + p * a.step]); the C tile is read and written through lane masks.
 template <int R, int NV, bool kDirect>
 void tile_avx512(int64_t kc, APanel a, const float* bp, float* c, int64_t ldc, int cols,
-                 bool load_c) {
+                 bool load_c, const uint8_t* mk) {
   constexpr int kMr = 14, kNr = 16 * NV;
   const int64_t row = kDirect ? a.row : 1, step = kDirect ? a.step : kMr;
   __mmask16 mask[NV];
@@ -245,6 +248,11 @@ void tile_avx512(int64_t kc, APanel a, const float* bp, float* c, int64_t ldc, i
       for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(av, bv[v], acc[r][v]);
     }
   }
+  if (mk)  // acc * float(mask byte), lane by lane
+    for (int r = 0; r < R; ++r)
+      for (int v = 0; v < NV; ++v)
+        acc[r][v] = _mm512_mul_ps(acc[r][v], _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(
+                                                 _mm_maskz_loadu_epi8(mask[v], mk + r * ldc + 16 * v))));
   for (int r = 0; r < R; ++r)
     for (int v = 0; v < NV; ++v) _mm512_mask_storeu_ps(c + r * ldc + 16 * v, mask[v], acc[r][v]);
 }
@@ -256,16 +264,16 @@ struct Avx512Kernel {
   static constexpr bool kDirectA = true;
   static constexpr auto copy = &pack_copy_avx512;
   static constexpr auto transpose = &pack_transposed_avx512;
-  using Fn = void (*)(int64_t, APanel, const float*, float*, int64_t, int, bool);
+  using Fn = void (*)(int64_t, APanel, const float*, float*, int64_t, int, bool, const uint8_t*);
   template <bool kDirect, int... R>
   static constexpr std::array<Fn, sizeof...(R)> table(std::integer_sequence<int, R...>) {
     return {&tile_avx512<R + 1, NV, kDirect>...};
   }
   static void tile(int rows, int64_t kc, APanel a, const float* bp, float* c, int64_t ldc,
-                   int cols, bool load_c) {
+                   int cols, bool load_c, const uint8_t* mk) {
     static constexpr auto kPacked = table<false>(std::make_integer_sequence<int, kMr>{});
     static constexpr auto kDirect = table<true>(std::make_integer_sequence<int, kMr>{});
-    (a.step == kMr && a.row == 1 ? kPacked : kDirect)[rows - 1](kc, a, bp, c, ldc, cols, load_c);
+    (a.step == kMr && a.row == 1 ? kPacked : kDirect)[rows - 1](kc, a, bp, c, ldc, cols, load_c, mk);
   }
 };
 #endif
@@ -298,6 +306,7 @@ void gemm_region(const Problem& pb, int64_t i0, int64_t i1, int64_t j0, int64_t 
       const int64_t p0 = split_at(pb.k, kblocks, kb, 1);
       const int64_t kc = split_at(pb.k, kblocks, kb + 1, 1) - p0;
       const bool load_c = pb.accumulate || kb > 0;
+      const bool last = kb + 1 == kblocks;  // the chains finish in this K block
       if (!direct_a) pack_a<Kern>(pb, ic, mc, p0, kc, a_block);
       for (int64_t jb = 0; jb < nblocks; ++jb) {
         const int64_t jc = j0 + split_at(j1 - j0, nblocks, jb, kNr);
@@ -306,12 +315,14 @@ void gemm_region(const Problem& pb, int64_t i0, int64_t i1, int64_t j0, int64_t 
         for (int64_t ir = 0; ir < mc; ir += kMr) {
           const int rows = static_cast<int>(std::min<int64_t>(kMr, mc - ir));
           float* c = pb.c + (ic + ir) * pb.n + jc;
+          const uint8_t* mk = last && pb.mask ? pb.mask + (ic + ir) * pb.n + jc : nullptr;
           const APanel ap = !direct_a  ? APanel{a_block + ir * kc, 1, kMr}
                             : pb.trans_a ? APanel{pb.a + p0 * pb.m + ic + ir, 1, pb.m}
                                          : APanel{pb.a + (ic + ir) * pb.k + p0, pb.k, 1};
           for (int64_t jr = 0; jr < nc; jr += kNr)
             Kern::tile(rows, kc, ap, b_block + jr * kc, c + jr, pb.n,
-                       static_cast<int>(std::min<int64_t>(kNr, nc - jr)), load_c);
+                       static_cast<int>(std::min<int64_t>(kNr, nc - jr)), load_c,
+                       mk ? mk + jr : nullptr);
         }
       }
     }
@@ -344,14 +355,16 @@ bool trivial(const Problem& pb) {
   if (pb.m == 0 || pb.n == 0) return true;
   if (pb.k > 0) return false;
   if (!pb.accumulate) std::fill(pb.c, pb.c + pb.m * pb.n, 0.f);
+  if (pb.mask)
+    for (int64_t i = 0; i < pb.m * pb.n; ++i) pb.c[i] *= static_cast<float>(pb.mask[i]);
   return true;
 }
 
 }  // namespace
 
 void gemm(const float* a, bool trans_a, const float* b, bool trans_b, float* c, int64_t m,
-          int64_t n, int64_t k, bool accumulate) {
-  const Problem pb{a, trans_a, b, trans_b, c, m, n, k, accumulate};
+          int64_t n, int64_t k, bool accumulate, const uint8_t* mask) {
+  const Problem pb{a, trans_a, b, trans_b, c, m, n, k, accumulate, mask};
   if (trivial(pb)) return;
 #if defined(__AVX512F__)
   if (n <= 16) gemm_blocked<Avx512Kernel<1>>(pb);
@@ -362,19 +375,19 @@ void gemm(const float* a, bool trans_a, const float* b, bool trans_b, float* c, 
 }
 
 void gemm_portable(const float* a, bool trans_a, const float* b, bool trans_b, float* c,
-                   int64_t m, int64_t n, int64_t k, bool accumulate) {
-  const Problem pb{a, trans_a, b, trans_b, c, m, n, k, accumulate};
+                   int64_t m, int64_t n, int64_t k, bool accumulate, const uint8_t* mask) {
+  const Problem pb{a, trans_a, b, trans_b, c, m, n, k, accumulate, mask};
   if (!trivial(pb)) gemm_blocked<PortableKernel>(pb);
 }
 
 void gemm_reference(const float* a, bool trans_a, const float* b, bool trans_b, float* c,
-                    int64_t m, int64_t n, int64_t k, bool accumulate) {
-  const Problem pb{a, trans_a, b, trans_b, c, m, n, k, accumulate};
+                    int64_t m, int64_t n, int64_t k, bool accumulate, const uint8_t* mask) {
+  const Problem pb{a, trans_a, b, trans_b, c, m, n, k, accumulate, mask};
   for (int64_t i = 0; i < m; ++i)
     for (int64_t j = 0; j < n; ++j) {
       float acc = accumulate ? c[i * n + j] : 0.f;
       for (int64_t p = 0; p < k; ++p) acc = std::fma(pb.at_a(i, p), pb.at_b(p, j), acc);
-      c[i * n + j] = acc;
+      c[i * n + j] = mask ? acc * static_cast<float>(mask[i * n + j]) : acc;
     }
 }
 

@@ -52,8 +52,8 @@ Tensor grad_input(const Saved& s, const Tensor& dy) {
     g = dyq.data();
   }
   Tensor dx = Tensor::uninit(Shape{s.m, s.k});
-  autograd::gemm(g, false, s.w_data(), false, dx.data(), s.m, s.k, s.n);
-  if (s.buf->x_masked) apply_ste_mask(dx.data(), s.buf->x_mask.data(), dx.size());
+  autograd::gemm(g, false, s.w_data(), false, dx.data(), s.m, s.k, s.n, false,
+                 s.buf->x_masked ? s.buf->x_mask.data() : nullptr);  // the mask, as dx is stored
   return dx;
 }
 
@@ -61,16 +61,16 @@ Tensor grad_input(const Saved& s, const Tensor& dy) {
 // is blocked along the tokens here, so it is quantized as a transposed contiguous copy (spec §7).
 Tensor grad_weight(const Saved& s, const Tensor& dy) {
   Tensor dw = Tensor::uninit(Shape{s.n, s.k});
+  const uint8_t* mask = s.buf->w_masked ? s.buf->w_mask.data() : nullptr;  // applied as dw is stored
   if (s.grad_output) {
     Tensor dyt(Shape{s.n, s.m});
     dyt.mat(s.n, s.m) = dy.mat(s.m, s.n).transpose();
     Tensor dytq(Shape{s.n, s.m});
     fake_quant_rows(*s.grad_output, dyt.data(), s.n, s.m, dytq.data(), nullptr);
-    autograd::gemm(dytq.data(), false, s.x_data(), false, dw.data(), s.n, s.k, s.m);
+    autograd::gemm(dytq.data(), false, s.x_data(), false, dw.data(), s.n, s.k, s.m, false, mask);
   } else {
-    autograd::gemm(dy.data(), true, s.x_data(), false, dw.data(), s.n, s.k, s.m);
+    autograd::gemm(dy.data(), true, s.x_data(), false, dw.data(), s.n, s.k, s.m, false, mask);
   }
-  if (s.buf->w_masked) apply_ste_mask(dw.data(), s.buf->w_mask.data(), dw.size());
   return dw;
 }
 

@@ -31,17 +31,22 @@ bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
 }
 
 using Gemm = void (*)(const float*, bool, const float*, bool, float*, int64_t, int64_t, int64_t,
-                      bool);
+                      bool, const uint8_t*);
 
 struct Case {
   int64_t m, n, k;
 };
 
 // C from `fn` (starting from `c0` when accumulating) for one case and transpose combination.
-std::vector<float> run(Gemm fn, const Case& s, bool ta, bool tb, bool acc, uint32_t seed) {
+// With `masked`, a random 0/1 mask multiplies the finished chains.
+std::vector<float> run(Gemm fn, const Case& s, bool ta, bool tb, bool acc, uint32_t seed,
+                       bool masked = false) {
   const std::vector<float> a = random(s.m * s.k, seed), b = random(s.k * s.n, seed + 1);
   std::vector<float> c = random(s.m * s.n, seed + 2);
-  fn(a.data(), ta, b.data(), tb, c.data(), s.m, s.n, s.k, acc);
+  std::vector<uint8_t> mask(static_cast<size_t>(s.m * s.n));
+  std::mt19937 rng(seed + 3);
+  for (uint8_t& v : mask) v = rng() % 4 != 0;
+  fn(a.data(), ta, b.data(), tb, c.data(), s.m, s.n, s.k, acc, masked ? mask.data() : nullptr);
   return c;
 }
 
@@ -74,6 +79,38 @@ TEST(Gemm, MatchesReferenceOnSmallAndEdgeShapes) {
 TEST(Gemm, MatchesReferenceAcrossCacheBlocks) {
   expect_matches_reference(gemm, "gemm", kBlocks);
   expect_matches_reference(gemm_portable, "gemm_portable", kBlocks);
+}
+
+// The STE mask applied as C is stored: every path equals the reference (which multiplies the
+// finished chain by the mask byte), and that equals a separate multiply after an unmasked GEMM.
+TEST(Gemm, MaskMultipliesTheFinishedChains) {
+  std::vector<Case> cases = kSmall;
+  cases.insert(cases.end(), kBlocks.begin(), kBlocks.end());
+  cases.push_back({3, 4, 0});  // empty chains: C = 0 (or C) times the mask
+  uint32_t seed = 500;
+  for (const Case& s : cases)
+    for (bool ta : {false, true})
+      for (bool acc : {false, true}) {
+        seed += 5;
+        const std::vector<float> ref = run(gemm_reference, s, ta, true, acc, seed, true);
+        EXPECT_TRUE(same_bits(run(gemm, s, ta, true, acc, seed, true), ref))
+            << "gemm, m " << s.m << " n " << s.n << " k " << s.k << " trans_a " << ta << " acc " << acc;
+        EXPECT_TRUE(same_bits(run(gemm_portable, s, ta, true, acc, seed, true), ref))
+            << "gemm_portable, m " << s.m << " n " << s.n << " k " << s.k;
+        std::vector<float> after = run(gemm_reference, s, ta, true, acc, seed, false);
+        std::mt19937 rng(seed + 3);
+        for (float& v : after) v *= static_cast<float>(rng() % 4 != 0);
+        EXPECT_TRUE(same_bits(after, ref)) << "m " << s.m << " n " << s.n << " k " << s.k;
+      }
+  // And on 1, 2, 3 threads.
+  const int saved = omp_get_max_threads();
+  for (int t : {1, 2, 3}) {
+    omp_set_num_threads(t);
+    EXPECT_TRUE(same_bits(run(gemm, {37, 530, 400}, false, false, false, 9, true),
+                          run(gemm_reference, {37, 530, 400}, false, false, false, 9, true)))
+        << t << " threads";
+  }
+  omp_set_num_threads(saved);
 }
 
 TEST(Gemm, TheComparisonSeesTheOrderOfTheChain) {
