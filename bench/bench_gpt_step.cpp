@@ -11,9 +11,9 @@
 #include <random>
 #include <vector>
 
+#include "bench/bench_quant.h"
 #include "layers/gpt.h"
 #include "quant/codec/codec.h"
-#include "quant/fake/qgemm.h"
 #include "trainers/optim.h"
 #include "trainers/recipe.h"
 #include "trainers/runtime.h"
@@ -26,27 +26,12 @@ using autograd::Var;
 
 constexpr int64_t kBatch = 16, kContext = 128;
 
-int quantize_mxfp4(layers::Module& model) {
-  int n = 0;
-  for (auto& [name, m] : model.named_modules()) {
-    auto* g = dynamic_cast<layers::GemmLayer*>(m);
-    if (!g) continue;
-    quant::GemmQuantSpec spec;
-    spec.weight = quant::make_codec_or_none("mxfp4");
-    spec.input = quant::make_codec_or_none("mxfp4");
-    spec.ste = quant::Ste::kClipped;
-    g->set_quantizer(std::make_shared<quant::QuantGemm>(spec));
-    ++n;
-  }
-  return n;
-}
-
 void run_steps(benchmark::State& state, bool qat) {
   omp_set_num_threads(static_cast<int>(state.range(0)));
   trainers::tune_allocator();
   layers::GptConfig cfg;  // 4 layers, d 256, 4 heads, context 128, SwiGLU 768, vocab 256
   layers::Gpt model(cfg, 1);
-  if (qat && quantize_mxfp4(model) != 7 * cfg.layers + 1) {
+  if (qat && bench::quantize_mxfp4(model) != 7 * cfg.layers + 1) {
     state.SkipWithError("expected 7 projections per block plus the head");
     return;
   }

@@ -21,9 +21,9 @@
 #include <string>
 #include <vector>
 
+#include "bench/bench_quant.h"
 #include "layers/models.h"
 #include "quant/codec/codec.h"
-#include "quant/fake/qgemm.h"
 #include "trainers/optim.h"
 #include "trainers/recipe.h"
 #include "trainers/runtime.h"
@@ -34,27 +34,11 @@ using namespace mxqat;
 using autograd::Tensor;
 using autograd::Var;
 
-// Attaches one MXFP4 QuantGemm (weights and input activations, clipped STE) per GEMM layer.
-int quantize_mxfp4(layers::Module& model) {
-  int n = 0;
-  for (auto& [name, m] : model.named_modules()) {
-    auto* g = dynamic_cast<layers::GemmLayer*>(m);
-    if (!g) continue;
-    quant::GemmQuantSpec spec;
-    spec.weight = quant::make_codec_or_none("mxfp4");
-    spec.input = quant::make_codec_or_none("mxfp4");
-    spec.ste = quant::Ste::kClipped;
-    g->set_quantizer(std::make_shared<quant::QuantGemm>(spec));
-    ++n;
-  }
-  return n;
-}
-
 void run_steps(benchmark::State& state, bool qat) {
   omp_set_num_threads(static_cast<int>(state.range(0)));
   trainers::tune_allocator();
   layers::Mlp model(layers::MlpConfig{784, {1024, 1024}, 10, "relu", 0.f}, 1);
-  if (qat && quantize_mxfp4(model) != 3) {
+  if (qat && bench::quantize_mxfp4(model) != 3) {
     state.SkipWithError("expected 3 GEMM layers (fc1, fc2, head)");
     return;
   }

@@ -16,14 +16,13 @@ import math
 import os
 import statistics
 import sys
-import time
 
 import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from torch_qat_step import MxFp4FakeQuant, check_against_mxqat  # noqa: E402
-from torch_train_step import blas_library, pin_blas_threads  # noqa: E402
+from torch_train_step import blas_library, pin_blas_threads, timed_steps  # noqa: E402
 
 VOCAB, LAYERS, D, HEADS, HIDDEN, T, B = 256, 4, 256, 4, 768, 128, 16
 
@@ -98,17 +97,8 @@ def step_times(threads, steps, linear, warmup=3):
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.1)
     ids = torch.randint(0, VOCAB, (B, T))
     targets = torch.randint(0, VOCAB, (B * T,))
-    times = []
-    for i in range(warmup + steps):
-        t0 = time.perf_counter()
-        loss = F.cross_entropy(model(ids).reshape(B * T, VOCAB), targets)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        t1 = time.perf_counter()
-        if i >= warmup:
-            times.append((t1 - t0) * 1e3)
-    return times
+    return timed_steps(lambda: F.cross_entropy(model(ids).reshape(B * T, VOCAB), targets), opt,
+                       steps, warmup)
 
 
 def main():

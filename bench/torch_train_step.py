@@ -39,10 +39,15 @@ def step_times(threads, steps, warmup=5, linear=torch.nn.Linear):
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
     x = torch.rand(256, 784)
     y = torch.randint(0, 10, (256,))
+    return timed_steps(lambda: torch.nn.functional.cross_entropy(model(x), y), opt, steps, warmup)
+
+
+def timed_steps(loss_fn, opt, steps, warmup):
+    """ms per training step (forward, backward, optimizer) after `warmup` untimed ones."""
     times = []
     for i in range(warmup + steps):
         t0 = time.perf_counter()
-        loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss = loss_fn()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -4,6 +4,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cmath>
 
 #include "autograd/error.h"
 
@@ -97,6 +98,21 @@ int64_t int_flag(const Args& a, const std::string& flag, int64_t fallback, int64
   MXQAT_CHECK(used == v->size() && !v->empty() && n >= min_value, flag, " takes an integer >= ",
               min_value, ", got '", *v, "'");
   return n;
+}
+
+double float_flag(const Args& a, const std::string& flag, double fallback) {
+  const auto v = a.get(flag);
+  if (!v) return fallback;
+  size_t used = 0;
+  double x = 0;
+  try {
+    x = std::stod(*v, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  MXQAT_CHECK(used == v->size() && !v->empty() && std::isfinite(x), flag, " takes a number, got '",
+              *v, "'");
+  return x;
 }
 
 void apply_threads(const Args& a) {

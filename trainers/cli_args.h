@@ -34,6 +34,8 @@ class Args {
 // The integer value of `flag` (>= min_value), or `fallback` when the flag is absent; anything
 // else is an mxqat::Error naming the flag and the value.
 int64_t int_flag(const Args& a, const std::string& flag, int64_t fallback, int64_t min_value);
+// The same for a finite number.
+double float_flag(const Args& a, const std::string& flag, double fallback);
 // --threads N (1..1024) sets the OpenMP threads; results never depend on it.
 void apply_threads(const Args& a);
 

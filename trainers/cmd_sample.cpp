@@ -15,40 +15,12 @@
 namespace mxqat::trainers {
 
 namespace {
-int64_t int_arg(const Args& a, const std::string& flag, int64_t fallback) {
-  const auto v = a.get(flag);
-  if (!v) return fallback;
-  size_t used = 0;
-  int64_t n = 0;
-  try {
-    n = std::stoll(*v, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  MXQAT_CHECK(used == v->size() && !v->empty(), "mxqat sample: ", flag, " '", *v, "' is not an integer");
-  return n;
-}
-
-double float_arg(const Args& a, const std::string& flag, double fallback) {
-  const auto v = a.get(flag);
-  if (!v) return fallback;
-  size_t used = 0;
-  double x = 0;
-  try {
-    x = std::stod(*v, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  MXQAT_CHECK(used == v->size() && !v->empty(), "mxqat sample: ", flag, " '", *v, "' is not a number");
-  return x;
-}
-
 // --eval-kv N: one JSON line per setting (none, mxfp8_e4m3, int8_sym, or the --kv-cache given).
 int eval_kv(const Args& a, const InferenceModel& im, const std::string& path) {
   const Recipe r = parse_recipe(im.recipe.text, path + ":/recipe", a.all("--set"));
   layers::Gpt& gpt = gpt_of(im);
   const TextData text = load_text(r.data, gpt.config().context, 1, uint64_t(r.seed));
-  const int64_t windows = int_arg(a, "--eval-kv", 0);
+  const int64_t windows = int_flag(a, "--eval-kv", 0, 1);
   const std::vector<std::string> settings =
       a.has("--kv-cache") ? std::vector<std::string>{*a.get("--kv-cache")}
                           : std::vector<std::string>{"none", "mxfp8_e4m3", "int8_sym"};
@@ -79,10 +51,10 @@ int cmd_sample(const std::vector<std::string>& argv) {
   if (a.has("--eval-kv")) return eval_kv(a, im, path);
   MXQAT_CHECK(a.has("--prompt"), "mxqat sample: --prompt TEXT is required (or --eval-kv N)");
   SampleOptions o;
-  o.tokens = int_arg(a, "--tokens", o.tokens);
-  o.temperature = float(float_arg(a, "--temperature", o.temperature));
-  o.top_k = int_arg(a, "--top-k", o.top_k);
-  o.seed = uint64_t(int_arg(a, "--seed", 0));
+  o.tokens = int_flag(a, "--tokens", o.tokens, 0);
+  o.temperature = float(float_flag(a, "--temperature", o.temperature));
+  o.top_k = int_flag(a, "--top-k", o.top_k, 0);
+  o.seed = uint64_t(int_flag(a, "--seed", 0, 0));
   o.kv_cache = a.get_or("--kv-cache", o.kv_cache);
   const std::string prompt = *a.get("--prompt");
   const Generation g = generate(gpt_of(im), prompt, o);

@@ -148,6 +148,12 @@ TEST(SampleCli, PrintsTextAndTokensPerSecondAndRefusesBadInput) {
   const auto kv = run_cli("sample " + m + " --prompt a --kv-cache fp7");
   EXPECT_EQ(kv.code, 1);
   EXPECT_NE(kv.out.find("unknown kv_cache codec 'fp7'"), std::string::npos) << kv.out;
+  const auto temp = run_cli("sample " + m + " --prompt a --temperature warm");
+  EXPECT_EQ(temp.code, 1);
+  EXPECT_NE(temp.out.find("--temperature takes a number, got 'warm'"), std::string::npos) << temp.out;
+  const auto tok = run_cli("sample " + m + " --prompt a --tokens -3");
+  EXPECT_EQ(tok.code, 1);
+  EXPECT_NE(tok.out.find("--tokens takes an integer >= 0, got '-3'"), std::string::npos) << tok.out;
   // A checkpoint whose recipe is not a gpt.
   Checkpoint c = load_checkpoint(files().checkpoint);
   c.recipe_text = parse_recipe("name: m\nmodel: {type: mlp, hidden: [8]}\ntrain: {steps: 1}\n", "<mlp>").text;

@@ -1,0 +1,29 @@
+// Shared by the step benchmarks: the MXFP4 W+A quantizer that bench_qat_step and bench_gpt_step
+// attach, so both time the same QAT configuration.
+#pragma once
+#include <memory>
+
+#include "layers/module.h"
+#include "quant/codec/codec.h"
+#include "quant/fake/qgemm.h"
+
+namespace mxqat::bench {
+
+// Attaches one MXFP4 QuantGemm (weights and input activations, FLOOR scale, clipped STE) to every
+// GEMM layer of `model`; returns how many.
+inline int quantize_mxfp4(layers::Module& model) {
+  int n = 0;
+  for (auto& [name, m] : model.named_modules()) {
+    auto* g = dynamic_cast<layers::GemmLayer*>(m);
+    if (!g) continue;
+    quant::GemmQuantSpec spec;
+    spec.weight = quant::make_codec_or_none("mxfp4");
+    spec.input = quant::make_codec_or_none("mxfp4");
+    spec.ste = quant::Ste::kClipped;
+    g->set_quantizer(std::make_shared<quant::QuantGemm>(spec));
+    ++n;
+  }
+  return n;
+}
+
+}  // namespace mxqat::bench
