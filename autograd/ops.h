@@ -49,6 +49,9 @@ Var log_softmax(const Var& x, int axis = -1);
 // logits [B, C], labels B ints in [0, C): mean cross-entropy, optional label smoothing.
 Var cross_entropy(const Var& logits, const std::vector<int32_t>& labels,
                   float label_smoothing = 0.f);
+// Distillation: (T^2 / B) sum_b KL(softmax(teacher_b / T) || softmax(logits_b / T)), logits and
+// teacher [B, C]; the teacher is a constant (no gradient flows to it).
+Var distill_kl(const Var& logits, const Tensor& teacher, float temperature = 1.f);
 Var mse(const Var& a, const Var& b);  // mean squared error
 
 // ---- norm.cpp ------------------------------------------------------------------------------

@@ -46,9 +46,21 @@ Checkpoint make_checkpoint(const LoopContext& c, int64_t step) {
 double step_loss(LoopContext& c, int64_t step, Tensor& xb, std::vector<int32_t>& yb) {
   if (c.text) c.text->train_batch(step, xb, yb);
   else c.data->train.gather(c.order->batch(step), xb, yb);
-  Var logits = c.model->forward(Var(xb));
-  if (logits.value().ndim() == 3) logits = reshape(logits, {-1, logits.value().dim(-1)});  // [B*T, V]
+  auto flat = [](Var v) {  // [B, T, V] -> [B*T, V]
+    return v.value().ndim() == 3 ? reshape(v, {-1, v.value().dim(-1)}) : v;
+  };
+  Var logits = flat(c.model->forward(Var(xb)));
   Var loss = autograd::cross_entropy(logits, yb, static_cast<float>(c.cfg->label_smoothing));
+  if (c.teacher && c.distill_weight > 0.f) {
+    Tensor t;
+    {
+      autograd::NoGradGuard no_grad;
+      t = flat(c.teacher->forward(Var(xb))).value();
+    }
+    Var kd = autograd::distill_kl(logits, t, c.distill_temperature);
+    const float w = c.distill_weight;
+    loss = w == 1.f ? kd : add(mul_scalar(loss, 1.f - w), mul_scalar(kd, w));
+  }
   const double l = loss.value().item();
   if (std::isfinite(l)) loss.backward();
   return l;

@@ -38,6 +38,8 @@ struct LoopContext {
   const Splits* data = nullptr;
   BatchOrder* order = nullptr;   // with text: only its steps_per_epoch (a pass over the bytes)
   const TextData* text = nullptr;  // set for language models: batches and val metrics come from it
+  layers::Module* teacher = nullptr;  // qat.distill: the FP32 baseline, in eval mode
+  float distill_weight = 0.f, distill_temperature = 1.f;
   JsonlWriter* metrics = nullptr;
   std::string ckpt_path;
   int64_t start_step = 0, total_steps = 0;

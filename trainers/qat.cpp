@@ -187,7 +187,16 @@ QatSummary qat(const Recipe& r, const QatOptions& opt) {
   QatRun q{r, std::move(st), quant::QuantPlan(policy, total), quant::Monitor({r.qat.sqnr_warn_db}),
            {}, {}, {}, {}};
   q.layers = gemm_layers(*q.st.model);
-  load_parameters(*q.st.model, load_checkpoint(from), from);
+  const Checkpoint baseline_ckpt = load_checkpoint(from);
+  load_parameters(*q.st.model, baseline_ckpt, from);
+  std::shared_ptr<layers::Module> teacher;  // qat.distill: the baseline itself, unquantized
+  if (r.qat.distill.weight > 0) {
+    teacher = build_stage_model(r, q.st);
+    load_parameters(*teacher, baseline_ckpt, from);
+    teacher->train(false);
+    spdlog::info("distillation from the FP32 baseline: weight {}, temperature {}", r.qat.distill.weight,
+                 r.qat.distill.temperature);
+  }
   spdlog::info("quant policy ({} GEMM layers, {} QAT steps):\n{}", policy.layers.size(), total, policy.table());
   QatSummary s;
   s.baseline = test_metric(q.st, *q.st.model);
@@ -219,6 +228,9 @@ QatSummary qat(const Recipe& r, const QatOptions& opt) {
   c.total_steps = total;
   c.stop_at = opt.stop_at;
   c.skip_nonfinite = r.qat.on_nonfinite == "skip";
+  c.teacher = teacher.get();
+  c.distill_weight = static_cast<float>(r.qat.distill.weight);
+  c.distill_temperature = static_cast<float>(r.qat.distill.temperature);
   const std::string policy_text = policy.to_text();
   if (opt.resume) resume_qat(q, c, *optimizer, policy_text);
   else write_file_atomic(opt.out_dir + "/recipe.yaml", r.text);

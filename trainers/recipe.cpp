@@ -184,12 +184,21 @@ const Table& quant_table() {
   return kTable;
 }
 
+const Table& distill_table() {
+  static const Table kTable = schema::table<DistillCfg>({
+      field("weight", &DistillCfg::weight).ge(0).le(1),
+      field("temperature", &DistillCfg::temperature).gt(0),
+  });
+  return kTable;
+}
+
 const Table& qat_extra_table() {
   static const Table kTable = schema::table<QatCfg>({
       field("from", &QatCfg::from),
       field("monitor_every", &QatCfg::monitor_every).ge(0),
       field("sqnr_warn_db", &QatCfg::sqnr_warn_db),
       field("on_nonfinite", &QatCfg::on_nonfinite).one_of({"skip", "stop"}),
+      nest("distill", distill_table(), &QatCfg::distill),
   });
   return kTable;
 }

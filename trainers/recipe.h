@@ -87,6 +87,14 @@ struct QuantCfg {
   std::vector<QuantRuleCfg> rules;
 };
 
+// `qat.distill`: knowledge distillation from the FP32 baseline (the teacher, run unquantized on
+// the same batch), as NVIDIA ModelOpt's quantization-aware distillation. The training loss is
+// (1 - weight) cross_entropy(labels) + weight T^2 KL(softmax(teacher / T) || softmax(student / T)).
+struct DistillCfg {
+  double weight = 0.0;       // 0 = off (labels only), 1 = teacher only
+  double temperature = 1.0;
+};
+
 // The `qat` section: fine-tuning the baseline under fake quantization. Same keys as `train`
 // (length, optimizer, lr_schedule, ...) plus where to start from and the telemetry settings.
 struct QatCfg {
@@ -99,6 +107,7 @@ struct QatCfg {
   int64_t monitor_every = 200;     // steps between quantization telemetry records; 0 = off
   double sqnr_warn_db = 5.0;       // warn when a tensor's SQNR falls below this
   std::string on_nonfinite = "skip";  // skip | stop: what a NaN/Inf loss or gradient does
+  DistillCfg distill;
 };
 
 // The `ptq` section: post-training quantization of the baseline with each method, calibrated on

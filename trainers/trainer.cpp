@@ -17,17 +17,22 @@ StageSetup setup_stage(const Recipe& r) {
     s.text = std::make_shared<TextData>(load_text(r.data, r.model.context, r.data.batch_size,
                                                   static_cast<uint64_t>(r.seed)));
     spdlog::info("{}", s.text->description);
-    s.model = build_model(r, r.model.context, r.model.vocab);
+    s.model = build_stage_model(r, s);
     s.order = std::make_unique<BatchOrder>(s.text->windows(s.text->train), r.data.batch_size,
                                            static_cast<uint64_t>(r.seed));
     return s;
   }
   s.data = load_fashion_mnist(r.data, static_cast<uint64_t>(r.seed));
   spdlog::info("{}", s.data.description);
-  s.model = build_model(r, s.data.train.x.cols(), s.data.train.num_classes);
+  s.model = build_stage_model(r, s);
   s.order = std::make_unique<BatchOrder>(s.data.train.size(), r.data.batch_size,
                                          static_cast<uint64_t>(r.seed));
   return s;
+}
+
+std::shared_ptr<layers::Module> build_stage_model(const Recipe& r, const StageSetup& s) {
+  return s.text ? build_model(r, r.model.context, r.model.vocab)
+                : build_model(r, s.data.train.x.cols(), s.data.train.num_classes);
 }
 
 int64_t stage_steps(const TrainCfg& cfg, const BatchOrder& order) {

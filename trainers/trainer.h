@@ -31,6 +31,8 @@ struct StageSetup {
   std::unique_ptr<BatchOrder> order;
 };
 StageSetup setup_stage(const Recipe& r);
+// A fresh model of the recipe's kind sized for the stage's data (e.g. a distillation teacher).
+std::shared_ptr<layers::Module> build_stage_model(const Recipe& r, const StageSetup& s);
 
 // Steps of a stage: cfg.steps, or cfg.epochs epochs of the order.
 int64_t stage_steps(const TrainCfg& cfg, const BatchOrder& order);

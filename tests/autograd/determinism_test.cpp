@@ -105,6 +105,10 @@ TEST(Determinism, SoftmaxNormsAndLoss) {
   for (size_t i = 0; i < labels.size(); ++i) labels[i] = static_cast<int32_t>((i * 37) % 130);
   expect_same_bits_for_any_thread_count("cross_entropy", {{512, 130}},
       [&](const std::vector<Var>& v) { return cross_entropy(v[0], labels, 0.1f); });
+  Tensor teacher({512, 130});
+  for (int64_t i = 0; i < teacher.size(); ++i) teacher[i] = static_cast<float>((i * 7919) % 1000) / 250.f;
+  expect_same_bits_for_any_thread_count("distill_kl", {{512, 130}},
+      [&](const std::vector<Var>& v) { return distill_kl(v[0], teacher, 2.f); });
   expect_same_bits_for_any_thread_count("mse", {{300, 301}, {300, 301}},
       [](const std::vector<Var>& v) { return mse(v[0], v[1]); });
 }

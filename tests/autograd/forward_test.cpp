@@ -36,6 +36,22 @@ TEST(ForwardValues, CrossEntropyWithLabelSmoothing) {
   expect_values(cross_entropy(shifted, {2, 1}, 0.1f).value(), {0.8031091265562453}, 1e-6);
 }
 
+TEST(ForwardValues, DistillKl) {
+  Var x(Tensor({2, 3}, {1.f, 2.f, 3.f, 0.f, 1.f, 0.f}));
+  Tensor t({2, 3}, {3.f, 2.f, 1.f, 0.f, 1.f, 0.f});
+  // row 0: log(q/p) = 2, 0, -2 for q = softmax(3,2,1), so KL = 2 (q0 - q2) = 1.15042076;
+  // row 1: teacher = student, KL = 0; mean of the two (T = 1)
+  expect_values(distill_kl(x, t).value(), {0.5752103826044412}, 1e-6);
+  // T = 2: T^2 * mean KL of the halved logits
+  expect_values(distill_kl(x, t, 2.f).value(), {0.6403133356596129}, 1e-6);
+  // equal logits: exactly zero, and so is the gradient
+  Var same(Tensor({2, 3}, {3.f, 2.f, 1.f, 0.f, 1.f, 0.f}), true);
+  Var l = distill_kl(same, t, 1.5f);
+  EXPECT_EQ(l.value().item(), 0.f);
+  l.backward();
+  for (int64_t i = 0; i < same.grad().size(); ++i) EXPECT_EQ(same.grad()[i], 0.f) << i;
+}
+
 TEST(ForwardValues, LayerNormAndRmsNorm) {
   Var x(Tensor({1, 4}, {1.f, 2.f, 3.f, 4.f}));
   Var gamma(Tensor({4}, {1.f, 1.f, 2.f, 0.5f})), beta(Tensor({4}, {0.f, 0.5f, 0.f, 1.f}));

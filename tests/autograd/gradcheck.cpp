@@ -116,6 +116,8 @@ Fn mm(bool ta, bool tb) {
 }
 
 const std::vector<int32_t> kLabels{2, 0, 4, 4};
+const Tensor kTeacher({4, 5}, {0.3f, -1.2f, 2.0f, 0.1f, 0.7f, 1.5f, 0.2f, -0.4f, 0.9f, -2.f,
+                               -0.6f, 0.8f, 0.0f, 1.1f, 2.5f, 0.5f, 0.5f, -0.3f, -1.f, 1.2f});
 
 // clang-format off
 const std::vector<Row> kRows = {
@@ -191,6 +193,10 @@ const std::vector<Row> kRows = {
    [](const std::vector<Var>& v) { return cross_entropy(v[0], kLabels); }},
   {"cross_entropy_ls", {{4, 5}},              Gen::kUniform,
    [](const std::vector<Var>& v) { return cross_entropy(v[0], kLabels, 0.1f); }},
+  {"distill_kl",      {{4, 5}},               Gen::kUniform,
+   [](const std::vector<Var>& v) { return distill_kl(v[0], kTeacher, 1.f); }},
+  {"distill_kl_t3",   {{4, 5}},               Gen::kUniform,
+   [](const std::vector<Var>& v) { return distill_kl(v[0], kTeacher, 3.f); }},
   {"mse",             {{3, 4}, {3, 4}},       Gen::kUniform, binary(mse)},
   // ---- norm.cpp
   {"layernorm",       {{3, 6}, {6}, {6}},     Gen::kUniform,

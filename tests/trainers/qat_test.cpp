@@ -116,6 +116,38 @@ TEST(Qat, StopAndResumeIsBitwiseIdentical) {
   for (size_t i = 0; i < full.phases.size(); ++i) EXPECT_EQ(full.phases[i].metric, rest.phases[i].metric);
 }
 
+// qat.distill: the loss pulls the fake-quant model toward the FP32 baseline's distribution.
+TEST(Qat, DistillationFromTheBaseline) {
+  // Unquantized, the student starts equal to its teacher: pure distillation has loss 0 and zero
+  // gradients, so the weights stay bit-identical to the baseline.
+  const std::vector<std::string> fp32 = {"quant.weight=none", "quant.input=none", "quant.rules=[]",
+                                         "quant.schedule=[]", "qat.steps=5", "qat.monitor_every=0"};
+  std::vector<std::string> o = fp32;
+  o.push_back("qat.distill={weight: 1.0, temperature: 2.0}");
+  fs::path d = fresh_dir("kd_fp32");
+  ASSERT_TRUE(qat(parse_recipe(kTinyQat, "<tinyq>", o), QatOptions{d.string(), baseline(), false, -1}).completed);
+  Checkpoint base = load_checkpoint(baseline()), k = load_checkpoint((d / "checkpoint.h5").string());
+  ASSERT_EQ(base.params.size(), k.params.size());
+  for (size_t i = 0; i < k.params.size(); ++i)
+    EXPECT_TRUE(k.params[i].second.same_bits(base.params[i].second)) << k.params[i].first;
+  EXPECT_NE(read_file((d / "metrics.jsonl").string()).find("\"loss\": 0,"), std::string::npos);
+  // Under MXFP4 it trains, differently from labels alone, and resumes bitwise.
+  Recipe kd = parse_recipe(kTinyQat, "<tinyq>", {"qat.distill={weight: 0.5}"});
+  fs::path a = fresh_dir("kd_full"), b = fresh_dir("kd_part"), c = fresh_dir("kd_none");
+  QatSummary full = qat(kd, QatOptions{a.string(), baseline(), false, -1});
+  EXPECT_FALSE(qat(kd, QatOptions{b.string(), baseline(), false, 12}).completed);
+  QatSummary rest = qat(kd, QatOptions{b.string(), baseline(), true, -1});
+  ASSERT_TRUE(rest.completed);
+  EXPECT_EQ(full.qat, rest.qat);
+  Checkpoint ka = load_checkpoint((a / "checkpoint.h5").string());
+  Checkpoint kb = load_checkpoint((b / "checkpoint.h5").string());
+  for (size_t i = 0; i < ka.params.size(); ++i)
+    EXPECT_TRUE(ka.params[i].second.same_bits(kb.params[i].second)) << ka.params[i].first;
+  qat(parse_recipe(kTinyQat, "<tinyq>"), QatOptions{c.string(), baseline(), false, -1});
+  Checkpoint kc = load_checkpoint((c / "checkpoint.h5").string());
+  EXPECT_FALSE(ka.params[0].second.same_bits(kc.params[0].second));
+}
+
 void expect_refused(const std::vector<std::string>& overrides, const std::string& from,
                     std::initializer_list<const char*> needles) {
   fs::path d = fresh_dir("refused");
@@ -139,6 +171,8 @@ TEST(Qat, BadInputIsRefusedBeforeTraining) {
                  baseline(), {"1.0"});
   expect_refused({"model.hidden=[40, 32]"}, baseline(), {"fc1.weight", "[40, 784]", "[48, 784]"});
   expect_refused({}, "", {"--from"});
+  expect_refused({"qat.distill={weight: 1.5}"}, baseline(), {"qat.distill.weight", "1.5"});
+  expect_refused({"qat.distill={weight: 1, temperature: 0}"}, baseline(), {"qat.distill.temperature"});
 }
 
 // The loop's guard: a NaN in a batch makes the loss NaN; `stop` ends the run with the weights of
