@@ -10,6 +10,7 @@
 
 #include "autograd/error.h"
 #include "trainers/json_read.h"
+#include "trainers/recipe.h"
 #include "trainers/report_io.h"
 #include "trainers/report_svg.h"
 
@@ -36,6 +37,7 @@ struct Alignment {
 struct Report {
   std::string metric = "test_accuracy";
   std::string recipe, main_variant, scale_rule;
+  std::string qat_loss;  // what the QAT runs minimised (labels, or labels and a teacher)
   double baseline = NAN;
   int64_t baseline_bytes = 0, calib_samples = 0;
   std::vector<Row> rows;
@@ -92,6 +94,17 @@ void add_ptq(Report& rep, const std::string& dir, std::map<std::string, double>&
   }
 }
 
+// The QAT loss, from the effective recipe the QAT run stored.
+std::string qat_loss(const std::string& recipe_path) {
+  if (!fs::exists(recipe_path)) return "";
+  const DistillCfg d = load_recipe(recipe_path).qat.distill;
+  if (d.weight <= 0) return "cross-entropy on the labels";
+  char b[200];
+  std::snprintf(b, sizeof b, "%g x cross-entropy on the labels + %g x distillation from the FP32 "
+                "baseline (T^2 KL, temperature %g)", 1 - d.weight, d.weight, d.temperature);
+  return b;
+}
+
 void add_qat(Report& rep, const std::string& dir, std::map<std::string, double>& rtn) {
   const Json q = need(dir + "/qat/summary.json", "qat");
   rep.main_variant = q.at("main").string();
@@ -105,7 +118,10 @@ void add_qat(Report& rep, const std::string& dir, std::map<std::string, double>&
     if (fs::exists(exp)) row.bytes = int64_t(Json::read(exp).at("bytes").number());
     rep.rows.push_back(row);
     rep.qat_curves.push_back(loss_curve(dir + "/qat/" + id + "/metrics.jsonl", id));
-    if (id == rep.main_variant) rep.phase_marks = phase_marks(dir + "/qat/" + id + "/metrics.jsonl");
+    if (id == rep.main_variant) {
+      rep.phase_marks = phase_marks(dir + "/qat/" + id + "/metrics.jsonl");
+      rep.qat_loss = qat_loss(dir + "/qat/" + id + "/recipe.yaml");
+    }
   }
 }
 
@@ -193,7 +209,8 @@ std::string markdown(const Report& r) {
     << (r.metric == "test_accuracy" ? " (higher is better)" : " (lower is better)") << ". "
     << "`recovered` = (value - rtn) / (baseline - rtn): the share of the round-to-nearest PTQ gap "
     << "a method closes (\"-\" where rtn lost nothing). PTQ calibration: " << r.calib_samples << " training samples; MX scale rule: "
-    << (r.scale_rule.empty() ? "floor" : r.scale_rule) << ". Exported model: QAT `" << r.main_variant << "`.\n\n"
+    << (r.scale_rule.empty() ? "floor" : r.scale_rule) << ". Exported model: QAT `" << r.main_variant << "`"
+    << (r.qat_loss.empty() ? "" : "; QAT loss: " + r.qat_loss) << ".\n\n"
     << "| codec | method | " << r.metric << " | delta vs baseline | recovered | bytes |\n|---|---|---:|---:|---:|---:|\n";
   for (const Row& x : r.rows)
     o << "| " << x.codec << " | " << x.method << " | " << num(x.value) << " | "
@@ -248,7 +265,7 @@ std::string json(const Report& r) {
                            .num("qat_fp32", r.align.cell[1][0]).num("qat_codec", r.align.cell[1][1]).dump());
   }
   return JsonObject().str("recipe", r.recipe).str("metric", r.metric).num("baseline", r.baseline)
-             .str("exported", r.main_variant).raw("rows", rows + "]")
+             .str("exported", r.main_variant).str("qat_loss", r.qat_loss).raw("rows", rows + "]")
              .raw("alignment", r.align.present ? a.dump() : "null").dump() + "\n";
 }
 

@@ -78,6 +78,7 @@ TEST(Run, StoppedAfterEachStageThenRerunMatchesOneGo) {
   EXPECT_TRUE(rep.at("alignment").at("bitwise_equal").boolean());
   EXPECT_EQ(rep.at("alignment").at("max_abs_diff").number(), 0.0);
   EXPECT_EQ(rep.at("alignment").at("samples").number(), 300);
+  EXPECT_EQ(rep.at("qat_loss").string(), "cross-entropy on the labels");
   // The PTQ rtn row and the QAT stage's direct cast are the same computation.
   const Json q = Json::read((staged / "qat/mxfp4_direct/summary.json").string());
   EXPECT_EQ(rep.at("rows").array()[1].at("method").string(), "rtn");
