@@ -105,11 +105,13 @@ struct TransposeIndex {
 
 // r[q][l] <- r[l][q] in four stages; stage s swaps bit s of the row and lane numbers between
 // rows q and q + 2^s (two-source permutes only, no shuffles of undefined registers).
-void transpose16(__m512 r[16]) {
+[[gnu::always_inline]] inline void transpose16(__m512 r[16]) {
   static constexpr TransposeIndex kIdx;
+#pragma GCC unroll 4
   for (int s = 0; s < 4; ++s) {
     const int bit = 1 << s;
     const __m512i lo = _mm512_load_si512(kIdx.lo[s]), hi = _mm512_load_si512(kIdx.hi[s]);
+#pragma GCC unroll 16
     for (int q = 0; q < 16; ++q) {
       if (q & bit) continue;
       const __m512 a = r[q], b = r[q + bit];
@@ -117,6 +119,20 @@ void transpose16(__m512 r[16]) {
       r[q + bit] = _mm512_permutex2var_ps(a, hi, b);
     }
   }
+}
+
+// The common case of pack_transposed_avx512: kRows whole vectors (the other lanes zero) x 16
+// steps, with constant bounds so that the 16 rows stay in registers.
+template <int kRows>
+inline void transpose_full_tile(const float* src, int64_t ld, float* dst, int width, __mmask16 out) {
+  __m512 r[16];
+#pragma GCC unroll 16
+  for (int i = 0; i < kRows; ++i) _mm_prefetch(reinterpret_cast<const char*>(src + i * ld + 64), _MM_HINT_T0);
+#pragma GCC unroll 16
+  for (int i = 0; i < 16; ++i) r[i] = i < kRows ? _mm512_loadu_ps(src + i * ld) : _mm512_setzero_ps();
+  transpose16(r);
+#pragma GCC unroll 16
+  for (int i = 0; i < 16; ++i) _mm512_mask_storeu_ps(dst + i * width, out, r[i]);
 }
 
 // 16 source vectors x 16 steps at a time through transpose16; vectors past `count` (and past
@@ -132,6 +148,14 @@ void pack_transposed_avx512(const float* src, int64_t ld, int64_t count, int64_t
       const __mmask16 out = lanes(span);
       for (int64_t p = 0; p < kc; p += 16) {
         const int steps = static_cast<int>(std::min<int64_t>(16, kc - p));
+        if (steps == 16 && std::min(live, span) == 16) {
+          transpose_full_tile<16>(src + r0 * ld + p, ld, panel + p * width + 16 * h, width, out);
+          continue;
+        }
+        if (steps == 16 && std::min(live, span) == 14) {  // the A panels (kMr = 14)
+          transpose_full_tile<14>(src + r0 * ld + p, ld, panel + p * width + 16 * h, width, out);
+          continue;
+        }
         __m512 r[16];
         for (int i = 0; i < std::min(live, span); ++i)
           _mm_prefetch(reinterpret_cast<const char*>(src + (r0 + i) * ld + p + 64), _MM_HINT_T0);

@@ -125,7 +125,8 @@ TEST(Qat, DistillationFromTheBaseline) {
   std::vector<std::string> o = fp32;
   o.push_back("qat.distill={weight: 1.0, temperature: 2.0}");
   fs::path d = fresh_dir("kd_fp32");
-  ASSERT_TRUE(qat(parse_recipe(kTinyQat, "<tinyq>", o), QatOptions{d.string(), baseline(), false, -1}).completed);
+  const Recipe r = parse_recipe(kTinyQat, "<tinyq>", o);
+  ASSERT_TRUE(qat(r, QatOptions{d.string(), baseline(), false, -1}).completed);
   Checkpoint base = load_checkpoint(baseline()), k = load_checkpoint((d / "checkpoint.h5").string());
   ASSERT_EQ(base.params.size(), k.params.size());
   for (size_t i = 0; i < k.params.size(); ++i)
