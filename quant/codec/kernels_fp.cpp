@@ -147,25 +147,20 @@ inline uint32_t load_block(const float* x, int64_t n, const Vec& c, __m512i* xi,
   return simd::hmax_epu32(mx);
 }
 
-// One block of n <= kBlock elements (kBlock = 16 or 32). kStream: y is 64-byte aligned and
-// the block full, so full vectors go out as non-temporal stores (no read-for-ownership).
-template <int kBlock, bool kInt, bool kStream>
-inline void fq_block_avx512(const float* x, float* y, uint8_t* m, int64_t n, const Vec& c,
-                            const Scaler& sc) {
-  constexpr int kV = kBlock / 16;
-  __m512i xi[kV], xa[kV];
-  __mmask16 live[kV];
-  const uint32_t amax = load_block<kV>(x, n, c, xi, xa, live);
-  if (amax >= kInfBits) {
-    for (int j = 0; j < kV; ++j) {
-      _mm512_mask_storeu_ps(y + 16 * j, live[j], _mm512_castsi512_ps(_mm512_set1_epi32(int(kCanonicalNan))));
-      if (m) _mm_mask_storeu_epi8(m + 16 * j, live[j], _mm_setzero_si128());
-    }
-    return;
+// A block with NaN/Inf: all NaN, nothing in range.
+template <int kV>
+inline void nan_block(float* y, uint8_t* m, const __mmask16* live) {
+  for (int j = 0; j < kV; ++j) {
+    _mm512_mask_storeu_ps(y + 16 * j, live[j], _mm512_castsi512_ps(_mm512_set1_epi32(int(kCanonicalNan))));
+    if (m) _mm_mask_storeu_epi8(m + 16 * j, live[j], _mm_setzero_si128());
   }
-  float encf, decf;
-  sc(amax, encf, decf);
-  const __m512 enc = _mm512_set1_ps(encf), dec = _mm512_set1_ps(decf);
+}
+
+// The loaded elements of a finite block rounded with its multipliers, stored with their signs
+// (and the in-range mask when m is given).
+template <int kV, bool kInt, bool kStream>
+inline void round_block(const __m512i* xi, const __m512i* xa, const __mmask16* live, __m512 enc,
+                        __m512 dec, float* y, uint8_t* m, const Vec& c) {
   for (int j = 0; j < kV; ++j) {
     __mmask16 inr;
     const __m512 r = grid16(xa[j], enc, c, m ? &inr : nullptr);
@@ -180,6 +175,21 @@ inline void fq_block_avx512(const float* x, float* y, uint8_t* m, int64_t n, con
     }
     if (m) _mm_mask_storeu_epi8(m + 16 * j, live[j], _mm_maskz_set1_epi8(inr, 1));
   }
+}
+
+// One block of n <= kBlock elements (kBlock = 16 or 32). kStream: y is 64-byte aligned and
+// the block full, so full vectors go out as non-temporal stores (no read-for-ownership).
+template <int kBlock, bool kInt, bool kStream>
+inline void fq_block_avx512(const float* x, float* y, uint8_t* m, int64_t n, const Vec& c,
+                            const Scaler& sc) {
+  constexpr int kV = kBlock / 16;
+  __m512i xi[kV], xa[kV];
+  __mmask16 live[kV];
+  const uint32_t amax = load_block<kV>(x, n, c, xi, xa, live);
+  if (amax >= kInfBits) return nan_block<kV>(y, m, live);
+  float encf, decf;
+  sc(amax, encf, decf);
+  round_block<kV, kInt, kStream>(xi, xa, live, _mm512_set1_ps(encf), _mm512_set1_ps(decf), y, m, c);
 }
 
 template <int kBlock>
@@ -229,32 +239,39 @@ struct NvGroup {
         one(_mm512_set1_ps(1.0f)), fmax(_mm512_set1_ps(FLT_MAX)) {}
 };
 
-template <bool kStream>
-inline void fq_nvfp4_group(const float* x, float* y, uint8_t* m, const Vec& c, const NvGroup& g) {
-  // Level 1: v0|v1 -> 128-bit chunks 0,1 partial maxima of block 2k, chunks 2,3 of block 2k+1.
+// Lane j of the result = the unsigned max of the 16 lanes of v[j]: a transposing tree of
+// shuffles (instead of 16 horizontal reductions). Max is exact, so the order does not matter.
+inline __m512i lane_maxima16(const __m512i v[16]) {
+  // Level 1: 128-bit chunks 0,1 of r[k] hold partial maxima of v[2k], chunks 2,3 of v[2k+1].
   __m512i r[8];
   for (int k = 0; k < 8; ++k) {
-    const __m512i a = _mm512_and_si512(_mm512_loadu_si512(x + 32 * k), c.abs);
-    const __m512i b = _mm512_and_si512(_mm512_loadu_si512(x + 32 * k + 16), c.abs);
+    const __m512i a = v[2 * k], b = v[2 * k + 1];
     r[k] = _mm512_max_epu32(_mm512_shuffle_i32x4(a, b, _MM_SHUFFLE(1, 0, 1, 0)),
                             _mm512_shuffle_i32x4(a, b, _MM_SHUFFLE(3, 2, 3, 2)));
   }
-  // Level 2: chunk q of s[m] = 4 partial maxima of block 4m + q.
+  // Level 2: chunk q of s[m] = 4 partial maxima of v[4m + q].
   __m512i s[4];
   for (int k = 0; k < 4; ++k)
     s[k] = _mm512_max_epu32(_mm512_shuffle_i32x4(r[2 * k], r[2 * k + 1], _MM_SHUFFLE(2, 0, 2, 0)),
                             _mm512_shuffle_i32x4(r[2 * k], r[2 * k + 1], _MM_SHUFFLE(3, 1, 3, 1)));
-  // Level 3: in chunk q of t[p], dwords 0,1 belong to block 8p + q, dwords 2,3 to 8p + 4 + q.
+  // Level 3: in chunk q of t[p], dwords 0,1 belong to v[8p + q], dwords 2,3 to v[8p + 4 + q].
   __m512i t[2];
   for (int k = 0; k < 2; ++k)
     t[k] = _mm512_max_epu32(_mm512_unpacklo_epi64(s[2 * k], s[2 * k + 1]),
                             _mm512_unpackhi_epi64(s[2 * k], s[2 * k + 1]));
-  // Level 4: lane 4q + i of u = max of block 4i + q.
+  // Level 4: lane 4q + i of u = max of v[4i + q].
   const __m512 t0 = _mm512_castsi512_ps(t[0]), t1 = _mm512_castsi512_ps(t[1]);
-  __m512i u = _mm512_max_epu32(_mm512_castps_si512(_mm512_shuffle_ps(t0, t1, _MM_SHUFFLE(2, 0, 2, 0))),
-                               _mm512_castps_si512(_mm512_shuffle_ps(t0, t1, _MM_SHUFFLE(3, 1, 3, 1))));
-  // Back to block order: lane j = max of block j.
-  u = _mm512_permutexvar_epi32(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), u);
+  const __m512i u = _mm512_max_epu32(_mm512_castps_si512(_mm512_shuffle_ps(t0, t1, _MM_SHUFFLE(2, 0, 2, 0))),
+                                     _mm512_castps_si512(_mm512_shuffle_ps(t0, t1, _MM_SHUFFLE(3, 1, 3, 1))));
+  // Back to order: lane j = max of v[j].
+  return _mm512_permutexvar_epi32(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), u);
+}
+
+template <bool kStream>
+inline void fq_nvfp4_group(const float* x, float* y, uint8_t* m, const Vec& c, const NvGroup& g) {
+  __m512i v[16];
+  for (int j = 0; j < 16; ++j) v[j] = _mm512_and_si512(_mm512_loadu_si512(x + 16 * j), c.abs);
+  const __m512i u = lane_maxima16(v);
   const __mmask16 nonfinite = _mm512_cmpge_epu32_mask(u, c.exp);
   // Scaler::operator() on 16 lanes: sb = min(a_b * sb_mult, 448), S_b on the E4M3 grid,
   // D_b = S_b * S_dec, r = S_b == 0 ? 0 : min(1 / D_b, FLT_MAX).
@@ -286,6 +303,63 @@ inline void fq_nvfp4_group(const float* x, float* y, uint8_t* m, const Vec& c, c
   }
 }
 
+// MX 32-blocks, 16 full blocks (512 elements) at a time, as NVFP4 above: the block maxima in
+// the lanes of one vector, Scaler's mx_shared_exp and pow2f (block_formats.h, formats.h) on 16
+// lanes with the same integer and binary32 operations, then each block reloaded (hot in L1) and
+// rounded as fq_block_avx512 rounds it.
+struct MxGroup {
+  bool floor;
+  __m512i floor_off, min_s, one, k127, k254, mant, half, min_normal_k, pow2_min;
+  __m512 rceil_r;
+  explicit MxGroup(const Scaler& sc)
+      : floor(sc.rule == ScaleRule::kFloor), floor_off(_mm512_set1_epi32(127 + sc.emax)),
+        min_s(_mm512_set1_epi32(-127)), one(_mm512_set1_epi32(1)), k127(_mm512_set1_epi32(127)),
+        k254(_mm512_set1_epi32(254)), mant(_mm512_set1_epi32(0x7FFFFF)), half(_mm512_set1_epi32(0x400000)),
+        min_normal_k(_mm512_set1_epi32(-126)), pow2_min(_mm512_set1_epi32(0x00400000)),
+        rceil_r(_mm512_set1_ps(sc.rceil_r)) {}
+  // pow2f(k) for k in [-127, 127]: a normal power of two, or 2^-127 (subnormal)
+  __m512 pow2(__m512i k) const {
+    const __m512i normal = _mm512_slli_epi32(_mm512_add_epi32(k, k127), 23);
+    return _mm512_castsi512_ps(_mm512_mask_blend_epi32(_mm512_cmpge_epi32_mask(k, min_normal_k), pow2_min, normal));
+  }
+  // mx_shared_exp of 16 finite block maxima (lanes of non-finite blocks are don't-care)
+  __m512i shared_exp(__m512i amax) const {
+    if (floor)  // max(f - 127 - emax, -127), which is -127 for f = 0 too
+      return _mm512_max_epi32(_mm512_sub_epi32(_mm512_srli_epi32(amax, 23), floor_off), min_s);
+    const __m512i d = _mm512_castps_si512(_mm512_mul_ps(_mm512_castsi512_ps(amax), rceil_r));
+    const __m512i f = _mm512_srli_epi32(d, 23), t = _mm512_and_si512(d, mant);
+    const __m512i up = _mm512_mask_add_epi32(f, _mm512_test_epi32_mask(t, t), f, one);  // f + (t != 0)
+    const __m512i sub = _mm512_maskz_mov_epi32(_mm512_cmpgt_epu32_mask(t, half), one);
+    const __m512i code = _mm512_min_epu32(_mm512_mask_blend_epi32(_mm512_test_epi32_mask(f, f), sub, up), k254);
+    return _mm512_sub_epi32(code, k127);
+  }
+};
+
+template <bool kInt, bool kStream>
+inline void fq_mx32_group(const float* x, float* y, uint8_t* m, const Vec& c, const MxGroup& g) {
+  __m512i v[16];
+  for (int j = 0; j < 16; ++j)
+    v[j] = _mm512_max_epu32(_mm512_and_si512(_mm512_loadu_si512(x + 32 * j), c.abs),
+                            _mm512_and_si512(_mm512_loadu_si512(x + 32 * j + 16), c.abs));
+  const __m512i u = lane_maxima16(v);
+  const __mmask16 nonfinite = _mm512_cmpge_epu32_mask(u, c.exp);
+  const __m512i se = g.shared_exp(u);
+  alignas(64) float encs[16], decs[16];
+  _mm512_store_ps(encs, g.pow2(_mm512_sub_epi32(_mm512_setzero_si512(), se)));
+  _mm512_store_ps(decs, g.pow2(se));
+  for (int j = 0; j < 16; ++j) {
+    __m512i xi[2], xa[2];
+    __mmask16 live[2];
+    load_block<2>(x + 32 * j, 32, c, xi, xa, live);
+    if ((nonfinite >> j) & 1) {
+      nan_block<2>(y + 32 * j, m ? m + 32 * j : nullptr, live);
+      continue;
+    }
+    round_block<2, kInt, kStream>(xi, xa, live, _mm512_set1_ps(encs[j]), _mm512_set1_ps(decs[j]),
+                                  y + 32 * j, m ? m + 32 * j : nullptr, c);
+  }
+}
+
 // Outputs larger than this (bytes) do not stay in cache anyway: write them with streaming
 // stores, which saves the read-for-ownership of every output line (memcpy does the same).
 constexpr int64_t kStreamMinBytes = int64_t(32) << 20;
@@ -297,6 +371,30 @@ void fq_rows_avx512(const KernelSpec& k, const ElemParams& p, const Scaler& sc, 
   const int64_t K = k.K, nb = k.nb;
   const bool stream = R * K * 4 >= kStreamMinBytes && K % kBlock == 0 &&
                       reinterpret_cast<uintptr_t>(y) % 64 == 0;
+  if (kBlock == 32 && sc.mx && K % 32 == 0) {  // R * nb consecutive full blocks, 16 at a time
+    const MxGroup g(sc);
+    const int64_t blocks = R * nb, groups = blocks / 16;
+#pragma omp parallel if (R * K >= kParallelMinElements)
+    {
+#pragma omp for schedule(static) nowait
+      for (int64_t i = 0; i < groups; ++i) {
+        const int64_t off = i * 512;
+        uint8_t* m = mask ? mask + off : nullptr;
+        if (stream) {
+          fq_mx32_group<kInt, true>(x + off, y + off, m, c, g);
+        } else {
+          fq_mx32_group<kInt, false>(x + off, y + off, m, c, g);
+        }
+      }
+#pragma omp for schedule(static)
+      for (int64_t b = groups * 16; b < blocks; ++b) {
+        const int64_t off = b * 32;
+        fq_block_avx512<32, kInt, false>(x + off, y + off, mask ? mask + off : nullptr, 32, c, sc);
+      }
+      _mm_sfence();  // order the streaming stores before the region's closing barrier
+    }
+    return;
+  }
 #pragma omp parallel if (R * K >= kParallelMinElements)
   {
 #pragma omp for collapse(2) schedule(static)

@@ -66,7 +66,9 @@ std::vector<float> make_input(std::mt19937& rng, int64_t n, int kind) {
 
 TEST(CodecFast, EveryCodecRandomAndEdgeTensors) {
   std::mt19937 rng(42);
-  const std::pair<int64_t, int64_t> shapes[] = {{1, 1}, {3, 31}, {2, 33}, {5, 100}, {16, 256}, {4, 1000}, {7, 272}};
+  // {16, 256} and {3, 544} (51 blocks: 3 groups of 16 and 3 left over) take MX's 16-block groups
+  const std::pair<int64_t, int64_t> shapes[] = {{1, 1},    {3, 31},    {2, 33},  {5, 100}, {16, 256},
+                                                {4, 1000}, {7, 272},   {3, 544}};
   for (const Codec& c : all_codecs())
     for (auto [R, K] : shapes)
       for (int kind = 0; kind < 5; ++kind) {
@@ -78,10 +80,10 @@ TEST(CodecFast, EveryCodecRandomAndEdgeTensors) {
 TEST(CodecFast, SameBitsForOneAndTwoThreads) {
   std::mt19937 rng(9);
   // Above kParallelMinElements, so the loops really split; K = 1008 = 63 NVFP4 blocks also takes
-  // NVFP4's 16-block groups and their leftover blocks.
+  // NVFP4's 16-block groups and their leftover blocks, K = 1056 = 33 MX blocks MX's.
   const int64_t R = 80;
   const int saved = omp_get_max_threads();
-  for (const int64_t K : {int64_t(1000), int64_t(1008)})
+  for (const int64_t K : {int64_t(1000), int64_t(1008), int64_t(1056)})
   for (const Codec& c : all_codecs()) {
     const std::vector<float> x = make_input(rng, R * K, 4);
     std::vector<float> y1(R * K), y2(R * K), d1(R * K), d2(R * K);
