@@ -371,7 +371,23 @@ void fq_rows_avx512(const KernelSpec& k, const ElemParams& p, const Scaler& sc, 
   const int64_t K = k.K, nb = k.nb;
   const bool stream = R * K * 4 >= kStreamMinBytes && K % kBlock == 0 &&
                       reinterpret_cast<uintptr_t>(y) % 64 == 0;
-  if (kBlock == 32 && sc.mx && K % 32 == 0) {  // R * nb consecutive full blocks, 16 at a time
+  if (kBlock == 32 && sc.mx && K % 32 != 0) {  // row by row: 16 full blocks at a time, then the rest
+    const MxGroup g(sc);
+    const int64_t full = K / 32, groups = full / 16;
+#pragma omp parallel for schedule(static) if (R * K >= kParallelMinElements)
+    for (int64_t r = 0; r < R; ++r) {
+      const float* xr = x + r * K;
+      float* yr = y + r * K;
+      uint8_t* mr = mask ? mask + r * K : nullptr;
+      for (int64_t i = 0; i < groups; ++i)
+        fq_mx32_group<kInt, false>(xr + i * 512, yr + i * 512, mr ? mr + i * 512 : nullptr, c, g);
+      for (int64_t b = groups * 16; b < nb; ++b)
+        fq_block_avx512<32, kInt, false>(xr + b * 32, yr + b * 32, mr ? mr + b * 32 : nullptr,
+                                         std::min<int64_t>(32, K - b * 32), c, sc);
+    }
+    return;
+  }
+  if (kBlock == 32 && sc.mx) {  // R * nb consecutive full blocks, 16 at a time
     const MxGroup g(sc);
     const int64_t blocks = R * nb, groups = blocks / 16;
 #pragma omp parallel if (R * K >= kParallelMinElements)

@@ -66,9 +66,10 @@ std::vector<float> make_input(std::mt19937& rng, int64_t n, int kind) {
 
 TEST(CodecFast, EveryCodecRandomAndEdgeTensors) {
   std::mt19937 rng(42);
-  // {16, 256} and {3, 544} (51 blocks: 3 groups of 16 and 3 left over) take MX's 16-block groups
-  const std::pair<int64_t, int64_t> shapes[] = {{1, 1},    {3, 31},    {2, 33},  {5, 100}, {16, 256},
-                                                {4, 1000}, {7, 272},   {3, 544}};
+  // MX's 16-block groups: {16, 256} and {3, 544} (51 blocks: 3 groups and 3 left over) over the
+  // whole tensor; {4, 1000} and {3, 1100} row by row (a group, 15 or 18 blocks, a partial one)
+  const std::pair<int64_t, int64_t> shapes[] = {{1, 1},    {3, 31},  {2, 33},  {5, 100},  {16, 256},
+                                                {4, 1000}, {7, 272}, {3, 544}, {3, 1100}};
   for (const Codec& c : all_codecs())
     for (auto [R, K] : shapes)
       for (int kind = 0; kind < 5; ++kind) {
