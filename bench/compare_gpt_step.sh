@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Side-by-side: one training step of the GPT of recipes/kjv_gpt.yaml (4 layers, d 256, 4 heads,
-# SwiGLU 768, T 128, batch 16) in mxqat (bench_gpt_step) and in PyTorch eager (Debian
-# python3-torch on OpenBLAS, bench/torch_gpt_step.py), FP32 and MXFP4 W+A QAT, 1 and 2 threads,
+# Side-by-side: one training step of a llama-style GPT (4 layers, d 256, 4 heads, SwiGLU 768,
+# T 128, batch 16: the benchmark's sizes; recipes/kjv_gpt.yaml trains a narrower d 192) in mxqat
+# (bench_gpt_step) and in PyTorch eager (Debian python3-torch on OpenBLAS,
+# bench/torch_gpt_step.py), FP32 and MXFP4 W+A QAT, 1 and 2 threads,
 # same machine, ROUNDS alternating rounds; medians over rounds of each round's median.
 # The PyTorch MXFP4 fake-quant is checked bit for bit against mxqat's before timing
 # (bench_qat_step --dump). Ratios: QAT / FP32 (ours) and PyTorch / mxqat (> 1: mxqat faster).
