@@ -347,10 +347,13 @@ inline void fq_mx32_group(const float* x, float* y, uint8_t* m, const Vec& c, co
   alignas(64) float encs[16], decs[16];
   _mm512_store_ps(encs, g.pow2(_mm512_sub_epi32(_mm512_setzero_si512(), se)));
   _mm512_store_ps(decs, g.pow2(se));
+  const __mmask16 live[2] = {0xFFFF, 0xFFFF};
   for (int j = 0; j < 16; ++j) {
     __m512i xi[2], xa[2];
-    __mmask16 live[2];
-    load_block<2>(x + 32 * j, 32, c, xi, xa, live);
+    for (int h = 0; h < 2; ++h) {
+      xi[h] = _mm512_loadu_si512(x + 32 * j + 16 * h);
+      xa[h] = _mm512_and_si512(xi[h], c.abs);
+    }
     if ((nonfinite >> j) & 1) {
       nan_block<2>(y + 32 * j, m ? m + 32 * j : nullptr, live);
       continue;
