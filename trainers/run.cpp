@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <filesystem>
+#include <optional>
 
 #include "trainers/data.h"
 #include "trainers/export_stage.h"
@@ -111,15 +112,14 @@ bool stage_qat(const Recipe& r, const std::string& dir, const std::vector<QatVar
   return true;
 }
 
-// An export that loads (hashes and all) is kept; a damaged one is made again.
-bool valid_export(const std::string& path) {
-  if (!fs::exists(path)) return false;
+// An export that loads (hashes and all) is kept; a damaged one is made again (nullopt).
+std::optional<ExportModel> valid_export(const std::string& path) {
+  if (!fs::exists(path)) return std::nullopt;
   try {
-    read_export(path);
-    return true;
+    return read_export(path);
   } catch (const Error& e) {
     spdlog::warn("run: {} is not a valid export ({}); exporting again", path, e.what());
-    return false;
+    return std::nullopt;
   }
 }
 
@@ -133,12 +133,14 @@ std::vector<std::pair<std::string, std::string>> exports_of(const std::string& d
 }
 
 // The FP32 baseline is exported with the run recipe's policy (round to nearest at the main
-// format), whatever recipe trained it; an export made with another policy is made again.
+// format), whatever recipe trained it; a baseline export made with another policy is made again.
+// (A QAT export carries its checkpoint's own policy, which the qat stage keeps to the recipe.)
 bool stage_export(const Recipe& r, const std::string& dir, const std::vector<QatVariant>& variants) {
   for (const auto& [path, ckpt] : exports_of(dir, variants)) {
-    const Recipe* policy = ckpt == dir + "/baseline/checkpoint.h5" ? &r : nullptr;
-    if (valid_export(path) &&
-        read_export(path).policy_text == export_policy(load_checkpoint(ckpt), ckpt, policy))
+    const bool baseline = ckpt == dir + "/baseline/checkpoint.h5";
+    const Recipe* policy = baseline ? &r : nullptr;
+    const std::optional<ExportModel> done = valid_export(path);
+    if (done && (!baseline || done->policy_text == export_policy(load_checkpoint(ckpt), ckpt, policy)))
       continue;
     export_checkpoint(ckpt, path, policy);
     if (interrupted()) return false;

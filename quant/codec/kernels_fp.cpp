@@ -1,7 +1,8 @@
 // Fast paths of the scaled-float block codecs: MX (spec §4: E8M0 scale, 32-blocks) and NVFP4
 // (spec §5: E4M3 scale, 16-blocks, global decode scale). Per block: amax from the float bits,
-// one scalar scale computation, then the grid rounding of kernels.h on 16 lanes (AVX-512) or
-// one element at a time (portable). Must equal Codec::*_reference bit for bit.
+// the scale computation (scalar, or for 16 blocks at once on 16 lanes in the AVX-512 group
+// kernels), then the grid rounding of kernels.h on 16 lanes (AVX-512) or one element at a time
+// (portable). Must equal Codec::*_reference bit for bit.
 #include "quant/codec/simd_avx512.h"  // first: wraps <immintrin.h>
 
 #include <vector>
@@ -367,16 +368,17 @@ inline void fq_mx32_group(const float* x, float* y, uint8_t* m, const Vec& c, co
 // stores, which saves the read-for-ownership of every output line (memcpy does the same).
 constexpr int64_t kStreamMinBytes = int64_t(32) << 20;
 
-template <int kBlock, bool kInt>
-void fq_rows_avx512(const KernelSpec& k, const ElemParams& p, const Scaler& sc, const float* x,
+// MX (32-blocks): 16 full blocks at a time (fq_mx32_group), the others one by one. With
+// K % 32 == 0 the tensor is R * nb consecutive full blocks, grouped across rows; otherwise row
+// by row (each block's result depends on its own elements only, so any split gives the same bits).
+template <bool kInt>
+void fq_mx32_avx512(const KernelSpec& k, const ElemParams& p, const Scaler& sc, const float* x,
                     int64_t R, float* y, uint8_t* mask) {
   const Vec c(p);
+  const MxGroup g(sc);
   const int64_t K = k.K, nb = k.nb;
-  const bool stream = R * K * 4 >= kStreamMinBytes && K % kBlock == 0 &&
-                      reinterpret_cast<uintptr_t>(y) % 64 == 0;
-  if (kBlock == 32 && sc.mx && K % 32 != 0) {  // row by row: 16 full blocks at a time, then the rest
-    const MxGroup g(sc);
-    const int64_t full = K / 32, groups = full / 16;
+  if (K % 32 != 0) {
+    const int64_t groups = K / 32 / 16;
 #pragma omp parallel for schedule(static) if (R * K >= kParallelMinElements)
     for (int64_t r = 0; r < R; ++r) {
       const float* xr = x + r * K;
@@ -390,30 +392,37 @@ void fq_rows_avx512(const KernelSpec& k, const ElemParams& p, const Scaler& sc, 
     }
     return;
   }
-  if (kBlock == 32 && sc.mx) {  // R * nb consecutive full blocks, 16 at a time
-    const MxGroup g(sc);
-    const int64_t blocks = R * nb, groups = blocks / 16;
+  const bool stream = R * K * 4 >= kStreamMinBytes && reinterpret_cast<uintptr_t>(y) % 64 == 0;
+  const int64_t blocks = R * nb, groups = blocks / 16;
 #pragma omp parallel if (R * K >= kParallelMinElements)
-    {
+  {
 #pragma omp for schedule(static) nowait
-      for (int64_t i = 0; i < groups; ++i) {
-        const int64_t off = i * 512;
-        uint8_t* m = mask ? mask + off : nullptr;
-        if (stream) {
-          fq_mx32_group<kInt, true>(x + off, y + off, m, c, g);
-        } else {
-          fq_mx32_group<kInt, false>(x + off, y + off, m, c, g);
-        }
+    for (int64_t i = 0; i < groups; ++i) {
+      const int64_t off = i * 512;
+      uint8_t* m = mask ? mask + off : nullptr;
+      if (stream) {
+        fq_mx32_group<kInt, true>(x + off, y + off, m, c, g);
+      } else {
+        fq_mx32_group<kInt, false>(x + off, y + off, m, c, g);
       }
-#pragma omp for schedule(static)
-      for (int64_t b = groups * 16; b < blocks; ++b) {
-        const int64_t off = b * 32;
-        fq_block_avx512<32, kInt, false>(x + off, y + off, mask ? mask + off : nullptr, 32, c, sc);
-      }
-      _mm_sfence();  // order the streaming stores before the region's closing barrier
     }
-    return;
+#pragma omp for schedule(static)
+    for (int64_t b = groups * 16; b < blocks; ++b) {
+      const int64_t off = b * 32;
+      fq_block_avx512<32, kInt, false>(x + off, y + off, mask ? mask + off : nullptr, 32, c, sc);
+    }
+    _mm_sfence();  // order the streaming stores before the region's closing barrier
   }
+}
+
+// Other block sizes (NVFP4 rows whose length is not a multiple of 16): block by block.
+template <int kBlock, bool kInt>
+void fq_rows_avx512(const KernelSpec& k, const ElemParams& p, const Scaler& sc, const float* x,
+                    int64_t R, float* y, uint8_t* mask) {
+  const Vec c(p);
+  const int64_t K = k.K, nb = k.nb;
+  const bool stream = R * K * 4 >= kStreamMinBytes && K % kBlock == 0 &&
+                      reinterpret_cast<uintptr_t>(y) % 64 == 0;
 #pragma omp parallel if (R * K >= kParallelMinElements)
   {
 #pragma omp for collapse(2) schedule(static)
@@ -499,8 +508,8 @@ void fp_fake_quant(const KernelSpec& k, const Nvfp4Global& g, const float* x, in
   const Scaler sc = make_scaler(k, g);
 #if MXQAT_CODEC_AVX512
   if (simd) {
-    if (k.G == 32 && p.is_int) return fq_rows_avx512<32, true>(k, p, sc, x, R, y, mask);
-    if (k.G == 32) return fq_rows_avx512<32, false>(k, p, sc, x, R, y, mask);
+    if (sc.mx && k.G == 32 && p.is_int) return fq_mx32_avx512<true>(k, p, sc, x, R, y, mask);
+    if (sc.mx && k.G == 32) return fq_mx32_avx512<false>(k, p, sc, x, R, y, mask);
     if (k.G == 16 && !p.is_int && k.scheme == BlockScheme::kNvfp4 && k.K % 16 == 0)
       return fq_nvfp4_avx512(k, p, sc, x, R, y, mask);
     if (k.G == 16 && !p.is_int) return fq_rows_avx512<16, false>(k, p, sc, x, R, y, mask);

@@ -36,10 +36,14 @@ void fake_quant_rows(const Codec& codec, const float* x, int64_t R, int64_t K, f
   codec.fake_quant(x, R, K, y, mask ? mask->data() : nullptr);
 }
 
+namespace {
+// dx[i] *= mask[i] for i < n (the clipped STE applied in place); NaN stays NaN. (qgemm applies
+// its masks inside the GEMM's store instead.)
 void apply_ste_mask(float* dx, const uint8_t* mask, int64_t n) {
 #pragma omp parallel for schedule(static) if (n > (1 << 16))
   for (int64_t i = 0; i < n; ++i) dx[i] *= static_cast<float>(mask[i]);
 }
+}  // namespace
 
 // y = Q(x)     identity STE: dx = dy     clipped STE: dx = dy * mask
 // At a saturated element Q is flat (clamped to the element max), so the clipped variant takes the

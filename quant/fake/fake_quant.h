@@ -37,7 +37,5 @@ autograd::Var fake_quant(const autograd::Var& x, const std::optional<Codec>& cod
 // (resized by the callee, every entry written). R = numel / K; empty tensors are fine.
 void fake_quant_rows(const Codec& codec, const float* x, int64_t R, int64_t K, float* y,
                      std::vector<uint8_t>* mask);
-// dx[i] *= mask[i] for i < n (the clipped STE applied in place); NaN stays NaN.
-void apply_ste_mask(float* dx, const uint8_t* mask, int64_t n);
 
 }  // namespace mxqat::quant
