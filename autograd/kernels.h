@@ -2,6 +2,7 @@
 // and inference run literally the same arithmetic. Not differentiable: see ops.h for that.
 #pragma once
 #include <cstdint>
+#include <functional>
 
 namespace mxqat::autograd {
 
@@ -18,6 +19,17 @@ namespace mxqat::autograd {
 // than in a pass of its own.
 void gemm(const float* a, bool trans_a, const float* b, bool trans_b, float* c, int64_t m,
           int64_t n, int64_t k, bool accumulate = false, const uint8_t* mask = nullptr);
+
+// Work that produces a GEMM's operands, run inside the GEMM's own parallel region: each of the
+// region's T threads calls prepare(t, T) (T = 1 when the product is too small to split), then all
+// wait at a barrier before the product starts. qgemm fake-quantizes its input and weight this way,
+// so a quantized GEMM forks its threads once, as a plain one does (a parallel region costs a
+// wake-up of every sleeping worker). prepare must split its work by t alone and must not open
+// parallel regions of its own.
+using GemmPrepare = std::function<void(int t, int T)>;
+void gemm(const GemmPrepare& prepare, const float* a, bool trans_a, const float* b, bool trans_b,
+          float* c, int64_t m, int64_t n, int64_t k, bool accumulate = false,
+          const uint8_t* mask = nullptr);
 
 // The same blocked GEMM on the portable micro-kernels (what a build without AVX-512 runs);
 // gemm's bits. For tests and benchmarks.

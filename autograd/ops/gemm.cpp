@@ -355,22 +355,30 @@ void gemm_region(const Problem& pb, int64_t i0, int64_t i1, int64_t j0, int64_t 
 
 // The output is cut into one rectangle per thread, along the dimension with more micro-tiles;
 // tiny products stay on one thread. Any cut gives the same bits (see the definition above).
+// `prepare` (nullable) runs first on every thread of the same region (see GemmPrepare).
 template <class Kern>
-void gemm_blocked(const Problem& pb) {
+void gemm_blocked(const Problem& pb, const GemmPrepare* prepare = nullptr) {
   const int64_t work = pb.m * pb.n * pb.k;
   const int64_t tiles_m = (pb.m + Kern::kMr - 1) / Kern::kMr;
   const int64_t tiles_n = (pb.n + Kern::kNr - 1) / Kern::kNr;
   const bool along_n = tiles_n >= tiles_m;
   int64_t parts = work < (int64_t{1} << 21) ? 1 : omp_get_max_threads();
   parts = std::clamp<int64_t>(parts, 1, along_n ? tiles_n : tiles_m);
-#pragma omp parallel for schedule(static) num_threads(static_cast<int>(parts)) if (parts > 1)
-  for (int64_t t = 0; t < parts; ++t) {
-    if (along_n)
-      gemm_region<Kern>(pb, 0, pb.m, split_at(pb.n, parts, t, Kern::kNr),
-                        split_at(pb.n, parts, t + 1, Kern::kNr));
-    else
-      gemm_region<Kern>(pb, split_at(pb.m, parts, t, Kern::kMr),
-                        split_at(pb.m, parts, t + 1, Kern::kMr), 0, pb.n);
+#pragma omp parallel num_threads(static_cast<int>(parts)) if (parts > 1)
+  {
+    if (prepare) {
+      (*prepare)(omp_get_thread_num(), omp_get_num_threads());
+#pragma omp barrier
+    }
+#pragma omp for schedule(static)
+    for (int64_t t = 0; t < parts; ++t) {
+      if (along_n)
+        gemm_region<Kern>(pb, 0, pb.m, split_at(pb.n, parts, t, Kern::kNr),
+                          split_at(pb.n, parts, t + 1, Kern::kNr));
+      else
+        gemm_region<Kern>(pb, split_at(pb.m, parts, t, Kern::kMr),
+                          split_at(pb.m, parts, t + 1, Kern::kMr), 0, pb.n);
+    }
   }
 }
 
@@ -386,16 +394,25 @@ bool trivial(const Problem& pb) {
 
 }  // namespace
 
+void gemm(const GemmPrepare& prepare, const float* a, bool trans_a, const float* b, bool trans_b,
+          float* c, int64_t m, int64_t n, int64_t k, bool accumulate, const uint8_t* mask) {
+  const Problem pb{a, trans_a, b, trans_b, c, m, n, k, accumulate, mask};
+  const GemmPrepare* prep = prepare ? &prepare : nullptr;
+  if (trivial(pb)) {
+    if (prep) (*prep)(0, 1);
+    return;
+  }
+#if defined(__AVX512F__)
+  if (n <= 16) gemm_blocked<Avx512Kernel<1>>(pb, prep);
+  else gemm_blocked<Avx512Kernel<2>>(pb, prep);
+#else
+  gemm_blocked<PortableKernel>(pb, prep);
+#endif
+}
+
 void gemm(const float* a, bool trans_a, const float* b, bool trans_b, float* c, int64_t m,
           int64_t n, int64_t k, bool accumulate, const uint8_t* mask) {
-  const Problem pb{a, trans_a, b, trans_b, c, m, n, k, accumulate, mask};
-  if (trivial(pb)) return;
-#if defined(__AVX512F__)
-  if (n <= 16) gemm_blocked<Avx512Kernel<1>>(pb);
-  else gemm_blocked<Avx512Kernel<2>>(pb);
-#else
-  gemm_blocked<PortableKernel>(pb);
-#endif
+  gemm(GemmPrepare(), a, trans_a, b, trans_b, c, m, n, k, accumulate, mask);
 }
 
 void gemm_portable(const float* a, bool trans_a, const float* b, bool trans_b, float* c,

@@ -3,6 +3,8 @@
 // build of the same arithmetic. Each must equal Codec::*_reference bit for bit (tests/quant).
 // Internal to quant/codec.
 #pragma once
+#include <omp.h>
+
 #include <algorithm>
 #include <cstdint>
 
@@ -13,6 +15,10 @@ namespace mxqat::quant::kernels {
 
 // Below this many elements a parallel region costs more than it saves (small training tensors).
 constexpr int64_t kParallelMinElements = int64_t(1) << 16;
+// Whether a kernel over n elements opens a parallel region: not for small tensors, and not when
+// called from inside one (qgemm runs the fake-quant of row ranges in the GEMM's team, one range
+// per thread), where it runs on the calling thread alone.
+inline bool split_across_threads(int64_t n) { return n >= kParallelMinElements && !omp_in_parallel(); }
 
 // Row constants of an element format for the rounding trick used by every fast path:
 // c = min(|v|, max); M = 2^(max(exp(c), emin) + 23 - mbits); r = (c + M) - M is c rounded to

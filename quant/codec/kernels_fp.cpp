@@ -379,7 +379,7 @@ void fq_mx32_avx512(const KernelSpec& k, const ElemParams& p, const Scaler& sc, 
   const int64_t K = k.K, nb = k.nb;
   if (K % 32 != 0) {
     const int64_t groups = K / 32 / 16;
-#pragma omp parallel for schedule(static) if (R * K >= kParallelMinElements)
+#pragma omp parallel for schedule(static) if (split_across_threads(R * K))
     for (int64_t r = 0; r < R; ++r) {
       const float* xr = x + r * K;
       float* yr = y + r * K;
@@ -394,7 +394,7 @@ void fq_mx32_avx512(const KernelSpec& k, const ElemParams& p, const Scaler& sc, 
   }
   const bool stream = R * K * 4 >= kStreamMinBytes && reinterpret_cast<uintptr_t>(y) % 64 == 0;
   const int64_t blocks = R * nb, groups = blocks / 16;
-#pragma omp parallel if (R * K >= kParallelMinElements)
+#pragma omp parallel if (split_across_threads(R * K))
   {
 #pragma omp for schedule(static) nowait
     for (int64_t i = 0; i < groups; ++i) {
@@ -423,7 +423,7 @@ void fq_rows_avx512(const KernelSpec& k, const ElemParams& p, const Scaler& sc, 
   const int64_t K = k.K, nb = k.nb;
   const bool stream = R * K * 4 >= kStreamMinBytes && K % kBlock == 0 &&
                       reinterpret_cast<uintptr_t>(y) % 64 == 0;
-#pragma omp parallel if (R * K >= kParallelMinElements)
+#pragma omp parallel if (split_across_threads(R * K))
   {
 #pragma omp for collapse(2) schedule(static)
     for (int64_t r = 0; r < R; ++r)
@@ -448,7 +448,7 @@ void fq_nvfp4_avx512(const KernelSpec& k, const ElemParams& p, const Scaler& sc,
   const NvGroup g(sc);
   const int64_t n = R * k.K, blocks = n / 16, groups = blocks / 16;
   const bool stream = n * 4 >= kStreamMinBytes && reinterpret_cast<uintptr_t>(y) % 64 == 0;
-#pragma omp parallel if (n >= kParallelMinElements)
+#pragma omp parallel if (split_across_threads(n))
   {
 #pragma omp for schedule(static) nowait
     for (int64_t i = 0; i < groups; ++i) {
@@ -496,7 +496,7 @@ float finite_amax(const float* x, int64_t n) {
   constexpr int64_t kChunk = 1 << 14;  // fixed chunks: max is exact, so any split gives the same A
   const int64_t chunks = (n + kChunk - 1) / kChunk;
   uint32_t amax = 0;
-#pragma omp parallel for reduction(max : amax) schedule(static) if (n >= kParallelMinElements)
+#pragma omp parallel for reduction(max : amax) schedule(static) if (split_across_threads(n))
   for (int64_t c = 0; c < chunks; ++c)
     amax = std::max(amax, finite_amax_bits(x + c * kChunk, std::min(kChunk, n - c * kChunk)));
   return u2f(amax);  // spec §5 step 1: non-finite values are skipped, 0 if none
@@ -518,7 +518,7 @@ void fp_fake_quant(const KernelSpec& k, const Nvfp4Global& g, const float* x, in
   (void)simd;
 #endif
   const int64_t K = k.K, G = k.G, nb = k.nb;
-#pragma omp parallel for collapse(2) schedule(static) if (R * K >= kParallelMinElements)
+#pragma omp parallel for collapse(2) schedule(static) if (split_across_threads(R * K))
   for (int64_t r = 0; r < R; ++r)
     for (int64_t b = 0; b < nb; ++b) {
       const int64_t off = r * K + b * G;
@@ -530,7 +530,7 @@ void fp_encode(const KernelSpec& k, const Nvfp4Global& g, const float* x, int64_
   const ElemParams p = elem_params(*k.elem);
   const Scaler sc = make_scaler(k, g);
   const int64_t K = k.K, G = k.G, nb = k.nb;
-#pragma omp parallel if (R * K >= kParallelMinElements)
+#pragma omp parallel if (split_across_threads(R * K))
   {
     std::vector<uint8_t> row(static_cast<size_t>(nb * G), 0);  // tail padding stays 0
 #if MXQAT_CODEC_AVX512
@@ -563,7 +563,7 @@ void fp_decode(const KernelSpec& k, const EncodedTensor& e, float* y) {
   const bool nv = k.scheme == BlockScheme::kNvfp4;
   const float s_dec = e.global_decode_scale;
   const int64_t K = k.K, G = k.G, nb = k.nb, R = e.rows;
-#pragma omp parallel if (R * K >= kParallelMinElements)
+#pragma omp parallel if (split_across_threads(R * K))
   {
     std::vector<uint8_t> row(static_cast<size_t>(nb * G + 16), 0);
 #pragma omp for schedule(static)

@@ -97,7 +97,7 @@ void fq_group(const IntParams& ip, const float* x, float* y, uint8_t* m, int64_t
 void int_fake_quant(const KernelSpec& k, const float* x, int64_t R, float* y, uint8_t* mask, bool simd) {
   const IntParams ip = int_params(k.scheme, k.bits);
   const int64_t K = k.K, G = k.G, nb = k.nb;
-#pragma omp parallel for collapse(2) schedule(static) if (R * K >= kParallelMinElements)
+#pragma omp parallel for collapse(2) schedule(static) if (split_across_threads(R * K))
   for (int64_t r = 0; r < R; ++r)
     for (int64_t b = 0; b < nb; ++b) {
       const int64_t off = r * K + b * G;
@@ -109,7 +109,7 @@ void int_encode(const KernelSpec& k, const float* x, int64_t R, EncodedTensor& e
   const IntParams ip = int_params(k.scheme, k.bits);
   const int64_t K = k.K, G = k.G, nb = k.nb;
   const int code_mask = (1 << k.bits) - 1;
-#pragma omp parallel if (R * K >= kParallelMinElements)
+#pragma omp parallel if (split_across_threads(R * K))
   {
     std::vector<uint8_t> row(static_cast<size_t>(nb * G), 0);
 #pragma omp for schedule(static)
@@ -141,7 +141,7 @@ void int_decode(const KernelSpec& k, const EncodedTensor& e, float* y) {
   const IntParams ip = int_params(k.scheme, k.bits);
   const int64_t K = k.K, G = k.G, nb = k.nb, R = e.rows;
   const int sign = ip.asym ? 0 : 1 << (k.bits - 1);
-#pragma omp parallel if (R * K >= kParallelMinElements)
+#pragma omp parallel if (split_across_threads(R * K))
   {
     std::vector<uint8_t> row(static_cast<size_t>(nb * G), 0);
 #pragma omp for schedule(static)

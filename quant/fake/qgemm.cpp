@@ -74,6 +74,35 @@ Tensor grad_weight(const Saved& s, const Tensor& dy) {
   return dw;
 }
 
+// One operand's fake-quant, y [R, K] = Q(x) with its mask, run as row ranges by the threads of
+// the GEMM that reads it (autograd::GemmPrepare). Any cut gives the bits of one whole call:
+// blocks never cross rows, and NVFP4's tensor-level scale is fixed from the whole operand first.
+struct RowJob {
+  Codec codec;
+  const float* x;
+  int64_t rows, k;
+  float* y;
+  uint8_t* mask;  // [R, K] or null
+  void run(int t, int T) const {
+    const int64_t r0 = rows * t / T, r1 = rows * (t + 1) / T;
+    if (r1 > r0 && k > 0)  // (runs inside an OpenMP region: nothing here may throw)
+      codec.fake_quant(x + r0 * k, r1 - r0, k, y + r0 * k, mask ? mask + r0 * k : nullptr);
+  }
+};
+
+RowJob row_job(const Codec& codec, const float* x, int64_t rows, int64_t k, float* y,
+               std::vector<uint8_t>* mask) {
+  if (mask) mask->resize(static_cast<size_t>(rows * k));  // every entry is written
+  RowJob job{codec, x, rows, k, y, mask ? mask->data() : nullptr};
+  if (codec.block_format().scheme == BlockScheme::kNvfp4 && !codec.options().global_amax &&
+      rows > 0) {
+    CodecOptions opt = codec.options();
+    opt.global_amax = codec.nvfp4_global(x, rows, k).amax;
+    job.codec = Codec::make(codec.name(), opt);
+  }
+  return job;
+}
+
 void check_shapes(const Tensor& xv, const Tensor& wv, const Var& bias) {
   MXQAT_CHECK(wv.ndim() == 2, "qgemm: weight must be [N, K], got ", shape_str(wv.shape()));
   MXQAT_CHECK(xv.ndim() >= 1 && xv.dim(-1) == wv.dim(1), "qgemm: input has ",
@@ -106,14 +135,21 @@ Var qgemm_op(const Var& x, const Var& w, const Var& bias, const GemmQuantSpec& s
   GemmBuffers& b = *s->buf;
   b.x_masked = spec.input && clipped && dx_wanted;
   b.w_masked = spec.weight && clipped && dw_wanted;
+  // Q(x) and Q(w) are made by the GEMM's own threads, before its product (no region of their own).
+  std::vector<RowJob> jobs;
   if (spec.input)
-    fake_quant_rows(*spec.input, xv.data(), m, k, shaped(b.xq, m, k), b.x_masked ? &b.x_mask : nullptr);
+    jobs.push_back(row_job(*spec.input, xv.data(), m, k, shaped(b.xq, m, k), b.x_masked ? &b.x_mask : nullptr));
   if (spec.weight)
-    fake_quant_rows(*spec.weight, wv.data(), n, k, shaped(b.wq, n, k), b.w_masked ? &b.w_mask : nullptr);
+    jobs.push_back(row_job(*spec.weight, wv.data(), n, k, shaped(b.wq, n, k), b.w_masked ? &b.w_mask : nullptr));
   Shape ys = xv.shape();
   ys.back() = n;
   Tensor y = Tensor::uninit(ys);
-  autograd::gemm(s->x_data(), false, s->w_data(), true, y.data(), m, n, k);
+  autograd::GemmPrepare quantize;
+  if (!jobs.empty())
+    quantize = [&jobs](int t, int T) {
+      for (const RowJob& job : jobs) job.run(t, T);
+    };
+  autograd::gemm(quantize, s->x_data(), false, s->w_data(), true, y.data(), m, n, k);
   if (bias.defined()) y.mat(m, n).rowwise() += bias.value().vec().transpose();
   if (!dw_wanted || s->x_quantized) s->x = Var();  // backward reads x only for dw, unquantized
   if (!dx_wanted || s->w_quantized) s->w = Var();

@@ -173,5 +173,37 @@ TEST(Gemm, SameBitsForOneTwoAndThreeThreads) {
   omp_set_num_threads(saved);
 }
 
+// prepare runs once on each thread of the GEMM's team (T = 1 for a product too small to split),
+// and the product reads what it wrote: here A's rows, one range per thread.
+TEST(Gemm, PrepareRunsOnEveryThreadOfTheTeamBeforeTheProduct) {
+  const int saved = omp_get_max_threads();
+  for (const Case& s : {Case{200, 300, 96}, Case{5, 7, 9}})
+    for (int threads : {1, 2, 3}) {
+      omp_set_num_threads(threads);
+      const std::vector<float> src = random(s.m * s.k, 31), b = random(s.k * s.n, 32);
+      std::vector<float> a(src.size(), std::nanf("")), c(s.m * s.n), want(s.m * s.n);
+      std::vector<int> calls(threads, 0), teams(threads, 0);
+      const GemmPrepare copy_rows = [&](int t, int T) {
+        calls[t] += 1;
+        teams[t] = T;
+        const int64_t r0 = s.m * t / T, r1 = s.m * (t + 1) / T;
+        std::copy(src.begin() + r0 * s.k, src.begin() + r1 * s.k, a.begin() + r0 * s.k);
+      };
+      gemm(copy_rows, a.data(), false, b.data(), false, c.data(), s.m, s.n, s.k);
+      gemm_reference(src.data(), false, b.data(), false, want.data(), s.m, s.n, s.k);
+      const std::string what = std::to_string(s.m) + "x" + std::to_string(s.n) + ", " +
+                               std::to_string(threads) + " threads";
+      EXPECT_TRUE(same_bits(c, want)) << what;
+      const int expected_team = s.m == 5 ? 1 : threads;
+      for (int t = 0; t < threads; ++t) {
+        EXPECT_EQ(calls[t], t < expected_team ? 1 : 0) << what << ", thread " << t;
+        if (t < expected_team) {
+          EXPECT_EQ(teams[t], expected_team) << what;
+        }
+      }
+    }
+  omp_set_num_threads(saved);
+}
+
 }  // namespace
 }  // namespace mxqat::autograd

@@ -219,6 +219,27 @@ TEST(QGemm, RealCodecsEqualExplicitReference) {
   }
 }
 
+// Large enough that the GEMM splits across its team, which then quantizes the operands as row
+// ranges (one per thread): the bits of one whole-tensor call, NVFP4's tensor scale included (the
+// outliers sit in some rows only, so a per-range amax would differ).
+TEST(QGemm, OperandsQuantizedByTheGemmsTeamEqualExplicitReference) {
+  const Tensor x = random_tensor({2, 75, 160}, 40), w = random_tensor({150, 160}, 41, 0.05f);
+  const Tensor b = random_tensor({150}, 42), dy = random_tensor({2, 75, 150}, 43);
+  const int prev = omp_get_max_threads();
+  for (size_t i = 0; i < kGemmCodecs.size(); ++i) {
+    const Codec cw = Codec::make(kGemmCodecs[i]);
+    const Codec ci = Codec::make(kGemmCodecs[(i + 2) % kGemmCodecs.size()]);
+    const Grads want = reference(cw, ci, Ste::kClipped, x, w, b, dy);
+    for (int threads : {1, 2, 3}) {
+      omp_set_num_threads(threads);
+      QuantGemm q(GemmQuantSpec{cw, ci, std::nullopt, Ste::kClipped});
+      auto ours = run([&](auto& a, auto& w2, auto& b2) { return q.linear(a, w2, b2); }, x, w, b, dy);
+      expect_same(ours, want, q.describe() + ", " + std::to_string(threads) + " threads");
+    }
+  }
+  omp_set_num_threads(prev);
+}
+
 TEST(QGemm, ClippedSteMasksSomethingForMxfp4) {
   const Tensor x = random_tensor({64, 64}, 17), w = random_tensor({16, 64}, 18);
   std::vector<uint8_t> mask;
