@@ -94,6 +94,14 @@ Nvfp4Global Codec::nvfp4_global(const float* x, int64_t R, int64_t K) const {
   return nvfp4_global_from_amax(kernels::finite_amax(x, R * K));
 }
 
+Codec Codec::fixed_for(const float* x, int64_t R, int64_t K) const {
+  if (fmt_->scheme != BlockScheme::kNvfp4 || opt_.global_amax) return *this;
+  check_shape(x, R, K);
+  Codec c = *this;
+  c.opt_.global_amax = nvfp4_global(x, R, K).amax;
+  return c;
+}
+
 KernelSpec Codec::kernel_spec(int64_t K) const {
   KernelSpec k;
   k.scheme = fmt_->scheme;

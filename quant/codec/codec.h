@@ -109,6 +109,10 @@ class Codec {
 
   // NVFP4: A, S_enc, S_dec for this input (the supplied global_amax, or max |x| over finite x).
   Nvfp4Global nvfp4_global(const float* x, int64_t R, int64_t K) const;
+  // This codec with its tensor-level quantities fixed from x [R, K] (NVFP4's amax; MX and INT
+  // have none), so that fake_quant of any row range of x gives those rows of the whole call.
+  // For splitting one tensor's quantization across threads (quant/fake's qgemm).
+  Codec fixed_for(const float* x, int64_t R, int64_t K) const;
 
  private:
   Codec(const BlockFormat* fmt, CodecOptions opt);

@@ -76,7 +76,8 @@ Tensor grad_weight(const Saved& s, const Tensor& dy) {
 
 // One operand's fake-quant, y [R, K] = Q(x) with its mask, run as row ranges by the threads of
 // the GEMM that reads it (autograd::GemmPrepare). Any cut gives the bits of one whole call:
-// blocks never cross rows, and NVFP4's tensor-level scale is fixed from the whole operand first.
+// blocks never cross rows, and the codec's tensor-level quantities are fixed from the whole
+// operand first (Codec::fixed_for).
 struct RowJob {
   Codec codec;
   const float* x;
@@ -93,14 +94,8 @@ struct RowJob {
 RowJob row_job(const Codec& codec, const float* x, int64_t rows, int64_t k, float* y,
                std::vector<uint8_t>* mask) {
   if (mask) mask->resize(static_cast<size_t>(rows * k));  // every entry is written
-  RowJob job{codec, x, rows, k, y, mask ? mask->data() : nullptr};
-  if (codec.block_format().scheme == BlockScheme::kNvfp4 && !codec.options().global_amax &&
-      rows > 0) {
-    CodecOptions opt = codec.options();
-    opt.global_amax = codec.nvfp4_global(x, rows, k).amax;
-    job.codec = Codec::make(codec.name(), opt);
-  }
-  return job;
+  return RowJob{rows > 0 && k > 0 ? codec.fixed_for(x, rows, k) : codec, x, rows, k, y,
+                mask ? mask->data() : nullptr};
 }
 
 void check_shapes(const Tensor& xv, const Tensor& wv, const Var& bias) {

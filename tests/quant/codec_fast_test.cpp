@@ -108,6 +108,33 @@ TEST(CodecFast, SameBitsForOneAndTwoThreads) {
 
 // Large aligned outputs take the streaming-store path of fake_quant; it must give the same bits
 // as the portable build (itself tested against the reference above).
+// fixed_for: fake_quant of any row range equals those rows of the whole call, for every codec
+// (NVFP4's amax sits in the last rows only, so an amax taken per range would differ).
+TEST(CodecFast, FixedForGivesTheWholeCallOnRowRanges) {
+  const int64_t R = 12, K = 96;
+  std::mt19937 rng(77);
+  std::normal_distribution<float> nd(0.f, 1.f);
+  std::vector<float> x(static_cast<size_t>(R * K));
+  for (float& v : x) v = nd(rng);
+  for (int64_t i = (R - 1) * K; i < R * K; i += 7) x[static_cast<size_t>(i)] *= 50.f;
+  for (const Codec& c : all_codecs()) {
+    std::vector<float> whole(x.size()), parts(x.size());
+    std::vector<uint8_t> mw(x.size()), mp(x.size());
+    c.fake_quant(x.data(), R, K, whole.data(), mw.data());
+    const Codec f = c.fixed_for(x.data(), R, K);
+    for (int64_t r0 : {0, 5, 9}) {
+      const int64_t r1 = r0 == 0 ? 5 : r0 == 5 ? 9 : R;
+      f.fake_quant(x.data() + r0 * K, r1 - r0, K, parts.data() + r0 * K, mp.data() + r0 * K);
+    }
+    EXPECT_EQ(std::memcmp(whole.data(), parts.data(), whole.size() * sizeof(float)), 0) << c.name();
+    EXPECT_EQ(mw, mp) << c.name();
+    if (c.block_format().scheme == BlockScheme::kNvfp4 && !c.options().global_amax) {
+      c.fake_quant(x.data(), 5, K, parts.data(), nullptr);  // not fixed: rows 0-4 see their own amax
+      EXPECT_NE(std::memcmp(whole.data(), parts.data(), 5 * K * sizeof(float)), 0);
+    }
+  }
+}
+
 TEST(CodecFast, LargeAlignedTensorStreamingPath) {
   const int64_t R = 2048, K = 4096, n = R * K;  // 32 MiB of output
   float* y = static_cast<float*>(std::aligned_alloc(64, n * 4));
