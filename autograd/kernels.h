@@ -31,6 +31,25 @@ void gemm(const GemmPrepare& prepare, const float* a, bool trans_a, const float*
           float* c, int64_t m, int64_t n, int64_t k, bool accumulate = false,
           const uint8_t* mask = nullptr);
 
+// The causal structure of an attention product, which lets gemm_serial skip work that can only
+// meet zeros. It is judged per micro-tile (a few rows of C): rows i of a tile are treated alike.
+//   kUpperUnwritten  C[i, j] is needed for j <= i only (S = Q K^T, dP = dO V^T): tiles wholly
+//                    above the diagonal are not computed and keep whatever C held.
+//   kStepsUpToRow    op(A)[i, p] = 0 for p > i (A = P or dS): chains stop after the tile's last
+//                    row (O = P V, dQ = dS K).
+//   kStepsFromRow    op(A)[i, p] = 0 for p < i (A = P^T or dS^T): chains start at the tile's
+//                    first row (dV = P^T dO, dK = dS^T Q).
+// The steps skipped hold exact zeros of A, and fma(0, b, acc) = acc for finite b and any chain
+// that starts at +0 (it never becomes -0), so each computed C[i, j] has gemm's bits.
+enum class Causal { kNone, kUpperUnwritten, kStepsUpToRow, kStepsFromRow };
+
+// gemm on sub-matrices of larger row-major arrays, on the calling thread: A's rows lie lda floats
+// apart, B's ldb, C's ldc. For callers that already share their work among threads (attention
+// runs one (batch, head) pair per thread on [T, D] slices of [B, T, C] activations). gemm's bits.
+void gemm_serial(const float* a, int64_t lda, bool trans_a, const float* b, int64_t ldb,
+                 bool trans_b, float* c, int64_t ldc, int64_t m, int64_t n, int64_t k,
+                 bool accumulate = false, Causal causal = Causal::kNone);
+
 // The same blocked GEMM on the portable micro-kernels (what a build without AVX-512 runs);
 // gemm's bits. For tests and benchmarks.
 void gemm_portable(const float* a, bool trans_a, const float* b, bool trans_b, float* c,

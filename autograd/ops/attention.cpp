@@ -8,23 +8,20 @@
 #include <memory>
 #include <vector>
 
+#include "autograd/kernels.h"
 #include "autograd/ops.h"
 #include "autograd/ops/row_kernels.h"
 
 namespace mxqat::autograd {
 
 namespace {
-using HeadMap = Eigen::Map<const RowMat, 0, Eigen::OuterStride<>>;  // [T, D] slice, row stride C
-using MutHeadMap = Eigen::Map<RowMat, 0, Eigen::OuterStride<>>;
-
 struct AttnDims {
   int64_t B, T, C, H, D;
-  HeadMap head(const Tensor& t, int64_t b, int64_t h) const {
-    return HeadMap(t.data() + b * T * C + h * D, T, D, Eigen::OuterStride<>(C));
+  // The [T, D] slice of head h in batch row b: rows C floats apart.
+  const float* head(const Tensor& t, int64_t b, int64_t h) const {
+    return t.data() + b * T * C + h * D;
   }
-  MutHeadMap head(Tensor& t, int64_t b, int64_t h) const {
-    return MutHeadMap(t.data() + b * T * C + h * D, T, D, Eigen::OuterStride<>(C));
-  }
+  float* head(Tensor& t, int64_t b, int64_t h) const { return t.data() + b * T * C + h * D; }
 };
 
 AttnDims attn_dims(const Var& q, const Var& k, const Var& v, int64_t heads) {
@@ -37,15 +34,15 @@ AttnDims attn_dims(const Var& q, const Var& k, const Var& v, int64_t heads) {
   return {s[0], s[1], s[2], heads, s[2] / heads};
 }
 
-// Row i of the scores keeps columns j <= i: P[i, j] = exp(S[i, j] - m_i) / sum_{j<=i} (...),
-// and P[i, j > i] = 0.
-void causal_softmax_rows(RowMat& s) {
-  const int64_t T = s.rows();
+// Row i of the scores keeps columns j <= i: P[i, j] = exp(s S[i, j] - m_i) / sum_{j<=i} (...),
+// with m_i the row's max of s S[i, j], and P[i, j > i] = 0. S is [T, T], row-major.
+void causal_softmax_rows(float* s, int64_t T, float scale) {
   for (int64_t i = 0; i < T; ++i) {
-    float* r = s.data() + i * T;
+    float* r = s + i * T;
     const int64_t n = i + 1;
-    const float m = detail::row_max(r, n);
     ArrMap a(r, n);
+    a *= scale;
+    const float m = detail::row_max(r, n);
     a = (a - m).exp();
     a *= 1.f / detail::row_sum(r, n);
     std::fill(r + n, r + T, 0.f);
@@ -56,7 +53,10 @@ void causal_softmax_rows(RowMat& s) {
 // Per batch b and head h, with Q, K, V the [T, D] slices of q, k, v and s = 1/sqrt(D):
 //   S = s Q K^T,  P = softmax over j <= i of S[i, j] (0 for j > i),  O = P V
 //   dV = P^T dO   dP = dO V^T   dS = P (dP - rowsum(dP P))   dQ = s dS K   dK = s dS^T Q
-// P [B, H, T, T] is saved for backward (4 T^2 bytes per batch row and head).
+// Every product is autograd::gemm's (one fma chain per element over the whole inner dimension),
+// computed on the causal half only (autograd::Causal), so the bits do not depend on how a
+// library blocks a 128 x 128 product. P [B, H, T, T] is saved for backward (4 T^2 bytes per
+// batch row and head).
 Var causal_attention(const Var& q, const Var& k, const Var& v, int64_t heads) {
   const AttnDims d = attn_dims(q, k, v, heads);
   const float scale = 1.f / std::sqrt(static_cast<float>(d.D));
@@ -64,42 +64,61 @@ Var causal_attention(const Var& q, const Var& k, const Var& v, int64_t heads) {
   const bool keep = grad_enabled() && (q.needs_grad() || k.needs_grad() || v.needs_grad());
   auto probs = std::make_shared<Tensor>(Tensor::uninit(keep ? Shape{d.B, d.H, d.T, d.T} : Shape{0}));
   Tensor y = Tensor::uninit(q.shape());
-  const int64_t pairs = d.B * d.H;
-#pragma omp parallel for schedule(static) if (pairs > 1 && pairs * d.T * d.T * d.D > detail::kParallelMin)
-  for (int64_t bh = 0; bh < pairs; ++bh) {
-    const int64_t b = bh / d.H, h = bh % d.H;
-    RowMat s(d.T, d.T);
-    s.noalias() = d.head(q.value(), b, h) * d.head(k.value(), b, h).transpose();
-    s *= scale;
-    causal_softmax_rows(s);
-    d.head(y, b, h).noalias() = s * d.head(v.value(), b, h);
-    if (keep) std::copy(s.data(), s.data() + d.T * d.T, probs->data() + bh * d.T * d.T);
+  const int64_t pairs = d.B * d.H, T = d.T, C = d.C, D = d.D;
+#pragma omp parallel if (pairs > 1 && pairs * T * T * D > detail::kParallelMin)
+  {
+    // The scores of every pair go through one aligned [T, T] buffer: Eigen's exp takes its
+    // scalar or vector path by a row's alignment, so the buffer's alignment is part of the bits
+    // and must not depend on the pair or on whether P is kept.
+    Tensor scores = Tensor::uninit({T, T});
+#pragma omp for schedule(static)
+    for (int64_t bh = 0; bh < pairs; ++bh) {
+      const int64_t b = bh / d.H, h = bh % d.H;
+      float* s = scores.data();
+      const float *qh = d.head(q.value(), b, h), *kh = d.head(k.value(), b, h),
+                  *vh = d.head(v.value(), b, h);
+      float* yh = d.head(y, b, h);
+      gemm_serial(qh, C, false, kh, C, true, s, T, T, T, D, false, Causal::kUpperUnwritten);
+      causal_softmax_rows(s, T, scale);
+      gemm_serial(s, T, false, vh, C, false, yh, C, T, D, T, false, Causal::kStepsUpToRow);
+      if (keep) std::copy(s, s + T * T, probs->data() + bh * T * T);
+    }
   }
   return make_node("causal_attention", std::move(y), {q, k, v},
                    [q, k, v, d, scale, probs](const Tensor& dy, GradSink& g) {
     const bool want_qk = g.wants(0) || g.wants(1);
     Tensor dq = Tensor::uninit(q.shape()), dk = Tensor::uninit(q.shape()),
            dv = Tensor::uninit(q.shape());
-    const int64_t pairs = d.B * d.H;
-#pragma omp parallel for schedule(static) if (pairs > 1 && pairs * d.T * d.T * d.D > detail::kParallelMin)
-    for (int64_t bh = 0; bh < pairs; ++bh) {
-      const int64_t b = bh / d.H, h = bh % d.H;
-      const ConstMatMap p(probs->data() + bh * d.T * d.T, d.T, d.T);
-      const HeadMap dyh = d.head(dy, b, h);
-      if (g.wants(2)) d.head(dv, b, h).noalias() = p.transpose() * dyh;
-      if (!want_qk) continue;
-      RowMat ds(d.T, d.T);
-      ds.noalias() = dyh * d.head(v.value(), b, h).transpose();  // dP
-      for (int64_t i = 0; i < d.T; ++i) {
-        float* r = ds.data() + i * d.T;
-        const float* pr = p.data() + i * d.T;
-        const int64_t n = i + 1;  // P is 0 beyond the diagonal, so is dS
-        const float c = detail::row_dot(r, pr, n);
-        ArrMap(r, n) = ConstArrMap(pr, n) * (ConstArrMap(r, n) - c) * scale;
-        std::fill(r + n, r + d.T, 0.f);
+    const int64_t pairs = d.B * d.H, T = d.T, C = d.C, D = d.D;
+#pragma omp parallel if (pairs > 1 && pairs * T * T * D > detail::kParallelMin)
+    {
+      Tensor ds = Tensor::uninit(want_qk ? Shape{T, T} : Shape{0});
+#pragma omp for schedule(static)
+      for (int64_t bh = 0; bh < pairs; ++bh) {
+        const int64_t b = bh / d.H, h = bh % d.H;
+        const float* p = probs->data() + bh * T * T;
+        const float* dyh = d.head(dy, b, h);
+        if (g.wants(2))
+          gemm_serial(p, T, true, dyh, C, false, d.head(dv, b, h), C, T, D, T, false,
+                      Causal::kStepsFromRow);
+        if (!want_qk) continue;
+        gemm_serial(dyh, C, false, d.head(v.value(), b, h), C, true, ds.data(), T, T, T, D, false,
+                    Causal::kUpperUnwritten);
+        for (int64_t i = 0; i < T; ++i) {
+          float* r = ds.data() + i * T;
+          const float* pr = p + i * T;
+          const int64_t n = i + 1;  // P is 0 beyond the diagonal, so is dS
+          const float c = detail::row_dot(r, pr, n);
+          ArrMap(r, n) = ConstArrMap(pr, n) * (ConstArrMap(r, n) - c) * scale;
+          std::fill(r + n, r + T, 0.f);
+        }
+        if (g.wants(0))
+          gemm_serial(ds.data(), T, false, d.head(k.value(), b, h), C, false, d.head(dq, b, h), C,
+                      T, D, T, false, Causal::kStepsUpToRow);
+        if (g.wants(1))
+          gemm_serial(ds.data(), T, true, d.head(q.value(), b, h), C, false, d.head(dk, b, h), C,
+                      T, D, T, false, Causal::kStepsFromRow);
       }
-      if (g.wants(0)) d.head(dq, b, h).noalias() = ds * d.head(k.value(), b, h);
-      if (g.wants(1)) d.head(dk, b, h).noalias() = ds.transpose() * d.head(q.value(), b, h);
     }
     if (g.wants(0)) g.add(0, std::move(dq));
     if (g.wants(1)) g.add(1, std::move(dk));

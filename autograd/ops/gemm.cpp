@@ -27,7 +27,8 @@ namespace mxqat::autograd {
 
 namespace {
 
-// C[M, N] = op(A) op(B): A stored [M, K] (or [K, M] if trans_a), B [K, N] (or [N, K]).
+// C[M, N] = op(A) op(B): A stored [M, K] (or [K, M] if trans_a), B [K, N] (or [N, K]), each
+// row-major with its rows lda, ldb, ldc floats apart (the row length when contiguous).
 struct Problem {
   const float* a;
   bool trans_a;
@@ -36,10 +37,19 @@ struct Problem {
   float* c;
   int64_t m, n, k;
   bool accumulate;
-  const uint8_t* mask;  // [M, N] 0/1 multipliers of the finished chains, or null
-  float at_a(int64_t i, int64_t p) const { return trans_a ? a[p * m + i] : a[i * k + p]; }
-  float at_b(int64_t p, int64_t j) const { return trans_b ? b[j * k + p] : b[p * n + j]; }
+  const uint8_t* mask;  // [M, N] 0/1 multipliers of the finished chains, laid out like C, or null
+  int64_t lda, ldb, ldc;
+  Causal causal = Causal::kNone;
+  float at_a(int64_t i, int64_t p) const { return trans_a ? a[p * lda + i] : a[i * lda + p]; }
+  float at_b(int64_t p, int64_t j) const { return trans_b ? b[j * ldb + p] : b[p * ldb + j]; }
 };
+
+// A contiguous problem: the leading dimensions are the row lengths.
+Problem dense(const float* a, bool trans_a, const float* b, bool trans_b, float* c, int64_t m,
+              int64_t n, int64_t k, bool accumulate, const uint8_t* mask) {
+  return {a, trans_a, b, trans_b, c, m, n, k, accumulate, mask,
+          trans_a ? m : k, trans_b ? k : n, n};
+}
 
 // ---- packing: the transposes are handled here, the micro-kernels see one layout ----------------
 // A block of `count` source vectors (A rows, B columns) x kc steps becomes panels of `width`
@@ -177,9 +187,9 @@ void pack_transposed_avx512(const float* src, int64_t ld, int64_t count, int64_t
 template <class Kern>
 void pack_a(const Problem& pb, int64_t i0, int64_t mc, int64_t p0, int64_t kc, float* dst) {
   if (pb.trans_a)  // A^T stored [K, M]: a step's rows are contiguous
-    Kern::copy(pb.a + p0 * pb.m + i0, pb.m, mc, kc, dst, Kern::kMr);
+    Kern::copy(pb.a + p0 * pb.lda + i0, pb.lda, mc, kc, dst, Kern::kMr);
   else
-    Kern::transpose(pb.a + i0 * pb.k + p0, pb.k, mc, kc, dst, Kern::kMr);
+    Kern::transpose(pb.a + i0 * pb.lda + p0, pb.lda, mc, kc, dst, Kern::kMr);
 }
 
 // B K range [p0, p0 + kc) x columns [j0, j0 + nc) -> NR-column micro-panels, panel jr / NR at
@@ -187,9 +197,9 @@ void pack_a(const Problem& pb, int64_t i0, int64_t mc, int64_t p0, int64_t kc, f
 template <class Kern>
 void pack_b(const Problem& pb, int64_t p0, int64_t kc, int64_t j0, int64_t nc, float* dst) {
   if (pb.trans_b)  // B stored [N, K]: column j is contiguous in p
-    Kern::transpose(pb.b + j0 * pb.k + p0, pb.k, nc, kc, dst, Kern::kNr);
+    Kern::transpose(pb.b + j0 * pb.ldb + p0, pb.ldb, nc, kc, dst, Kern::kNr);
   else
-    Kern::copy(pb.b + p0 * pb.n + j0, pb.n, nc, kc, dst, Kern::kNr);
+    Kern::copy(pb.b + p0 * pb.ldb + j0, pb.ldb, nc, kc, dst, Kern::kNr);
 }
 
 // Packed B blocks live in one buffer per thread, grown on demand and then reused (the OpenMP
@@ -341,15 +351,22 @@ void gemm_region(const Problem& pb, int64_t i0, int64_t i1, int64_t j0, int64_t 
         pack_b<Kern>(pb, p0, kc, jc, nc, b_block);
         for (int64_t ir = 0; ir < mc; ir += kMr) {
           const int rows = static_cast<int>(std::min<int64_t>(kMr, mc - ir));
-          float* c = pb.c + (ic + ir) * pb.n + jc;
-          const uint8_t* mk = last && pb.mask ? pb.mask + (ic + ir) * pb.n + jc : nullptr;
+          float* c = pb.c + (ic + ir) * pb.ldc + jc;
+          const uint8_t* mk = last && pb.mask ? pb.mask + (ic + ir) * pb.ldc + jc : nullptr;
           const APanel ap = !direct_a  ? APanel{a_block + ir * kc, 1, kMr}
-                            : pb.trans_a ? APanel{pb.a + p0 * pb.m + ic + ir, 1, pb.m}
-                                         : APanel{pb.a + (ic + ir) * pb.k + p0, pb.k, 1};
-          for (int64_t jr = 0; jr < nc; jr += kNr)
-            Kern::tile(rows, kc, ap, b_block + jr * kc, c + jr, pb.n,
-                       static_cast<int>(std::min<int64_t>(kNr, nc - jr)), load_c,
+                            : pb.trans_a ? APanel{pb.a + p0 * pb.lda + ic + ir, 1, pb.lda}
+                                         : APanel{pb.a + (ic + ir) * pb.lda + p0, pb.lda, 1};
+          // The steps [p0 + from, p0 + to) of this K block that can meet a nonzero of A.
+          int64_t from = 0, to = kc;
+          if (pb.causal == Causal::kStepsUpToRow) to = std::clamp<int64_t>(ic + ir + rows - p0, 0, kc);
+          if (pb.causal == Causal::kStepsFromRow) from = std::clamp<int64_t>(ic + ir - p0, 0, kc);
+          const APanel apc{ap.data + from * ap.step, ap.row, ap.step};
+          for (int64_t jr = 0; jr < nc; jr += kNr) {
+            if (pb.causal == Causal::kUpperUnwritten && jc + jr > ic + ir + rows - 1) break;
+            Kern::tile(rows, std::max<int64_t>(to - from, 0), apc, b_block + jr * kc + from * kNr,
+                       c + jr, pb.ldc, static_cast<int>(std::min<int64_t>(kNr, nc - jr)), load_c,
                        mk ? mk + jr : nullptr);
+          }
         }
       }
     }
@@ -389,28 +406,48 @@ void gemm_blocked(const Problem& pb, const GemmPrepare* prepare = nullptr) {
 bool trivial(const Problem& pb) {
   if (pb.m == 0 || pb.n == 0) return true;
   if (pb.k > 0) return false;
-  if (!pb.accumulate) std::fill(pb.c, pb.c + pb.m * pb.n, 0.f);
-  if (pb.mask)
-    for (int64_t i = 0; i < pb.m * pb.n; ++i) pb.c[i] *= static_cast<float>(pb.mask[i]);
+  for (int64_t i = 0; i < pb.m; ++i)
+    for (int64_t j = 0; j < pb.n; ++j) {
+      float& c = pb.c[i * pb.ldc + j];
+      if (!pb.accumulate) c = 0.f;
+      if (pb.mask) c *= static_cast<float>(pb.mask[i * pb.ldc + j]);
+    }
   return true;
+}
+
+// The instruction set's kernels, picked by the width of C as gemm does.
+template <class Run>
+void with_kernel(const Problem& pb, Run&& run) {
+#if defined(__AVX512F__)
+  if (pb.n <= 16) run(Avx512Kernel<1>{});
+  else run(Avx512Kernel<2>{});
+#else
+  run(PortableKernel{});
+#endif
 }
 
 }  // namespace
 
 void gemm(const GemmPrepare& prepare, const float* a, bool trans_a, const float* b, bool trans_b,
           float* c, int64_t m, int64_t n, int64_t k, bool accumulate, const uint8_t* mask) {
-  const Problem pb{a, trans_a, b, trans_b, c, m, n, k, accumulate, mask};
+  const Problem pb = dense(a, trans_a, b, trans_b, c, m, n, k, accumulate, mask);
   const GemmPrepare* prep = prepare ? &prepare : nullptr;
   if (trivial(pb)) {
     if (prep) (*prep)(0, 1);
     return;
   }
-#if defined(__AVX512F__)
-  if (n <= 16) gemm_blocked<Avx512Kernel<1>>(pb, prep);
-  else gemm_blocked<Avx512Kernel<2>>(pb, prep);
-#else
-  gemm_blocked<PortableKernel>(pb, prep);
-#endif
+  with_kernel(pb, [&](auto kern) { gemm_blocked<decltype(kern)>(pb, prep); });
+}
+
+void gemm_serial(const float* a, int64_t lda, bool trans_a, const float* b, int64_t ldb,
+                 bool trans_b, float* c, int64_t ldc, int64_t m, int64_t n, int64_t k,
+                 bool accumulate, Causal causal) {
+  const Problem pb{a, trans_a, b, trans_b, c, m, n, k, accumulate, nullptr, lda, ldb, ldc, causal};
+  MXQAT_CHECK(m >= 0 && n >= 0 && k >= 0 && ldc >= n && lda >= (trans_a ? m : k) &&
+                  ldb >= (trans_b ? k : n),
+              "gemm_serial: leading dimensions lda ", lda, ", ldb ", ldb, ", ldc ", ldc,
+              " are shorter than the rows of a ", m, " x ", n, " x ", k, " product");
+  if (!trivial(pb)) with_kernel(pb, [&](auto kern) { gemm_region<decltype(kern)>(pb, 0, m, 0, n); });
 }
 
 void gemm(const float* a, bool trans_a, const float* b, bool trans_b, float* c, int64_t m,
@@ -420,13 +457,13 @@ void gemm(const float* a, bool trans_a, const float* b, bool trans_b, float* c, 
 
 void gemm_portable(const float* a, bool trans_a, const float* b, bool trans_b, float* c,
                    int64_t m, int64_t n, int64_t k, bool accumulate, const uint8_t* mask) {
-  const Problem pb{a, trans_a, b, trans_b, c, m, n, k, accumulate, mask};
+  const Problem pb = dense(a, trans_a, b, trans_b, c, m, n, k, accumulate, mask);
   if (!trivial(pb)) gemm_blocked<PortableKernel>(pb);
 }
 
 void gemm_reference(const float* a, bool trans_a, const float* b, bool trans_b, float* c,
                     int64_t m, int64_t n, int64_t k, bool accumulate, const uint8_t* mask) {
-  const Problem pb{a, trans_a, b, trans_b, c, m, n, k, accumulate, mask};
+  const Problem pb = dense(a, trans_a, b, trans_b, c, m, n, k, accumulate, mask);
   for (int64_t i = 0; i < m; ++i)
     for (int64_t j = 0; j < n; ++j) {
       float acc = accumulate ? c[i * n + j] : 0.f;

@@ -4,12 +4,15 @@
 #include <gtest/gtest.h>
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <random>
 #include <tuple>
 
+#include "autograd/kernels.h"
 #include "autograd/ops.h"
+#include "autograd/ops/row_kernels.h"
 
 namespace mxqat::autograd {
 namespace {
@@ -59,6 +62,63 @@ TEST(Attention, FusedMatchesComposedReference) {
     EXPECT_LT(max_abs_diff(k.grad(), k2.grad()), 1e-5f);
     EXPECT_LT(max_abs_diff(v.grad(), v2.grad()), 1e-5f);
   }
+}
+
+// The causal row blocks skip only exact zeros: per head, the fused op has the bits of whole
+// products (gemm_reference over the full inner dimension) and the same row formulas. T = 70
+// ends in a ragged block.
+TEST(Attention, CausalBlocksHaveTheBitsOfWholeProducts) {
+  const int64_t B = 2, T = 70, C = 24, H = 2, D = C / H;
+  const float scale = 1.f / std::sqrt(float(D));
+  const Tensor qv = random({B, T, C}, 41, 2.f), kv = random({B, T, C}, 42, 2.f),
+               vv = random({B, T, C}, 43), dy = random({B, T, C}, 44);
+  Var q(qv, true), k(kv, true), v(vv, true);
+  Var y = causal_attention(q, k, v, H);
+  y.backward(dy);
+  Tensor ry({B, T, C}), rdq({B, T, C}), rdk({B, T, C}), rdv({B, T, C});
+  // Products into tensors: aligned as the op's buffers, since Eigen's exp path depends on it.
+  auto mm = [](const Tensor& a, bool ta, const Tensor& b, bool tb, int64_t m, int64_t n, int64_t k) {
+    Tensor c({m, n});
+    gemm_reference(a.data(), ta, b.data(), tb, c.data(), m, n, k);
+    return c;
+  };
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t h = 0; h < H; ++h) {
+      auto slice = [&](const Tensor& t) {
+        Tensor out({T, D});
+        for (int64_t i = 0; i < T; ++i) std::copy_n(t.data() + (b * T + i) * C + h * D, D, &out[i * D]);
+        return out;
+      };
+      auto put = [&](const Tensor& src, Tensor& t) {
+        for (int64_t i = 0; i < T; ++i) std::copy_n(src.data() + i * D, D, t.data() + (b * T + i) * C + h * D);
+      };
+      const Tensor Q = slice(qv), K = slice(kv), V = slice(vv), dO = slice(dy);
+      Tensor P = mm(Q, false, K, true, T, T, D);
+      for (int64_t i = 0; i < T; ++i) {
+        float* r = P.data() + i * T;
+        ArrMap a(r, i + 1);
+        a *= scale;
+        const float m = detail::row_max(r, i + 1);
+        a = (a - m).exp();
+        a *= 1.f / detail::row_sum(r, i + 1);
+        std::fill(r + i + 1, r + T, 0.f);
+      }
+      put(mm(P, false, V, false, T, D, T), ry);
+      put(mm(P, true, dO, false, T, D, T), rdv);
+      Tensor dS = mm(dO, false, V, true, T, T, D);
+      for (int64_t i = 0; i < T; ++i) {
+        float* r = dS.data() + i * T;
+        const float c = detail::row_dot(r, P.data() + i * T, i + 1);
+        ArrMap(r, i + 1) = ConstArrMap(P.data() + i * T, i + 1) * (ConstArrMap(r, i + 1) - c) * scale;
+        std::fill(r + i + 1, r + T, 0.f);
+      }
+      put(mm(dS, false, K, false, T, D, T), rdq);
+      put(mm(dS, true, Q, false, T, D, T), rdk);
+    }
+  EXPECT_TRUE(y.value().same_bits(ry));
+  EXPECT_TRUE(q.grad().same_bits(rdq));
+  EXPECT_TRUE(k.grad().same_bits(rdk));
+  EXPECT_TRUE(v.grad().same_bits(rdv));
 }
 
 TEST(Attention, FutureTokensDoNotChangeEarlierOutputs) {

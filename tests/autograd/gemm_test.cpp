@@ -5,12 +5,14 @@
 #include <omp.h>
 
 #include <cmath>
+#include <algorithm>
 #include <cstring>
 #include <random>
 #include <string>
 #include <tuple>
 #include <vector>
 
+#include "autograd/error.h"
 #include "autograd/kernels.h"
 
 namespace mxqat::autograd {
@@ -203,6 +205,73 @@ TEST(Gemm, PrepareRunsOnEveryThreadOfTheTeamBeforeTheProduct) {
       }
     }
   omp_set_num_threads(saved);
+}
+
+// gemm_serial on sub-matrices of larger arrays (rows lda, ldb, ldc apart) has the bits of
+// gemm_reference on the same sub-matrices copied out, and leaves the rest of C alone.
+TEST(Gemm, SerialOnStridedSubMatricesMatchesReference) {
+  uint32_t seed = 40;
+  for (const Case& s : {Case{13, 37, 70}, Case{32, 64, 128}, Case{3, 5, 1}, Case{29, 16, 400}})
+    for (bool ta : {false, true})
+      for (bool tb : {false, true})
+        for (bool acc : {false, true}) {
+          seed += 4;
+          const int64_t ar = ta ? s.k : s.m, ac = ta ? s.m : s.k;  // A as stored
+          const int64_t br = tb ? s.n : s.k, bc = tb ? s.k : s.n;
+          const int64_t lda = ac + 7, ldb = bc + 3, ldc = s.n + 5;
+          const std::vector<float> a = random(ar * lda, seed), b = random(br * ldb, seed + 1);
+          const std::vector<float> c0 = random(s.m * ldc, seed + 2);
+          std::vector<float> a1(ar * ac), b1(br * bc), want(s.m * s.n);
+          for (int64_t r = 0; r < ar; ++r) std::copy_n(&a[r * lda], ac, &a1[r * ac]);
+          for (int64_t r = 0; r < br; ++r) std::copy_n(&b[r * ldb], bc, &b1[r * bc]);
+          for (int64_t r = 0; r < s.m; ++r) std::copy_n(&c0[r * ldc], s.n, &want[r * s.n]);
+          gemm_reference(a1.data(), ta, b1.data(), tb, want.data(), s.m, s.n, s.k, acc);
+          std::vector<float> c = c0;
+          gemm_serial(a.data(), lda, ta, b.data(), ldb, tb, c.data(), ldc, s.m, s.n, s.k, acc);
+          std::vector<float> got(s.m * s.n), pad, pad0;
+          for (int64_t r = 0; r < s.m; ++r) {
+            std::copy_n(&c[r * ldc], s.n, &got[r * s.n]);
+            pad.insert(pad.end(), c.begin() + r * ldc + s.n, c.begin() + (r + 1) * ldc);
+            pad0.insert(pad0.end(), c0.begin() + r * ldc + s.n, c0.begin() + (r + 1) * ldc);
+          }
+          const std::string what = "m " + std::to_string(s.m) + " n " + std::to_string(s.n) +
+                                   " k " + std::to_string(s.k) + " trans_a " + std::to_string(ta) +
+                                   " trans_b " + std::to_string(tb) + " acc " + std::to_string(acc);
+          EXPECT_TRUE(same_bits(got, want)) << what;
+          EXPECT_TRUE(same_bits(pad, pad0)) << what << ": wrote outside C";
+        }
+  std::vector<float> x(64);
+  EXPECT_THROW(gemm_serial(x.data(), 3, false, x.data(), 4, false, x.data(), 4, 2, 4, 4), Error);
+}
+
+// The causal modes skip only what holds zeros: with op(A) zero past the diagonal (or before
+// it), or with C needed on and below the diagonal only, every element the product owes has the
+// bits of the whole chain. T = 500 spans two K blocks; both layouts of A; strided operands.
+TEST(Gemm, CausalModesGiveTheWholeChainsBits) {
+  for (int64_t T : {70, 500})
+    for (Causal mode : {Causal::kUpperUnwritten, Causal::kStepsUpToRow, Causal::kStepsFromRow})
+      for (bool ta : {false, true}) {
+        const bool steps = mode != Causal::kUpperUnwritten;
+        const int64_t m = T, k = steps ? T : 24, n = steps ? 40 : T, lda = (ta ? m : k) + 3;
+        std::vector<float> a = random((ta ? k : m) * lda, 60 + T), b = random(k * n, 61);
+        for (int64_t i = 0; i < m; ++i)  // op(A)[i, p] zero where the mode says so
+          for (int64_t p = 0; p < k; ++p)
+            if ((mode == Causal::kStepsUpToRow && p > i) || (mode == Causal::kStepsFromRow && p < i))
+              a[ta ? p * lda + i : i * lda + p] = 0.f;
+        std::vector<float> dense_a(m * k), want(m * n), c(m * n, 7.f);
+        for (int64_t i = 0; i < (ta ? k : m); ++i)
+          std::copy_n(&a[i * lda], ta ? m : k, &dense_a[i * (ta ? m : k)]);
+        gemm_reference(dense_a.data(), ta, b.data(), false, want.data(), m, n, k);
+        gemm_serial(a.data(), lda, ta, b.data(), n, false, c.data(), n, m, n, k, false, mode);
+        int64_t differ = 0;
+        for (int64_t i = 0; i < m; ++i)
+          for (int64_t j = 0; j < (steps ? n : i + 1); ++j)
+            differ += std::memcmp(&c[i * n + j], &want[i * n + j], sizeof(float)) != 0;
+        EXPECT_EQ(differ, 0) << "T " << T << " mode " << static_cast<int>(mode) << " trans_a " << ta;
+        if (!steps) {
+          EXPECT_EQ(c[n - 1], 7.f) << "a tile wholly above the diagonal was written";
+        }
+      }
 }
 
 }  // namespace
