@@ -53,7 +53,7 @@ TEST(KvCache, IncrementalDecodingEqualsFullForward) {
     const Tensor inc = incremental(m, cache, prompt);
     EXPECT_EQ(cache.length(), 10);
     // Projections are bit-identical (one fma chain per GEMM output); only the attention sums
-    // round differently from causal_attention's Eigen products.
+    // round differently from causal_attention's (its own loops against gemm chains).
     EXPECT_LT(max_abs_diff(inc, full), 2e-5) << "prompt " << prompt;
   }
   // The last position's logits: a one-token step after a prefix equals forward on the prefix.
