@@ -358,7 +358,8 @@ void gemm_region(const Problem& pb, int64_t i0, int64_t i1, int64_t j0, int64_t 
                                          : APanel{pb.a + (ic + ir) * pb.lda + p0, pb.lda, 1};
           // The steps [p0 + from, p0 + to) of this K block that can meet a nonzero of A.
           int64_t from = 0, to = kc;
-          if (pb.causal == Causal::kStepsUpToRow) to = std::clamp<int64_t>(ic + ir + rows - p0, 0, kc);
+          if (pb.causal == Causal::kStepsUpToRow)
+            to = std::clamp<int64_t>(ic + ir + rows - p0, 0, kc);
           if (pb.causal == Causal::kStepsFromRow) from = std::clamp<int64_t>(ic + ir - p0, 0, kc);
           const APanel apc{ap.data + from * ap.step, ap.row, ap.step};
           for (int64_t jr = 0; jr < nc; jr += kNr) {
@@ -417,7 +418,7 @@ bool trivial(const Problem& pb) {
 
 // The instruction set's kernels, picked by the width of C as gemm does.
 template <class Run>
-void with_kernel(const Problem& pb, Run&& run) {
+void with_kernel([[maybe_unused]] const Problem& pb, Run&& run) {
 #if defined(__AVX512F__)
   if (pb.n <= 16) run(Avx512Kernel<1>{});
   else run(Avx512Kernel<2>{});
@@ -447,7 +448,8 @@ void gemm_serial(const float* a, int64_t lda, bool trans_a, const float* b, int6
                   ldb >= (trans_b ? k : n),
               "gemm_serial: leading dimensions lda ", lda, ", ldb ", ldb, ", ldc ", ldc,
               " are shorter than the rows of a ", m, " x ", n, " x ", k, " product");
-  if (!trivial(pb)) with_kernel(pb, [&](auto kern) { gemm_region<decltype(kern)>(pb, 0, m, 0, n); });
+  if (trivial(pb)) return;
+  with_kernel(pb, [&](auto kern) { gemm_region<decltype(kern)>(pb, 0, m, 0, n); });
 }
 
 void gemm(const float* a, bool trans_a, const float* b, bool trans_b, float* c, int64_t m,

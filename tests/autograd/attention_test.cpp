@@ -64,9 +64,9 @@ TEST(Attention, FusedMatchesComposedReference) {
   }
 }
 
-// The causal row blocks skip only exact zeros: per head, the fused op has the bits of whole
-// products (gemm_reference over the full inner dimension) and the same row formulas. T = 70
-// ends in a ragged block.
+// Causal skipping drops only exact zeros: per head, the fused op has the bits of whole products
+// (gemm_reference over the full inner dimension) with the same row formulas. T = 70 ends in a
+// ragged tile.
 TEST(Attention, CausalBlocksHaveTheBitsOfWholeProducts) {
   const int64_t B = 2, T = 70, C = 24, H = 2, D = C / H;
   const float scale = 1.f / std::sqrt(float(D));
@@ -77,7 +77,8 @@ TEST(Attention, CausalBlocksHaveTheBitsOfWholeProducts) {
   y.backward(dy);
   Tensor ry({B, T, C}), rdq({B, T, C}), rdk({B, T, C}), rdv({B, T, C});
   // Products into tensors: aligned as the op's buffers, since Eigen's exp path depends on it.
-  auto mm = [](const Tensor& a, bool ta, const Tensor& b, bool tb, int64_t m, int64_t n, int64_t k) {
+  auto mm = [](const Tensor& a, bool ta, const Tensor& b, bool tb, int64_t m, int64_t n,
+               int64_t k) {
     Tensor c({m, n});
     gemm_reference(a.data(), ta, b.data(), tb, c.data(), m, n, k);
     return c;
@@ -86,11 +87,13 @@ TEST(Attention, CausalBlocksHaveTheBitsOfWholeProducts) {
     for (int64_t h = 0; h < H; ++h) {
       auto slice = [&](const Tensor& t) {
         Tensor out({T, D});
-        for (int64_t i = 0; i < T; ++i) std::copy_n(t.data() + (b * T + i) * C + h * D, D, &out[i * D]);
+        for (int64_t i = 0; i < T; ++i)
+          std::copy_n(t.data() + (b * T + i) * C + h * D, D, out.data() + i * D);
         return out;
       };
       auto put = [&](const Tensor& src, Tensor& t) {
-        for (int64_t i = 0; i < T; ++i) std::copy_n(src.data() + i * D, D, t.data() + (b * T + i) * C + h * D);
+        for (int64_t i = 0; i < T; ++i)
+          std::copy_n(src.data() + i * D, D, t.data() + (b * T + i) * C + h * D);
       };
       const Tensor Q = slice(qv), K = slice(kv), V = slice(vv), dO = slice(dy);
       Tensor P = mm(Q, false, K, true, T, T, D);
@@ -109,7 +112,8 @@ TEST(Attention, CausalBlocksHaveTheBitsOfWholeProducts) {
       for (int64_t i = 0; i < T; ++i) {
         float* r = dS.data() + i * T;
         const float c = detail::row_dot(r, P.data() + i * T, i + 1);
-        ArrMap(r, i + 1) = ConstArrMap(P.data() + i * T, i + 1) * (ConstArrMap(r, i + 1) - c) * scale;
+        const ConstArrMap p(P.data() + i * T, i + 1);
+        ArrMap(r, i + 1) = p * (ConstArrMap(r, i + 1) - c) * scale;
         std::fill(r + i + 1, r + T, 0.f);
       }
       put(mm(dS, false, K, false, T, D, T), rdq);

@@ -4,8 +4,8 @@
 #include <gtest/gtest.h>
 #include <omp.h>
 
-#include <cmath>
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <random>
 #include <string>
@@ -256,7 +256,8 @@ TEST(Gemm, CausalModesGiveTheWholeChainsBits) {
         std::vector<float> a = random((ta ? k : m) * lda, 60 + T), b = random(k * n, 61);
         for (int64_t i = 0; i < m; ++i)  // op(A)[i, p] zero where the mode says so
           for (int64_t p = 0; p < k; ++p)
-            if ((mode == Causal::kStepsUpToRow && p > i) || (mode == Causal::kStepsFromRow && p < i))
+            if ((mode == Causal::kStepsUpToRow && p > i) ||
+                (mode == Causal::kStepsFromRow && p < i))
               a[ta ? p * lda + i : i * lda + p] = 0.f;
         std::vector<float> dense_a(m * k), want(m * n), c(m * n, 7.f);
         for (int64_t i = 0; i < (ta ? k : m); ++i)
@@ -267,7 +268,8 @@ TEST(Gemm, CausalModesGiveTheWholeChainsBits) {
         for (int64_t i = 0; i < m; ++i)
           for (int64_t j = 0; j < (steps ? n : i + 1); ++j)
             differ += std::memcmp(&c[i * n + j], &want[i * n + j], sizeof(float)) != 0;
-        EXPECT_EQ(differ, 0) << "T " << T << " mode " << static_cast<int>(mode) << " trans_a " << ta;
+        EXPECT_EQ(differ, 0) << "T " << T << " mode " << static_cast<int>(mode)
+                             << " trans_a " << ta;
         if (!steps) {
           EXPECT_EQ(c[n - 1], 7.f) << "a tile wholly above the diagonal was written";
         }
