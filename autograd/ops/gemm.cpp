@@ -348,6 +348,8 @@ void gemm_region(const Problem& pb, int64_t i0, int64_t i1, int64_t j0, int64_t 
       for (int64_t jb = 0; jb < nblocks; ++jb) {
         const int64_t jc = j0 + split_at(j1 - j0, nblocks, jb, kNr);
         const int64_t nc = j0 + split_at(j1 - j0, nblocks, jb + 1, kNr) - jc;
+        // Column blocks wholly above this row block's diagonal are neither packed nor computed.
+        if (pb.causal == Causal::kUpperUnwritten && jc > ic + mc - 1) break;
         pack_b<Kern>(pb, p0, kc, jc, nc, b_block);
         for (int64_t ir = 0; ir < mc; ir += kMr) {
           const int rows = static_cast<int>(std::min<int64_t>(kMr, mc - ir));
@@ -416,7 +418,8 @@ bool trivial(const Problem& pb) {
   return true;
 }
 
-// The instruction set's kernels, picked by the width of C as gemm does.
+// The micro-kernels of this build for a product: AVX-512 ones sized by the width of C, or the
+// portable ones. gemm and gemm_serial both pick them here.
 template <class Run>
 void with_kernel([[maybe_unused]] const Problem& pb, Run&& run) {
 #if defined(__AVX512F__)
