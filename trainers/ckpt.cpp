@@ -4,6 +4,7 @@
 #include "trainers/ckpt.h"
 
 #include <algorithm>
+#include <cmath>
 #include <set>
 
 #include "trainers/ckpt_h5.h"
@@ -21,6 +22,7 @@ using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
 namespace {
 
 constexpr const char* kFormat = "checkpoint";
+constexpr int64_t kMaxStep = int64_t{1} << 40;  // far beyond any run; a larger step is damage
 constexpr const char* kRegenerate = "; re-run training (or resume from an earlier checkpoint) "
                                     "to regenerate it";
 
@@ -57,6 +59,7 @@ std::vector<std::string> names_of(const NamedTensors& items) {
 // Opens `path` and checks that it is a checkpoint of a version we read.
 H5Reader open_checkpoint(const std::string& path) {
   H5Reader r = H5Reader::open(path);
+  r.require_checksums();  // every dataset of a checkpoint is written with one
   MXQAT_CHECK(r.has_attr("/", "mxqat_format"), "'", path,
               "' is an HDF5 file but not an mxqat checkpoint (it has no 'mxqat_format' "
               "attribute); pass a checkpoint written by 'mxqat train'");
@@ -147,6 +150,9 @@ Checkpoint load_checkpoint(const std::string& path) {
     Checkpoint c;
     c.step = r.attr_i64("/", "step");
     c.epoch = r.attr_i64("/", "epoch");
+    MXQAT_CHECK(c.step >= 0 && c.step <= kMaxStep && c.epoch >= 0 && c.epoch <= c.step,
+                "checkpoint '", path, "' claims step ", c.step, " and epoch ", c.epoch,
+                " (valid: 0 <= epoch <= step <= ", kMaxStep, "); it is damaged", kRegenerate);
     c.recipe_text = r.read_string("/recipe");
     c.rng_state = r.read_string("/rng_state");
     c.params = read_tensors(r, "/params", params);
@@ -154,8 +160,11 @@ Checkpoint load_checkpoint(const std::string& path) {
     for (const std::string& key : r.list_attrs("/meta")) c.meta[key] = r.attr_string("/meta", key);
     for (const std::string& key : r.list_attrs("/scalars"))
       c.scalars[key] = r.attr_f64("/scalars", key);
-    for (const std::string& key : r.list_attrs("/counters"))
+    for (const std::string& key : r.list_attrs("/counters")) {
       c.counters[key] = r.attr_i64("/counters", key);
+      MXQAT_CHECK(c.counters[key] >= 0, "checkpoint '", path, "' has the negative counter ", key,
+                  " = ", c.counters[key], "; it is damaged", kRegenerate);
+    }
     return c;
   } catch (const Error& e) {
     std::string msg = e.what();
@@ -168,6 +177,11 @@ Checkpoint load_checkpoint(const std::string& path) {
   }
 }
 
+std::string mxqat_format_of(const std::string& path) {
+  H5Reader r = H5Reader::open(path);
+  return r.has_attr("/", "mxqat_format") ? r.attr_string("/", "mxqat_format") : "";
+}
+
 bool is_checkpoint(const std::string& path) {
   try {
     H5Reader r = open_checkpoint(path);
@@ -176,6 +190,16 @@ bool is_checkpoint(const std::string& path) {
   } catch (...) {
     return false;
   }
+}
+
+void check_finite(const std::string& file, const std::string& name, const Tensor& t,
+                  const std::string& use) {
+  const float* p = t.data();
+  for (int64_t i = 0; i < t.size(); ++i)
+    MXQAT_CHECK(std::isfinite(p[i]), "'", file, "': tensor '", name, "' ",
+                autograd::shape_str(t.shape()), " holds ", p[i], " at flat index ", i,
+                "; mxqat does not ", use, " non-finite weights: resume from an earlier "
+                "checkpoint, or retrain with a lower learning rate / gradient clipping");
 }
 
 void check_shapes(const Checkpoint& c, const std::vector<std::pair<std::string, Shape>>& expected,

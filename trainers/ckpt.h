@@ -42,9 +42,18 @@ struct Checkpoint {
 void save_checkpoint(const std::string& path, const Checkpoint& c);
 // Reads and validates; throws mxqat::Error naming the file, the problem and a fix.
 Checkpoint load_checkpoint(const std::string& path);
+// The root "mxqat_format" attribute of an mxqat HDF5 file ("checkpoint", "export"; "" if it has
+// none, e.g. a quantize output). Throws, naming the file and the fix, if it is missing, not
+// mxqat's, truncated or damaged: what `inspect`, `eval` and `sample` dispatch on.
+std::string mxqat_format_of(const std::string& path);
 // True if `path` opens as an mxqat checkpoint of a version this build reads, with every required
 // object present and well-typed (tensor data is not read). Never throws.
 bool is_checkpoint(const std::string& path);
+
+// Throws unless every value of tensor `name` of `file` is finite, naming the first NaN/Inf
+// element by its index; `use` says what was refused ("evaluate", "export", ...).
+void check_finite(const std::string& file, const std::string& name, const autograd::Tensor& t,
+                  const std::string& use);
 
 // Throws naming the first parameter that is missing, extra or of another shape than `expected`
 // (the model's named parameter shapes). `what` names the checkpoint in the message.

@@ -7,11 +7,14 @@
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
+#include <set>
 #include <system_error>
 
 #include <zlib.h>
 
 #include "trainers/ckpt_h5_impl.h"
+#include "trainers/io/files.h"
+#include "trainers/io/integrity.h"
 
 namespace mxqat::trainers {
 
@@ -187,15 +190,6 @@ void check_new_path(const H5File::Impl& f, const std::string& p) {
   }
 }
 
-void fsync_file(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY);
-  MXQAT_CHECK(fd >= 0, "cannot open '", path, "' to flush it to disk: ", std::strerror(errno));
-  int rc = ::fsync(fd);
-  int err = errno;
-  ::close(fd);
-  MXQAT_CHECK(rc == 0, "cannot flush '", path, "' to disk: ", std::strerror(err));
-}
-
 // Makes a rename durable. Best effort: the file is already in place, so failing here (some
 // filesystems refuse to fsync a directory) must not report the write as failed.
 void fsync_dir_quietly(const std::string& dir) {
@@ -226,6 +220,7 @@ Handle create_dataset(const H5File& file, const std::string& path, hid_t type, h
 
 H5File::Impl::~Impl() {
   if (file >= 0) H5Fclose(file);
+  if (fd >= 0) ::close(fd);
   if (writer && !temp.empty()) {
     std::error_code ec;
     fs::remove(temp, ec);
@@ -309,14 +304,35 @@ std::vector<std::string> H5File::list(const std::string& group) const {
   return names;
 }
 
+namespace {
+// The file address of the object at `path`, which identifies it whatever link leads there.
+haddr_t object_address(const H5File::Impl& f, const std::string& path) {
+  H5O_info_t info;
+  if (H5Oget_info_by_name2(f.id(), path.c_str(), &info, H5O_INFO_BASIC, H5P_DEFAULT) < 0)
+    f.fail("cannot read the object header of '" + path + "'");
+  return info.addr;
+}
+}  // namespace
+
 std::vector<std::string> H5File::datasets_under(const std::string& group) const {
+  // Each group is entered once: a hard link back to an ancestor (a loop) or a second link to
+  // the same group would otherwise recurse forever or list data twice.
   std::vector<std::string> out;
-  for (const std::string& name : list(group)) {
-    std::string child = join_path(group, name);
-    if (is_dataset(child)) {
-      out.push_back(name);
-    } else if (is_group(child)) {
-      for (const std::string& sub : datasets_under(child)) out.push_back(name + "/" + sub);
+  std::set<haddr_t> visited{object_address(*impl_, norm_path(group))};
+  std::vector<std::pair<std::string, std::string>> todo{{norm_path(group), ""}};  // path, prefix
+  while (!todo.empty()) {
+    auto [g, prefix] = todo.back();
+    todo.pop_back();
+    for (const std::string& name : list(g)) {
+      const std::string child = join_path(g, name);
+      if (is_dataset(child)) {
+        out.push_back(prefix + name);
+      } else if (is_group(child)) {
+        if (!visited.insert(object_address(*impl_, child)).second)
+          impl_->fail("group '" + child + "' is reached a second time (a hard-link loop or an "
+                      "alias of another group); the file is damaged or hostile: regenerate it");
+        todo.emplace_back(child, prefix + name + "/");
+      }
     }
   }
   std::sort(out.begin(), out.end());
@@ -368,6 +384,9 @@ void H5File::read_raw(const std::string& path, DType want, void* out,
   Handle ds(H5Dopen2(impl_->id(), p.c_str(), H5P_DEFAULT), H5Dclose);
   if (H5Dread(ds.get(), mem_type_of(want), H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0)
     impl_->fail("cannot read dataset '" + p + "' (the file may be damaged)");
+  if (!has_attr(p, kCrcAttr) && impl_->require_crc)
+    impl_->fail("dataset '" + p + "' lacks its crc32 attribute (a missing checksum is an error, "
+                "not a pass); the file is damaged or was edited: regenerate it");
   if (has_attr(p, kCrcAttr)) {
     int64_t stored = attr_i64(p, kCrcAttr);
     int64_t actual = crc32_of(out, static_cast<size_t>(autograd::numel_of(i.shape)) *
@@ -394,26 +413,50 @@ autograd::Tensor H5File::read_tensor(const std::string& path, const Shape& expec
 
 // ---------------------------------------------------------------------------- H5Reader
 
+namespace {
+// Opens `impl->path` through HDF5: by `via` (the checked descriptor's /proc path) or the path.
+void open_hdf5(H5File::Impl& impl, const std::string& via) {
+  Handle fapl = make_fapl();
+  impl.file = H5Fopen(via.c_str(), H5F_ACC_RDONLY, fapl.get());
+  if (impl.file < 0)
+    impl.fail("damaged or truncated HDF5 file, it cannot be opened; regenerate it by re-running "
+              "the step that wrote it");
+}
+}  // namespace
+
 H5Reader H5Reader::open(const std::string& path) {
   silence_hdf5();
   auto impl = std::make_unique<Impl>();
   impl->path = path;
-  std::error_code ec;
-  fs::file_status st = fs::status(path, ec);
-  MXQAT_CHECK(fs::exists(st), "HDF5 file '", path, "' does not exist; check the path",
-              fs::path(path).is_relative() ? " (relative to " + fs::current_path().string() + ")"
-                                           : std::string());
-  MXQAT_CHECK(!fs::is_directory(st), "'", path, "' is a directory, not an HDF5 file");
+  // The integrity block is checked before HDF5 sees a byte; HDF5 then opens the checked inode
+  // itself (the descriptor's /proc entry), so a file swapped in meanwhile is never parsed.
+  impl->fd = open_sealed(path);
+  const std::string proc = "/proc/self/fd/" + std::to_string(impl->fd);
+  open_hdf5(*impl, ::access(proc.c_str(), R_OK) == 0 ? proc : path);
+  return H5Reader(std::move(impl));
+}
+
+H5Reader H5Reader::open_unsealed(const std::string& path) {
+  silence_hdf5();
+  auto impl = std::make_unique<Impl>();
+  impl->path = path;
+  regular_file_size(path, "HDF5 file");
   htri_t is_h5 = H5Fis_hdf5(path.c_str());
   if (is_h5 < 0) impl->fail("cannot read the file; check that it is readable");
   if (is_h5 == 0)
     impl->fail("not an HDF5 file (no HDF5 signature); it is damaged or of another format");
-  Handle fapl = make_fapl();
-  impl->file = H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl.get());
-  if (impl->file < 0)
-    impl->fail("damaged or truncated HDF5 file, it cannot be opened; regenerate it by re-running "
-               "the step that wrote it");
+  open_hdf5(*impl, path);
   return H5Reader(std::move(impl));
+}
+
+void H5Reader::require_checksums() { impl_->require_crc = true; }
+
+bool H5Reader::is_sealed(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) return false;
+  const bool sealed = seal_kind(fd) == SealKind::kSealed;
+  ::close(fd);
+  return sealed;
 }
 
 // ---------------------------------------------------------------------------- H5Writer
@@ -422,21 +465,27 @@ H5Writer H5Writer::create(const std::string& final_path) {
   silence_hdf5();
   MXQAT_CHECK(!final_path.empty(), "cannot write an HDF5 file to an empty path");
   fs::path parent = fs::path(final_path).parent_path();
-  MXQAT_CHECK(parent.empty() || fs::is_directory(parent), "cannot write '", final_path,
+  std::error_code ec;
+  MXQAT_CHECK(parent.empty() || fs::is_directory(parent, ec), "cannot write '", final_path,
               "': directory '", parent.string(), "' does not exist; create it or choose another "
               "output directory");
-  MXQAT_CHECK(!fs::is_directory(final_path), "cannot write '", final_path,
+  MXQAT_CHECK(!fs::is_directory(final_path, ec), "cannot write '", final_path,
               "': it is a directory");
   auto impl = std::make_unique<Impl>();
   impl->path = final_path;
-  impl->temp = final_path + ".tmp-" + std::to_string(::getpid());
   impl->writer = true;
+  // An unpredictable name created with O_EXCL: a link planted at a guessable name is never
+  // followed. HDF5 then truncates the empty file we own.
+  ::close(create_temp_file(final_path, &impl->temp));
   Handle fapl = make_fapl();
   // The 1.8 file format: checksummed superblock, object headers and indexes, so damaged
   // metadata is an error rather than undefined behaviour in HDF5; h5py/h5dump >= 1.8 read it.
   if (H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_V18, H5F_LIBVER_V18) < 0)
     impl->fail("cannot select the HDF5 1.8 file format");
-  impl->file = H5Fcreate(impl->temp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get());
+  // The user block that commit() fills with the integrity block (io/integrity.h).
+  Handle fcpl(H5Pcreate(H5P_FILE_CREATE), H5Pclose);
+  if (H5Pset_userblock(fcpl.get(), kSealBytes) < 0) impl->fail("cannot reserve the user block");
+  impl->file = H5Fcreate(impl->temp.c_str(), H5F_ACC_TRUNC, fcpl.get(), fapl.get());
   if (impl->file < 0)
     impl->fail("cannot create the temporary file '" + impl->temp +
                "'; check that the directory is writable and the disk has space");
@@ -447,11 +496,24 @@ const std::string& H5Writer::temp_path() const { return impl_->temp; }
 
 void H5Writer::commit() {
   hid_t f = impl_->id();
-  if (H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) impl_->fail("cannot flush '" + impl_->temp + "'");
+  if (H5Fflush(f, H5F_SCOPE_GLOBAL) < 0)
+    impl_->fail("cannot flush '" + impl_->temp + "' (disk full?)");
   herr_t rc = H5Fclose(f);
   impl_->file = -1;
   if (rc < 0) impl_->fail("cannot close '" + impl_->temp + "' (disk full?)");
-  fsync_file(impl_->temp);
+  {
+    int fd = ::open(impl_->temp.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+    MXQAT_CHECK(fd >= 0, "cannot reopen '", impl_->temp, "' to seal it: ", std::strerror(errno));
+    try {
+      seal_file(fd, impl_->temp);
+      MXQAT_CHECK(::fsync(fd) == 0, "cannot flush '", impl_->temp, "' to disk: ",
+                  std::strerror(errno), " (disk full?)");
+    } catch (...) {
+      ::close(fd);
+      throw;
+    }
+    ::close(fd);
+  }
   std::error_code ec;
   fs::rename(impl_->temp, impl_->path, ec);
   MXQAT_CHECK(!ec, "cannot rename '", impl_->temp, "' to '", impl_->path, "': ", ec.message());

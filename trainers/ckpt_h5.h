@@ -103,15 +103,26 @@ class H5File {
 
 class H5Reader : public H5File {
  public:
-  // Throws if the file is missing, not HDF5, truncated or unreadable.
+  // Throws if the file is missing, not a regular file, lacks mxqat's integrity block (see
+  // io/integrity.h: written by another program or an mxqat from before the blocks), is
+  // truncated or damaged (whole-file SHA-256), or HDF5 cannot open it. No byte of a file that
+  // fails the check reaches HDF5.
   static H5Reader open(const std::string& path);
+  // Any HDF5 file, unchecked: only for foreign inputs, and only inside run_isolated (a child
+  // process), because HDF5 may crash on a damaged file.
+  static H5Reader open_unsealed(const std::string& path);
+  static bool is_sealed(const std::string& path);  // starts with mxqat's magic (not yet verified)
+  // From now on a dataset without a "crc32" attribute is an error (files whose writer always
+  // stores one: checkpoints).
+  void require_checksums();
 
  private:
   using H5File::H5File;
 };
 
-// Writes into `final_path + ".tmp-<pid>"`; commit() closes, fsyncs and renames it onto
-// final_path. Destroyed without commit (an exception mid-write), it removes the temporary file,
+// Writes into a new temporary "<final_path>.mxqat-tmp-<random>" (created with O_EXCL, so never
+// through a planted link); commit() closes it, writes the integrity block into its 512-byte user
+// block, fsyncs and renames it onto final_path (replacing a link there, never following it). Destroyed without commit (an exception mid-write), it removes the temporary file,
 // so a failed write never leaves a half-written file nor touches an existing one.
 class H5Writer : public H5File {
  public:

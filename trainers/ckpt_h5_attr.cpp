@@ -147,8 +147,13 @@ std::vector<std::string> H5File::read_strings(const std::string& path, Shape* sh
   if (shape) *shape = i.shape;
   int64_t actual = crc32_of(nullptr, 0);  // what an empty list stores
   std::vector<std::string> values = read_string_values(*impl_, ds.get(), false, p, &actual);
-  if (has_attr(p, kCrcAttr) && attr_i64(p, kCrcAttr) != actual)
+  if (!has_attr(p, kCrcAttr)) {
+    if (impl_->require_crc)
+      impl_->fail("dataset '" + p + "' lacks its crc32 attribute; the file is damaged or was "
+                  "edited: regenerate it");
+  } else if (attr_i64(p, kCrcAttr) != actual) {
     impl_->fail("dataset '" + p + "' fails its CRC-32 check; the file is damaged");
+  }
   return values;
 }
 

@@ -43,7 +43,9 @@ struct H5File::Impl {
   std::string path;  // as the user named it (the final path for a writer)
   std::string temp;  // writer: the temporary file, removed unless committed
   hid_t file = -1;
+  int fd = -1;  // reader: the checked file, opened by HDF5 through /proc/self/fd (the same inode)
   bool writer = false;
+  bool require_crc = false;  // every dataset read must carry a "crc32" attribute
 
   ~Impl();
   hid_t id() const;  // throws once closed (after commit)

@@ -42,9 +42,11 @@ const std::vector<Command>& commands() {
       {"export", "RUN_DIR|CHECKPOINT.h5 --out MODEL.h5",
        "pack a checkpoint's weights with their codecs into an HDF5 export (spec §9 groups, "
        "manifest with SHA-256 of every tensor)", cmd_export},
-      {"verify", "MODEL.h5 [--against CHECKPOINT.h5] [--limit N] [--threads N]",
-       "prove the export infers exactly like training: bitwise equal logits on the test split, "
-       "recorded in the export's manifest", cmd_verify},
+      {"verify", "MODEL.h5 [--against CHECKPOINT.h5] [--limit N] [--out RESULT.json] [--record] "
+       "[--threads N]",
+       "prove the export infers exactly like training: bitwise equal logits on the test split; "
+       "the export is only read: the result goes to MODEL.verify.json (or --out), and into the "
+       "export's manifest only with --record", cmd_verify},
       {"inspect", "FILE.h5", "per tensor codec, shape, bytes, bits per weight, SQNR; totals, "
        "compression and the manifest (exports) or the parameters (checkpoints)", cmd_inspect},
       {"infer", "MODEL.h5 [--input test|val|train|X.f32] [--limit N] [--fast] [--out PRED.csv] "

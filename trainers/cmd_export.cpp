@@ -104,22 +104,36 @@ int cmd_export(const std::vector<std::string>& argv) {
 }
 
 int cmd_verify(const std::vector<std::string>& argv) {
-  Args a("verify", argv, {{"--against", true}, {"--threads", true}, {"--limit", true}}, 1, 1);
+  Args a("verify", argv,
+         {{"--against", true}, {"--threads", true}, {"--limit", true}, {"--out", true},
+          {"--record", false}},
+         1, 1);
   apply_threads(a);
-  const int64_t limit = int_flag(a, "--limit", 0, 1);
-  const Verification v = verify_export(a.positional()[0], a.get_or("--against", ""), limit);
+  VerifyOptions opt;
+  opt.against = a.get_or("--against", "");
+  opt.limit = int_flag(a, "--limit", 0, 1);
+  opt.out = a.get_or("--out", "");
+  opt.record = a.has("--record");
+  const Verification v = verify_export(a.positional()[0], opt);
   std::cout << v.json << "\n";
   MXQAT_CHECK(v.bitwise_equal, "verify: the export's logits differ from the training model's "
-              "fake-quant logits (", v.json, "); this is a bug: please report it with the two files");
+              "fake-quant logits (", v.json, ") although the checkpoint is the one it was made "
+              "from; this is a bug: please report it with the two files");
   return 0;
 }
 
 int cmd_inspect(const std::vector<std::string>& argv) {
   Args a("inspect", argv, {}, 1, 1);
   const std::string path = a.positional()[0];
-  if (is_export(path)) inspect_export(path);
-  else if (is_checkpoint(path)) inspect_checkpoint(path);
-  else read_export(path);  // throws the precise reason (missing, not HDF5, not ours, ...)
+  // One open decides, and its error (missing, not ours, truncated, damaged) is the message.
+  const std::string format = mxqat_format_of(path);
+  if (format == "export") inspect_export(path);
+  else if (format == "checkpoint") inspect_checkpoint(path);
+  else
+    MXQAT_FAIL("'", path, "' was written by mxqat but is neither a checkpoint nor an export (",
+               format.empty() ? "no mxqat_format attribute: a quantize output? read it with "
+                                "'mxqat dequantize " + path + " --out RAW.f32'"
+                              : "mxqat_format '" + format + "'", ")");
   return 0;
 }
 

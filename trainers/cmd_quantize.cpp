@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -12,6 +13,7 @@
 #include "trainers/ckpt_quant.h"
 #include "trainers/cli_args.h"
 #include "trainers/commands.h"
+#include "trainers/io/integrity.h"
 #include "trainers/report_io.h"
 
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
@@ -26,6 +28,7 @@ using quant::BlockScheme;
 using quant::Codec;
 
 constexpr int64_t kMaxElements = int64_t{1} << 40;  // 4 TiB of float32: far beyond any input
+constexpr int kIsolatedTimeoutS = 300;  // reading a foreign HDF5 input in a child process
 
 // "R,K" (or "D0,...,K"): positive integers; the last axis is the block axis (spec §7).
 Shape parse_shape(const std::string& text) {
@@ -113,9 +116,8 @@ std::vector<float> read_raw_input(const std::string& path, int64_t n, const std:
   return x;
 }
 
-std::vector<float> read_h5_input(const std::string& file, const std::string& dataset, int64_t n,
-                                 const std::string& shape) {
-  H5Reader r = H5Reader::open(file);
+std::vector<float> read_h5_dataset(const H5Reader& r, const std::string& file,
+                                   const std::string& dataset, int64_t n, const std::string& shape) {
   MXQAT_CHECK(r.is_dataset(dataset), "input '", file, ":", dataset, "': no such dataset in '",
               file, "' (name it as FILE.h5:/group/dataset)");
   const DatasetInfo i = r.info(dataset);
@@ -125,6 +127,32 @@ std::vector<float> read_h5_input(const std::string& file, const std::string& dat
               autograd::shape_str(i.shape), " (", autograd::numel_of(i.shape),
               " elements) but --shape ", shape, " needs ", n, " elements");
   return r.read_expect<float>(dataset, i.shape);
+}
+
+// A file mxqat wrote is checked (integrity block) and read here; any other HDF5 file (h5py,
+// another tool) is parsed in a child process, so a hostile file can crash only that child.
+std::vector<float> read_h5_input(const std::string& file, const std::string& dataset, int64_t n,
+                                 const std::string& shape) {
+  if (H5Reader::is_sealed(file))
+    return read_h5_dataset(H5Reader::open(file), file, dataset, n, shape);
+  const std::string bytes = run_isolated("input '" + file + ":" + dataset + "'", kIsolatedTimeoutS, [&] {
+    const std::vector<float> x = read_h5_dataset(H5Reader::open_unsealed(file), file, dataset, n, shape);
+    return std::string(reinterpret_cast<const char*>(x.data()), x.size() * sizeof(float));
+  });
+  MXQAT_CHECK(bytes.size() == static_cast<size_t>(n) * sizeof(float), "input '", file, ":", dataset,
+              "': its reader returned ", bytes.size(), " bytes, expected ", n * 4);
+  std::vector<float> x(static_cast<size_t>(n));
+  std::memcpy(x.data(), bytes.data(), bytes.size());
+  return x;
+}
+
+// Throws naming the first NaN/Inf element of the [R, K] input.
+void check_finite_input(const std::vector<float>& x, int64_t K, const std::string& input) {
+  for (size_t i = 0; i < x.size(); ++i)
+    MXQAT_CHECK(std::isfinite(x[i]), "input '", input, "' holds ", x[i], " at element (",
+                static_cast<int64_t>(i) / K, ", ", static_cast<int64_t>(i) % K,
+                ") of the [R, K] view; quantize takes finite values only (a NaN/Inf would give a "
+                "NaN group): clean the tensor first");
 }
 
 // INPUT is a raw float32 file, or FILE.h5:/dataset (split at the first ":/" whose left side is a
@@ -184,7 +212,11 @@ int cmd_quantize(const std::vector<std::string>& argv) {
               "--dequant and --out name the same file '", out, "'; give them different names");
   const Shape shape = parse_shape(shape_text);
   const int64_t K = shape.back(), R = autograd::numel_of(shape) / K;
+  MXQAT_CHECK(codec.block_size(K) <= K, "--group-size ", codec.block_size(K), " is larger than "
+              "the ", K, " elements of a row (the last --shape dimension); give at most ", K,
+              ", or leave it out for one group per row");
   const std::vector<float> x = read_input(*a.get("--in"), R * K, shape_text);
+  check_finite_input(x, K, *a.get("--in"));
 
   const quant::EncodedTensor e = codec.encode(x.data(), R, K);
   std::vector<float> y(x.size());
@@ -213,17 +245,27 @@ int cmd_dequantize(const std::vector<std::string>& argv) {
   Args a("dequantize", argv, {{"--name", true}, {"--out", true}}, 1, 1);
   const std::string out = required(a, "dequantize", "--out");
   const std::string path = a.positional()[0], name = a.get_or("--name", "tensor");
-  Shape shape;
-  quant::EncodedTensor e;
-  {
-    H5Reader r = H5Reader::open(path);
-    e = read_quantized(r, name, &shape);
-  }
-  std::vector<float> y(static_cast<size_t>(e.rows * e.cols));
-  decoder_for(e).decode(e, y.data());
-  write_file_atomic(out, as_bytes(y));
-  std::cout << e.codec << " " << autograd::shape_str(shape) << " " << h5_object(path, name)
-            << " -> " << out << " (" << y.size() * sizeof(float) << " bytes of float32)\n";
+  // "codec\nshape\n" then the float32 values: what a child returns for a foreign file.
+  const auto decode = [&](const H5Reader& r) {
+    Shape shape;
+    const quant::EncodedTensor e = read_quantized(r, name, &shape);
+    std::vector<float> y(static_cast<size_t>(e.rows * e.cols));
+    decoder_for(e).decode(e, y.data());
+    return e.codec + "\n" + autograd::shape_str(shape) + "\n" + as_bytes(y);
+  };
+  const std::string result =
+      H5Reader::is_sealed(path)
+          ? decode(H5Reader::open(path))
+          : run_isolated("'" + path + "'", kIsolatedTimeoutS,
+                         [&] { return decode(H5Reader::open_unsealed(path)); });
+  const size_t nl1 = result.find('\n'), nl2 = result.find('\n', nl1 + 1);
+  MXQAT_CHECK(nl1 != std::string::npos && nl2 != std::string::npos, "dequantize '", path,
+              "': its reader returned no result");
+  const std::string bytes = result.substr(nl2 + 1);
+  write_file_atomic(out, bytes);
+  std::cout << result.substr(0, nl1) << " " << result.substr(nl1 + 1, nl2 - nl1 - 1) << " "
+            << h5_object(path, name) << " -> " << out << " (" << bytes.size()
+            << " bytes of float32)\n";
   return 0;
 }
 

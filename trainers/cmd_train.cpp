@@ -68,7 +68,7 @@ int cmd_eval(const std::vector<std::string>& argv) {
   Args a("eval", argv, {{"--recipe", true}, {"--set", true, true}, {"--threads", true}}, 1, 1);
   apply_threads(a);
   const std::string path = a.positional()[0];
-  if (is_export(path)) {  // an export: its reference inference path
+  if (mxqat_format_of(path) == "export") {  // an export: its reference inference path
     const ExportModel m = read_export(path);
     Recipe r = parse_recipe(m.recipe_text, path + ":/recipe", a.all("--set"));
     const DataDims d = data_dims(r);

@@ -1,13 +1,19 @@
 // Fashion-MNIST loading (zlib), splits and the seeded batch order.
 #include "trainers/data.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <numeric>
 
+#include "trainers/io/files.h"
 #include "trainers/recipe.h"
 
 namespace mxqat::trainers {
@@ -18,23 +24,6 @@ uint64_t splitmix64(uint64_t& s) {
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
   return z ^ (z >> 31);
-}
-
-std::vector<uint8_t> gunzip_file(const std::string& path) {
-  gzFile f = gzopen(path.c_str(), "rb");
-  MXQAT_CHECK(f != nullptr, "cannot open ", path);
-  std::vector<uint8_t> out;
-  uint8_t buf[1 << 16];
-  int n;
-  while ((n = gzread(f, buf, sizeof buf)) > 0) out.insert(out.end(), buf, buf + n);
-  int err = 0;
-  const char* msg = gzerror(f, &err);
-  const bool ok = n == 0 && err == Z_OK;
-  std::string what = msg ? msg : "";
-  gzclose(f);
-  MXQAT_CHECK(ok, path, ": corrupt or truncated gzip data (", what,
-              "); reinstall the dataset package (apt-get install --reinstall dataset-fashion-mnist)");
-  return out;
 }
 
 uint32_t be32(const uint8_t* p) {
@@ -53,24 +42,83 @@ std::vector<int64_t> seeded_permutation(int64_t n, uint64_t seed) {
   return p;
 }
 
+namespace {
+constexpr const char* kReinstall =
+    "; reinstall the dataset package (apt-get install --reinstall dataset-fashion-mnist)";
+constexpr int64_t kMaxIdxBytes = int64_t{1} << 31;  // 2 GiB: Fashion-MNIST's largest is 47 MB
+
+// A gzip stream read at most `n` bytes at a time, so inflation never exceeds what is asked for
+// (a gzip bomb cannot grow memory past the IDX header's claim, itself bounded).
+class GzReader {
+ public:
+  explicit GzReader(const std::string& path) : path_(path) {
+    regular_file_size(path, "Fashion-MNIST file");  // a FIFO or device would block or never end
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    MXQAT_CHECK(fd >= 0, "cannot open ", path, ": ", std::strerror(errno));
+    struct stat st;
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {  // the name may have changed since
+      ::close(fd);
+      MXQAT_FAIL(path, " is not a regular file; give the dataset's .gz files");
+    }
+    f_ = gzdopen(fd, "rb");
+    if (!f_) ::close(fd);
+    MXQAT_CHECK(f_ != nullptr, "cannot open ", path, " as gzip");
+  }
+  ~GzReader() { gzclose(f_); }
+  GzReader(const GzReader&) = delete;
+  GzReader& operator=(const GzReader&) = delete;
+
+  // Reads up to n bytes; fewer only at the end of the data. Throws on corrupt data.
+  size_t read(uint8_t* out, size_t n) {
+    size_t done = 0;
+    while (done < n) {
+      const unsigned chunk = static_cast<unsigned>(std::min<size_t>(n - done, size_t{1} << 30));
+      const int got = gzread(f_, out + done, chunk);
+      if (got <= 0) {
+        int err = Z_OK;
+        const char* msg = gzerror(f_, &err);
+        MXQAT_CHECK(got == 0 && err == Z_OK, path_, ": corrupt or truncated gzip data (",
+                    msg ? msg : "", ")", kReinstall);
+        break;
+      }
+      done += static_cast<size_t>(got);
+    }
+    return done;
+  }
+
+ private:
+  std::string path_;
+  gzFile f_ = nullptr;
+};
+}  // namespace
+
 std::vector<uint8_t> read_idx(const std::string& path, int expected_ndim, std::vector<int64_t>& dims) {
-  std::vector<uint8_t> raw = gunzip_file(path);
-  MXQAT_CHECK(raw.size() >= 4, path, ": too short for an IDX file (", raw.size(), " bytes)");
-  const uint32_t magic = be32(raw.data());
+  GzReader in(path);
+  uint8_t head[4 + 4 * 3];
+  MXQAT_CHECK(in.read(head, 4) == 4, path, ": too short for an IDX file", kReinstall);
+  const uint32_t magic = be32(head);
   const int ndim = static_cast<int>(magic & 0xFF);
   MXQAT_CHECK((magic >> 8) == 0x08 && ndim == expected_ndim, path, ": bad IDX magic 0x", std::hex,
               magic, std::dec, " (expected unsigned-byte data with ", expected_ndim, " dimensions)");
-  MXQAT_CHECK(raw.size() >= 4 + 4 * static_cast<size_t>(ndim), path, ": truncated IDX header");
+  const size_t dim_bytes = 4 * static_cast<size_t>(ndim);
+  MXQAT_CHECK(in.read(head + 4, dim_bytes) == dim_bytes, path, ": truncated IDX header", kReinstall);
   dims.clear();
   int64_t count = 1;
   for (int i = 0; i < ndim; ++i) {
-    dims.push_back(be32(raw.data() + 4 + 4 * i));
+    dims.push_back(be32(head + 4 + 4 * i));
+    MXQAT_CHECK(dims.back() >= 1 && count <= kMaxIdxBytes / dims.back(), path, ": IDX header "
+                "claims dimension ", i, " = ", dims.back(), " (", count, " x ", dims.back(),
+                " bytes in all); at most ", kMaxIdxBytes, " bytes of non-empty data are read",
+                kReinstall);
     count *= dims.back();
   }
-  const size_t header = 4 + 4 * static_cast<size_t>(ndim);
-  MXQAT_CHECK(raw.size() - header == static_cast<size_t>(count), path, ": header promises ", count,
-              " bytes of data but the file holds ", raw.size() - header);
-  return std::vector<uint8_t>(raw.begin() + static_cast<long>(header), raw.end());
+  std::vector<uint8_t> data(static_cast<size_t>(count));
+  const size_t got = in.read(data.data(), data.size());
+  uint8_t extra = 0;
+  MXQAT_CHECK(got == data.size() && in.read(&extra, 1) == 0, path, ": header promises ", count,
+              " bytes of data but the file holds ", got == data.size() ? "more" : std::to_string(got),
+              kReinstall);
+  return data;
 }
 
 void Dataset::gather(const std::vector<int64_t>& idx, autograd::Tensor& xb,

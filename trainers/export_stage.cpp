@@ -10,6 +10,7 @@
 
 #include "trainers/data.h"
 #include "trainers/infer.h"
+#include "trainers/io/files.h"
 #include "trainers/json_read.h"
 #include "trainers/loop.h"
 #include "trainers/model_factory.h"
@@ -58,26 +59,64 @@ ExportModel export_checkpoint(const std::string& source, const std::string& out,
   const std::string path = resolve_checkpoint(source);
   const Checkpoint c = load_checkpoint(path);
   ExportModel m = make_export(c, path, export_policy(c, path, policy_recipe));
-  fs::create_directories(fs::absolute(out).parent_path());
+  make_output_dir(fs::absolute(out).parent_path().string(), "export");
   write_export(out, m);
   spdlog::info("export {} -> {}: {} bytes ({:.2f}x smaller than float32)", path, out, m.bytes(),
                double(m.float32_bytes()) / double(m.bytes()));
   return m;
 }
 
-Verification verify_export(const std::string& export_path, const std::string& against_arg, int64_t limit) {
+namespace {
+// Throws unless checkpoint `c` packs to exactly the export's tensors (names, codecs, bytes).
+void check_same_source(const ExportModel& m, const Checkpoint& c, const std::string& export_path,
+                       const std::string& against) {
+  const std::string fix = "; pass --against the checkpoint it was exported from (its manifest "
+                          "names '" + m.source + "')";
+  MXQAT_CHECK(!c.meta.count("policy") || c.meta.at("policy") == m.policy_text, "verify: '",
+              against, "' is not the checkpoint '", export_path, "' came from: it was trained "
+              "under another quant policy", fix);
+  const ExportModel again = make_export(c, against, m.policy_text);
+  MXQAT_CHECK(again.tensors.size() == m.tensors.size(), "verify: '", against, "' is not the "
+              "checkpoint '", export_path, "' came from: it has ", again.tensors.size(),
+              " tensors, the export ", m.tensors.size(), fix);
+  for (size_t i = 0; i < m.tensors.size(); ++i) {
+    const ExportTensor& a = again.tensors[i];
+    const ExportTensor& b = m.tensors[i];
+    const bool same = a.name == b.name && a.shape == b.shape && a.quantized == b.quantized &&
+                      (a.quantized ? a.packed.codes == b.packed.codes &&
+                                         a.packed.scale_codes == b.packed.scale_codes &&
+                                         a.packed.scales == b.packed.scales &&
+                                         a.packed.zero_points == b.packed.zero_points
+                                   : std::memcmp(a.value.data(), b.value.data(),
+                                                 size_t(a.value.size()) * 4) == 0);
+    MXQAT_CHECK(same, "verify: '", against, "' is not the checkpoint '", export_path,
+                "' came from: its tensor '", a.name, "' does not pack to the export's '", b.name,
+                "'", fix);
+  }
+}
+
+std::string default_verify_out(const std::string& export_path) {
+  const std::string stem = export_path.size() > 3 &&
+                                   export_path.compare(export_path.size() - 3, 3, ".h5") == 0
+                               ? export_path.substr(0, export_path.size() - 3)
+                               : export_path;
+  return stem + ".verify.json";
+}
+}  // namespace
+
+Verification verify_export(const std::string& export_path, const VerifyOptions& opt) {
   ExportModel m = read_export(export_path);
-  const std::string against = against_arg.empty() ? m.source : against_arg;
+  const std::string against = opt.against.empty() ? m.source : opt.against;
+  const int64_t limit = opt.limit;
   MXQAT_CHECK(!against.empty() && fs::exists(against), "verify: the training checkpoint '", against,
               "' does not exist; pass --against CHECKPOINT.h5 (the checkpoint the export was made from)");
   const Checkpoint c = load_checkpoint(against);
-  if (c.meta.count("policy"))
-    MXQAT_CHECK(c.meta.at("policy") == m.policy_text, "verify: ", against, " was trained under another "
-                "quant policy than ", export_path, " holds; verify against the checkpoint it was exported from");
+  check_same_source(m, c, export_path, against);
   const Recipe r = parse_recipe(c.recipe_text, against + ":/recipe");
   const StageSetup st = setup_stage(r);
-  // Training side: the checkpoint's parameters under the policy's final phase (fake-quant).
-  auto model = model_of(r);
+  // Training side: the checkpoint's parameters under the policy's final phase (fake-quant), in
+  // the stage's own model (no second one is built).
+  auto model = st.model;
   load_parameters(*model, c, against);
   auto plan = attach_final_policy(*model, quant::ResolvedPolicy::from_text(m.policy_text));
   // Inference side: the export's reference path.
@@ -108,10 +147,15 @@ Verification verify_export(const std::string& export_path, const std::string& ag
                .integer("mismatched_samples", v.mismatched).num("max_abs_diff", v.max_abs_diff)
                .boolean("bitwise_equal", v.bitwise_equal).str("against", against)
                .str("path", "reference").str("mxqat_version", MXQAT_VERSION).dump();
-  m.verification = v.json;
-  write_export(export_path, m);
-  spdlog::info("verify {}: {} samples, max |difference| {}, bitwise equal: {}", export_path, v.samples,
-               v.max_abs_diff, v.bitwise_equal);
+  const std::string out = opt.out.empty() ? default_verify_out(export_path) : opt.out;
+  write_file_atomic(out, v.json + "\n");
+  if (opt.record) {
+    m.verification = v.json;
+    write_export(export_path, m);
+  }
+  spdlog::info("verify {}: {} samples, max |difference| {}, bitwise equal: {} -> {}{}", export_path,
+               v.samples, v.max_abs_diff, v.bitwise_equal, out,
+               opt.record ? " (recorded in the export's manifest)" : "");
   return v;
 }
 

@@ -31,9 +31,19 @@ struct Verification {
   std::string json;  // the manifest's verification record
 };
 
-// Runs the test split (first `limit` samples; 0 = all) through the training model in fake-quant
-// mode (checkpoint `against`, "" = the export's source) and through the export's reference path,
-// compares the logits bit for bit, and writes the result into the export's manifest.
-Verification verify_export(const std::string& export_path, const std::string& against, int64_t limit);
+// Where verify_export puts its result.
+struct VerifyOptions {
+  std::string against;   // the training checkpoint ("" = the one the export names as its source)
+  int64_t limit = 0;     // the first `limit` test samples (0 = all)
+  std::string out;       // the result as JSON: "" = "<export without .h5>.verify.json"
+  bool record = false;   // also write the result into the export's manifest (rewrites the export)
+};
+
+// Checks that checkpoint `against` is the one the export was made from (its weights, packed
+// with the export's policy, give the export's bytes exactly; otherwise an error names the first
+// tensor that differs), then runs the test split through the training model in fake-quant mode
+// and through the export's reference path and compares the logits bit for bit. The export is
+// only read, unless opt.record; the result goes to opt.out.
+Verification verify_export(const std::string& export_path, const VerifyOptions& opt);
 
 }  // namespace mxqat::trainers

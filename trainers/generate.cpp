@@ -46,13 +46,14 @@ uint64_t SplitMix64::next() {
 double SplitMix64::uniform() { return double(next() >> 11) * 0x1.0p-53; }
 
 InferenceModel load_gpt(const std::string& path, InferPath p) {
-  if (is_export(path)) {
+  const std::string format = mxqat_format_of(path);  // throws for a missing or damaged file
+  if (format == "export") {
     const ExportModel m = read_export(path);
     check_gpt_recipe(parse_recipe(m.recipe_text, path + ":/recipe"), path);
     const DataDims d = data_dims(parse_recipe(m.recipe_text, path + ":/recipe"));
     return load_inference(m, path, d.features, d.classes, p);
   }
-  MXQAT_CHECK(is_checkpoint(path), path, " is neither an mxqat export nor a checkpoint; give the "
+  MXQAT_CHECK(format == "checkpoint", path, " is neither an mxqat export nor a checkpoint; give the "
               "MODEL.h5 written by `mxqat export` or a run's checkpoint.h5");
   const Checkpoint c = load_checkpoint(path);
   InferenceModel im;

@@ -35,6 +35,7 @@ Checkpoint make_checkpoint(const LoopContext& c, int64_t step) {
   k.meta["stage"] = c.stage;
   k.counters["skipped_steps"] = c.skipped;
   k.counters["total_steps"] = c.total_steps;
+  if (c.metrics) k.counters["metrics_bytes"] = c.metrics->bytes();
   // All randomness is counter-based: batch order = f(seed, epoch), dropout masks = f(seed, step).
   k.rng_state = "seed=" + std::to_string(c.recipe->seed) + ";batch_order_epoch=" +
                 std::to_string(k.epoch) + ";dropout_calls=" + std::to_string(step);
@@ -207,8 +208,28 @@ void load_parameters(layers::Module& model, const Checkpoint& c, const std::stri
   for (const auto& [name, v] : model.named_parameters()) expected.emplace_back(name, v.shape());
   check_shapes(c, expected, path);
   std::map<std::string, const Tensor*> by_name;
-  for (const auto& [name, t] : c.params) by_name[name] = &t;
+  for (const auto& [name, t] : c.params) {
+    check_finite(path, name, t, "load");
+    by_name[name] = &t;
+  }
   for (auto [name, v] : model.named_parameters()) v.value() = *by_name.at(name);
+}
+
+int64_t resume_position(LoopContext& c, const Checkpoint& k) {
+  const auto counter = [&](const char* key, int64_t fallback) {
+    auto it = k.counters.find(key);
+    return it == k.counters.end() ? fallback : it->second;
+  };
+  const int64_t skipped = counter("skipped_steps", 0), bytes = counter("metrics_bytes", 0);
+  MXQAT_CHECK(k.step >= 0 && k.step <= c.total_steps, "--resume: checkpoint ", c.ckpt_path,
+              " is at step ", k.step, " but this run has ", c.total_steps,
+              " steps; resume with the recipe that wrote it (or start without --resume)");
+  MXQAT_CHECK(skipped >= 0 && skipped <= k.step && bytes >= 0, "--resume: checkpoint ",
+              c.ckpt_path, " has impossible counters (skipped_steps ", skipped, ", metrics_bytes ",
+              bytes, " at step ", k.step, "); it is damaged: start without --resume");
+  c.start_step = k.step;
+  c.skipped = skipped;
+  return bytes;
 }
 
 }  // namespace mxqat::trainers

@@ -61,7 +61,13 @@ EvalResult evaluate(layers::Module& model, const Dataset& d, int64_t batch = 100
 // Logits of the whole dataset [N, classes], in eval mode (for bitwise comparisons).
 autograd::Tensor predict(layers::Module& model, const Dataset& d, int64_t batch = 1000);
 
-// Copies the checkpoint's parameters into the model after checking every name and shape.
+// Resume: takes the step and the skipped-step count from checkpoint `k` after checking them
+// against this run (0 <= skipped <= step <= total_steps) and returns how many bytes of
+// metrics.jsonl the checkpoint covers (the file is cut back to them).
+int64_t resume_position(LoopContext& c, const Checkpoint& k);
+
+// Copies the checkpoint's parameters into the model after checking every name and shape, and
+// that every value is finite (a NaN/Inf weight is named and refused).
 void load_parameters(layers::Module& model, const Checkpoint& c, const std::string& path);
 
 // Set by SIGINT/SIGTERM: the loop checkpoints at the next step boundary and returns.

@@ -21,6 +21,7 @@
 #include "trainers/task.h"
 #include "trainers/trainer.h"
 #include "trainers/variants.h"
+#include "trainers/io/files.h"
 
 namespace mxqat::trainers {
 
@@ -161,7 +162,9 @@ std::string activation_ranges(Stage& s) {
 PtqSummary ptq(const Recipe& r, const PtqOptions& opt) {
   MXQAT_CHECK(!opt.from.empty(), "ptq needs the FP32 baseline checkpoint (--from BASELINE.h5)");
   const auto t0 = std::chrono::steady_clock::now();
-  fs::create_directories(opt.out_dir);
+  make_output_dir(opt.out_dir, "ptq");
+  const DirLock lock(opt.out_dir);  // one writer per output directory
+  remove_stale_temps(opt.out_dir);
   Stage s{r, setup_stage(r), {}, {}, r.ptq.gptq_damp};
   const Checkpoint base = load_checkpoint(opt.from);
   load_parameters(*s.st.model, base, opt.from);

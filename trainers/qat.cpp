@@ -13,6 +13,7 @@
 #include "quant/monitor/monitor.h"
 #include "quant/policy/plan.h"
 #include "trainers/task.h"
+#include "trainers/io/files.h"
 
 namespace mxqat::trainers {
 
@@ -103,7 +104,8 @@ void end_of_phase(QatRun& q, int64_t done) {
   }
 }
 
-void resume_qat(QatRun& q, LoopContext& c, Optimizer& opt, const std::string& policy_text) {
+// Returns the bytes of metrics.jsonl the checkpoint covers.
+int64_t resume_qat(QatRun& q, LoopContext& c, Optimizer& opt, const std::string& policy_text) {
   MXQAT_CHECK(std::filesystem::exists(c.ckpt_path), "--resume: no checkpoint at ", c.ckpt_path,
               "; start without --resume, or point --out at the qat run to continue");
   Checkpoint k = load_checkpoint(c.ckpt_path);
@@ -113,13 +115,13 @@ void resume_qat(QatRun& q, LoopContext& c, Optimizer& opt, const std::string& po
               "policy than the recipe's now; resume with the recipe that wrote it");
   load_parameters(*q.st.model, k, c.ckpt_path);
   opt.load_state(k.optimizer_state);
-  c.start_step = k.step;
-  c.skipped = k.counters.count("skipped_steps") ? k.counters.at("skipped_steps") : 0;
+  const int64_t metrics_bytes = resume_position(c, k);
   for (size_t i = 0; i < q.phases.size(); ++i) {
     auto it = k.scalars.find("phase_metric." + std::to_string(i));
     if (it != k.scalars.end()) q.phases[i].metric = it->second;
   }
   spdlog::info("resumed {} at step {}", c.ckpt_path, k.step);
+  return metrics_bytes;
 }
 
 std::string summary_json(const Recipe& r, const QatSummary& s, const std::string& policy_table) {
@@ -178,7 +180,9 @@ QatSummary qat(const Recipe& r, const QatOptions& opt) {
   const std::string from = opt.from.empty() ? r.qat.from : opt.from;
   MXQAT_CHECK(!from.empty(), "qat needs the FP32 baseline checkpoint: pass --from BASELINE.h5 or set "
               "qat.from in the recipe (train one with 'mxqat train RECIPE')");
-  std::filesystem::create_directories(opt.out_dir);
+  make_output_dir(opt.out_dir, "qat");
+  const DirLock lock(opt.out_dir);  // one writer per output directory
+  remove_stale_temps(opt.out_dir);
   StageSetup st = setup_stage(r);
   // Everything that can be wrong with the inputs is checked before the first step.
   quant::ResolvedPolicy policy = resolve_model_policy(r, *st.model);
@@ -232,9 +236,10 @@ QatSummary qat(const Recipe& r, const QatOptions& opt) {
   c.distill_weight = static_cast<float>(r.qat.distill.weight);
   c.distill_temperature = static_cast<float>(r.qat.distill.temperature);
   const std::string policy_text = policy.to_text();
-  if (opt.resume) resume_qat(q, c, *optimizer, policy_text);
+  int64_t metrics_bytes = 0;  // a fresh run starts metrics.jsonl empty
+  if (opt.resume) metrics_bytes = resume_qat(q, c, *optimizer, policy_text);
   else write_file_atomic(opt.out_dir + "/recipe.yaml", r.text);
-  q.metrics.open(opt.out_dir + "/metrics.jsonl");
+  q.metrics.open(opt.out_dir + "/metrics.jsonl", metrics_bytes);
   c.metrics = &q.metrics;
   q.plan.update(c.start_step);
   const int64_t every = r.qat.monitor_every;

@@ -299,6 +299,8 @@ Recipe load_recipe(const std::string& path, const std::vector<std::string>& over
                "); the shipped recipes are in the repository's recipes/ folder");
   }
   MXQAT_CHECK(fs::is_regular_file(path, ec), "recipe '", path, "' is not a file; give a .yaml file");
+  MXQAT_CHECK(fs::file_size(path, ec) <= (uintmax_t{1} << 24), "recipe '", path, "' is over 16 MiB; "
+              "a recipe is a short YAML file: check the path");
   std::ifstream in(path, std::ios::binary);
   MXQAT_CHECK(in, "cannot read recipe '", path, "': ", std::strerror(errno));
   std::ostringstream text;

@@ -13,6 +13,7 @@
 #include "trainers/recipe.h"
 #include "trainers/report_io.h"
 #include "trainers/report_svg.h"
+#include "trainers/io/files.h"
 
 namespace mxqat::trainers {
 
@@ -303,7 +304,7 @@ std::string html(const Report& r) {
 
 std::string write_report(const std::string& run_dir, const std::string& out_dir) {
   const Report r = collect(run_dir);
-  fs::create_directories(out_dir);
+  make_output_dir(out_dir, "report");
   write_file_atomic(out_dir + "/report.md", markdown(r));
   write_file_atomic(out_dir + "/report.csv", csv(r));
   write_file_atomic(out_dir + "/report.json", json(r));

@@ -25,18 +25,30 @@ class JsonObject {
 
 std::string json_escape(const std::string& s);
 
+// Appends one line per write, never through a symbolic link (O_NOFOLLOW), and knows its length,
+// which checkpoints record so that a resumed run cuts the file back to the checkpoint's lines.
 class JsonlWriter {
  public:
-  void open(const std::string& path);  // appends
+  JsonlWriter() = default;
+  JsonlWriter(const JsonlWriter&) = delete;
+  JsonlWriter& operator=(const JsonlWriter&) = delete;
+  ~JsonlWriter();
+  // Opens `path` (created if missing) and cuts it to its first `keep_bytes` bytes: 0 for a fresh
+  // run, a checkpoint's "metrics_bytes" counter on resume.
+  void open(const std::string& path, int64_t keep_bytes);
   void write(const JsonObject& o);
-  bool is_open() const { return out_.is_open(); }
+  bool is_open() const { return fd_ >= 0; }
+  int64_t bytes() const { return bytes_; }  // the file's length after the last write
 
  private:
-  std::ofstream out_;
+  int fd_ = -1;
+  int64_t bytes_ = 0;
   std::string path_;
 };
 
-// Writes `text` to path via a temporary file and a rename; never leaves half a file.
+// Writes `text` to path via a new temporary file (O_EXCL, unpredictable name, in the same
+// directory) and a rename, which replaces a link at `path` rather than following it; never
+// leaves half a file.
 void write_file_atomic(const std::string& path, const std::string& text);
 std::string read_file(const std::string& path);  // throws naming the path
 

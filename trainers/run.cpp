@@ -19,6 +19,7 @@
 #include "trainers/task.h"
 #include "trainers/trainer.h"
 #include "trainers/variants.h"
+#include "trainers/io/files.h"
 
 namespace mxqat::trainers {
 
@@ -162,7 +163,9 @@ bool stage_verify(const Recipe& r, const std::string& dir, const std::vector<Qat
   for (const auto& [path, ckpt] : exports_of(dir, variants)) {
     ExportModel m = read_export(path);
     if (m.verification == "null") {
-      verify_export(path, "", 0);
+      VerifyOptions vo;
+      vo.record = true;  // the run's own exports carry their verification
+      verify_export(path, vo);
       m = read_export(path);
     }
     const Json v = Json::parse(m.verification, path + ":/manifest");
@@ -173,9 +176,8 @@ bool stage_verify(const Recipe& r, const std::string& dir, const std::vector<Qat
     if (interrupted()) return false;
   }
   // model.h5: the recipe's own QAT export, copied whole (temp + rename).
-  const std::string model = dir + "/export/model.h5", tmp = model + ".tmp";
-  fs::copy_file(dir + "/export/" + main.id + ".h5", tmp, fs::copy_options::overwrite_existing);
-  fs::rename(tmp, model);
+  const std::string model = dir + "/export/model.h5";
+  copy_file_atomic(dir + "/export/" + main.id + ".h5", model);
   // The 2x2 alignment matrix: {trained FP32, QAT} x {inferred FP32, with the codec}.
   const StageSetup st = setup_stage(r);
   const std::string qat_ckpt = dir + "/qat/" + main.id + "/checkpoint.h5";
@@ -199,7 +201,9 @@ bool stage_verify(const Recipe& r, const std::string& dir, const std::vector<Qat
 
 bool run_pipeline(const Recipe& r, const RunOptions& opt) {
   const std::string dir = opt.out_dir.empty() ? "runs/" + r.name : opt.out_dir;
-  fs::create_directories(dir);
+  make_output_dir(dir, "run");
+  const DirLock lock(dir);  // one `mxqat run` per run directory
+  for (const char* sub : {"", "/export", "/report"}) remove_stale_temps(dir + sub);
   const std::vector<QatVariant> variants = qat_variants(r);  // checks the formats up front
   install_interrupt_handler();
   auto stop = [&](const char* stage, bool ok) {

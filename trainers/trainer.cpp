@@ -8,6 +8,7 @@
 
 #include "trainers/model_factory.h"
 #include "trainers/text_data.h"
+#include "trainers/io/files.h"
 
 namespace mxqat::trainers {
 
@@ -41,7 +42,9 @@ int64_t stage_steps(const TrainCfg& cfg, const BatchOrder& order) {
 
 TrainSummary train(const Recipe& r, const TrainOptions& opt) {
   const auto t0 = std::chrono::steady_clock::now();
-  std::filesystem::create_directories(opt.out_dir);
+  make_output_dir(opt.out_dir, "train");
+  const DirLock lock(opt.out_dir);  // one writer per output directory
+  remove_stale_temps(opt.out_dir);
   StageSetup st = setup_stage(r);
   auto optimizer = make_optimizer(r.train.optimizer, st.model->named_parameters());
   LoopContext c;
@@ -56,6 +59,7 @@ TrainSummary train(const Recipe& r, const TrainOptions& opt) {
   c.ckpt_path = opt.out_dir + "/checkpoint.h5";
   c.total_steps = stage_steps(r.train, *st.order);
   c.stop_at = opt.stop_at;
+  int64_t metrics_bytes = 0;  // a fresh run starts metrics.jsonl empty
   if (opt.resume) {
     MXQAT_CHECK(std::filesystem::exists(c.ckpt_path), "--resume: no checkpoint at ", c.ckpt_path,
                 "; start without --resume, or point --out at the run to continue");
@@ -65,8 +69,7 @@ TrainSummary train(const Recipe& r, const TrainOptions& opt) {
                 k.meta["optimizer"], "' but the recipe uses '", optimizer->kind(),
                 "'; resume with the recipe that wrote it");
     optimizer->load_state(k.optimizer_state);
-    c.start_step = k.step;
-    c.skipped = k.counters.count("skipped_steps") ? k.counters.at("skipped_steps") : 0;
+    metrics_bytes = resume_position(c, k);
     if (k.recipe_text != r.text) {
       Recipe old = parse_recipe(k.recipe_text, c.ckpt_path);
       for (const auto& d : recipe_diff(old, r)) spdlog::warn("resume: recipe changed: {}", d);
@@ -78,7 +81,7 @@ TrainSummary train(const Recipe& r, const TrainOptions& opt) {
   spdlog::info("model {}: {} parameters; {} steps ({} per epoch), batch {}", r.model.type,
                st.model->num_parameters(), c.total_steps, st.order->steps_per_epoch(), r.data.batch_size);
   JsonlWriter metrics;
-  metrics.open(opt.out_dir + "/metrics.jsonl");
+  metrics.open(opt.out_dir + "/metrics.jsonl", metrics_bytes);
   c.metrics = &metrics;
   LoopResult lr = run_loop(c);
   TrainSummary s;

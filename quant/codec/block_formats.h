@@ -99,19 +99,27 @@ struct IntGroup {
 constexpr float kIntEps = 0x1p-23f;
 // lo/hi: min/max over the group's real elements (sym uses amax = max(|lo|, |hi|)); nonfinite:
 // the group held NaN/Inf.
+// Near FLT_MAX, RN32(amax / qmax) may round up so that the largest decoded value RN32(qmax * s)
+// overflows to +Inf (int8_sym on a row of FLT_MAX): s steps down to the largest float whose
+// products stay finite. Below ~2^127.99 the scale is the spec's, unchanged.
+inline float int_finite_scale(float s, int span) {
+  while (!std::isfinite(static_cast<float>(span) * s)) s = std::nextafter(s, 0.0f);
+  return s;
+}
 inline IntGroup int_group(const IntParams& p, float lo, float hi, bool nonfinite) {
   if (nonfinite) return {canonical_nan(), canonical_nan(), 0.0f, true};
   float s;
   float z = 0.0f;
   if (!p.asym) {
     const float amax = std::max(std::fabs(lo), std::fabs(hi));
-    s = std::max(amax / static_cast<float>(p.qmax), kIntEps);
+    s = int_finite_scale(std::max(amax / static_cast<float>(p.qmax), kIntEps), p.qmax);
   } else {
     lo = std::min(lo, 0.0f);
     hi = std::max(hi, 0.0f);
     const float range = hi - lo;
     if (!std::isfinite(range)) return {canonical_nan(), canonical_nan(), 0.0f, true};
-    s = std::max(range / static_cast<float>(p.qmax - p.qmin), kIntEps);
+    s = int_finite_scale(std::max(range / static_cast<float>(p.qmax - p.qmin), kIntEps),
+                         p.qmax - p.qmin);
     const float zq = static_cast<float>(p.qmin) - std::nearbyint(lo / s);
     z = std::min(std::max(zq, static_cast<float>(p.qmin)), static_cast<float>(p.qmax));
   }

@@ -26,6 +26,10 @@ Codec Codec::make(const std::string& name, CodecOptions opt) {
   }
   MXQAT_CHECK(opt.group_size >= 0, "codec \"", name, "\": group_size ", opt.group_size,
               " is negative; use 0 for per-channel or a positive group size such as 32");
+  // A ragged last group is padded to G codes: a huge G would allocate G bytes per row.
+  MXQAT_CHECK(opt.group_size <= (int64_t{1} << 24), "codec \"", name, "\": group_size ",
+              opt.group_size, " is over 2^24; use 0 for per-channel (one group per row) or a "
+              "group size such as 32, 64 or 128");
   if (opt.global_amax) {
     const float a = *opt.global_amax;
     MXQAT_CHECK(std::isfinite(a) && a >= 0.0f, "codec \"", name, "\": global_amax ", a,
