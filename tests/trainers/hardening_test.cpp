@@ -16,15 +16,15 @@
 #include <thread>
 
 #include "tests/test_util.h"
-#include "trainers/ckpt.h"
-#include "trainers/ckpt_h5.h"
-#include "trainers/data.h"
-#include "trainers/export_stage.h"
+#include "trainers/io/ckpt.h"
+#include "trainers/io/h5file.h"
+#include "trainers/data/data.h"
+#include "trainers/stages/export_stage.h"
 #include "trainers/io/files.h"
 #include "trainers/io/integrity.h"
-#include "trainers/loop.h"
-#include "trainers/report_io.h"
-#include "trainers/trainer.h"
+#include "trainers/train/loop.h"
+#include "trainers/util/json_write.h"
+#include "trainers/stages/train_stage.h"
 
 namespace mxqat::trainers {
 namespace {

@@ -23,7 +23,7 @@
 #include <vector>
 
 #include "autograd/error.h"
-#include "trainers/sha256.h"
+#include "trainers/util/sha256.h"
 
 namespace mxqat::trainers {
 
