@@ -17,6 +17,7 @@
 #include "trainers/util/json_read.h"
 #include "trainers/util/sha256.h"
 #include "trainers/stages/train_stage.h"
+#include "trainers/io/integrity.h"
 
 namespace mxqat::trainers {
 namespace {
@@ -62,7 +63,9 @@ TEST(Export, EveryCodecInfersBitwiseLikeTraining) {
   fs::path d = fresh_dir("export_codecs");
   for (const std::string& codec : quant::Codec::names()) {
     const std::string path = export_with(codec, d);
-    const Verification v = verify_export(path, "", 0);
+    VerifyOptions vo;
+    vo.record = true;  // into the manifest (by default verify only reads the export)
+    const Verification v = verify_export(path, vo);
     EXPECT_TRUE(v.bitwise_equal) << codec << ": " << v.json;
     EXPECT_EQ(v.max_abs_diff, 0.0) << codec;
     EXPECT_EQ(v.samples, 400) << codec;
@@ -102,6 +105,8 @@ void flip_byte(const std::string& file, const std::string& dataset, hsize_t at) 
   c = static_cast<char>(c ^ 0x10);
   io.seekp(static_cast<std::streamoff>(off + at));
   io.write(&c, 1);
+  io.close();
+  seal_file(file);  // past the integrity block: the dataset's own checks must catch it
 }
 
 TEST(Export, FlippedByteInCodesIsNamed) {
@@ -131,6 +136,7 @@ TEST(Export, EditedCodesFailTheManifestHash) {
   H5Aclose(a);
   H5Dclose(ds);
   H5Fclose(f);
+  seal_file(path);
   expect_error([&] { read_export(path); }, {"fc2.weight", "codes", "SHA-256", "export it again"});
 }
 
@@ -140,6 +146,7 @@ TEST(Export, MissingTensorIsNamed) {
   hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
   ASSERT_GE(H5Ldelete(f, "/tensors/fc2.weight", H5P_DEFAULT), 0);
   H5Fclose(f);
+  seal_file(path);
   expect_error([&] { read_export(path); }, {"fc2.weight", "missing", "export it again"});
 }
 
@@ -172,6 +179,7 @@ TEST(Export, UnknownCodecVersionOrForeignFile) {
   H5Sclose(sp);
   H5Gclose(g);
   H5Fclose(f);
+  seal_file(path);
   expect_error([&] { read_export(path); }, {"fc1.weight", "spec_version"});
   expect_error([&] { read_export(baseline()); }, {"not an mxqat export"});
   EXPECT_FALSE(is_export(baseline()));

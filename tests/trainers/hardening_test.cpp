@@ -126,7 +126,7 @@ TEST(Integrity, FifoAndDirectoryAreRefusedWithoutBlocking) {
   fs::path d = fresh_dir("integrity_fifo");
   ASSERT_EQ(::mkfifo((d / "p.h5").c_str(), 0644), 0);
   expect_error([&] { load_checkpoint((d / "p.h5").string()); }, {"p.h5", "not a regular file"});
-  expect_error([&] { load_checkpoint(d.string()); }, {"not a regular file"});
+  expect_error([&] { load_checkpoint(d.string()); }, {"is a directory"});
   fs::remove_all(d);
 }
 
@@ -189,7 +189,7 @@ TEST(Hostile, NonFiniteWeightsAreNamedByEvalQatExportAndVerify) {
   const std::string name = c.params[2].first;
   for (const std::string& cmd : {"eval " + ck, "export " + ck + " --out " + (d / "m.h5").string(),
                                  "qat " + (trained_run() / "recipe.yaml").string() + " --from " + ck +
-                                     " --out " + (d / "q").string()}) {
+                                     " --out " + (d / "q").string() + " --set qat.steps=2"}) {
     CliResult r = run_cli(cmd);
     EXPECT_EQ(r.code, 1) << cmd << ": " << r.out;
     EXPECT_NE(r.out.find(name), std::string::npos) << cmd << ": " << r.out;

@@ -190,7 +190,7 @@ TEST(Loop, NonFiniteLossStopsOrSkipsWithoutTouchingWeights) {
     auto opt = make_optimizer(r.train.optimizer, fresh.model->named_parameters());
     fs::path d = fresh_dir(skip ? "skip" : "stop");
     JsonlWriter metrics;
-    metrics.open((d / "metrics.jsonl").string());
+    metrics.open((d / "metrics.jsonl").string(), 0);
     LoopContext c;
     c.stage = "train", c.recipe = &r, c.cfg = &r.train, c.model = fresh.model.get();
     c.optimizer = opt.get(), c.data = &fresh.data, c.order = fresh.order.get(), c.metrics = &metrics;

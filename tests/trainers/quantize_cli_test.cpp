@@ -19,6 +19,7 @@
 
 #include "tests/test_util.h"
 #include "trainers/io/ckpt_quant.h"
+#include "trainers/io/integrity.h"
 
 namespace mxqat::trainers {
 namespace {
@@ -77,6 +78,7 @@ void edit_h5(const std::string& path, const std::function<void(hid_t)>& fn) {
   ASSERT_GE(f, 0) << path;
   fn(f);
   H5Fclose(f);
+  seal_file(path);  // past the integrity block: the checks behind it are what is tested
 }
 
 void expect_same(const EncodedTensor& a, const EncodedTensor& b, const std::string& what) {

@@ -55,8 +55,8 @@ int64_t parse_group_size(const std::string& text) {
   const bool digits = !text.empty() && text.size() <= 10 &&
                       text.find_first_not_of("0123456789") == std::string::npos;
   const int64_t g = digits ? std::stoll(text) : 0;
-  MXQAT_CHECK(g >= 1, "--group-size takes a positive integer (e.g. 32; leave it out for one group "
-              "per row), got '", text, "'");
+  MXQAT_CHECK(g >= 1 && g <= (int64_t{1} << 24), "--group-size takes a positive integer up to "
+              "2^24 (e.g. 32; leave it out for one group per row), got '", text, "'");
   return g;
 }
 
@@ -212,9 +212,9 @@ int cmd_quantize(const std::vector<std::string>& argv) {
               "--dequant and --out name the same file '", out, "'; give them different names");
   const Shape shape = parse_shape(shape_text);
   const int64_t K = shape.back(), R = autograd::numel_of(shape) / K;
-  MXQAT_CHECK(codec.block_size(K) <= K, "--group-size ", codec.block_size(K), " is larger than "
-              "the ", K, " elements of a row (the last --shape dimension); give at most ", K,
-              ", or leave it out for one group per row");
+  MXQAT_CHECK(!a.has("--group-size") || codec.block_size(K) <= K, "--group-size ",
+              codec.block_size(K), " is larger than the ", K, " elements of a row (the last "
+              "--shape dimension); give at most ", K, ", or leave it out for one group per row");
   const std::vector<float> x = read_input(*a.get("--in"), R * K, shape_text);
   check_finite_input(x, K, *a.get("--in"));
 

@@ -161,6 +161,7 @@ ExportModel make_export(const Checkpoint& c, const std::string& source, const st
     m.activations.push_back({lp.layer, a});
   }
   for (const auto& [name, value] : c.params) {
+    check_finite(source, name, value, "export");
     ExportTensor t;
     t.name = name;
     t.shape = value.shape();

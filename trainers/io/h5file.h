@@ -120,14 +120,15 @@ class H5Reader : public H5File {
   using H5File::H5File;
 };
 
-// Writes into a new temporary "<final_path>.mxqat-tmp-<random>" (created with O_EXCL, so never
-// through a planted link); commit() closes it, writes the integrity block into its 512-byte user
-// block, fsyncs and renames it onto final_path (replacing a link there, never following it). Destroyed without commit (an exception mid-write), it removes the temporary file,
-// so a failed write never leaves a half-written file nor touches an existing one.
+// Builds the file in memory (nothing touches the disk before commit); commit() fills the
+// 512-byte user block with the integrity block, writes the image to a new temporary
+// "<final_path>.mxqat-tmp-<random>" (created with O_EXCL, so never through a planted link),
+// fsyncs it and renames it onto final_path (replacing a link there, never following it).
+// Destroyed without commit (an exception mid-write), it leaves nothing behind and never touches
+// an existing file.
 class H5Writer : public H5File {
  public:
   static H5Writer create(const std::string& final_path);
-  const std::string& temp_path() const;
   void commit();  // after it, the writer is closed: any further call throws
 
   void create_group(const std::string& path);  // with intermediate groups; no-op if it exists

@@ -87,11 +87,19 @@ std::string hex_of(const unsigned char* p, size_t n) {
   return s;
 }
 
-bool hex_to_bytes(const std::string& hex, unsigned char* out) {
+// The block for a file of `length` bytes whose bytes after the block hash to `sha256_hex`.
+void make_block(uint64_t length, const std::string& sha256_hex, unsigned char* block) {
+  std::memset(block, 0, kSealBytes);
+  std::memcpy(block, kMagic, 8);
+  put_u32(block + 8, kSealVersion);
+  put_u32(block + 12, static_cast<uint32_t>(kSealBytes));
+  put_u64(block + 16, length);
   auto val = [](char c) { return c <= '9' ? c - '0' : c - 'a' + 10; };
-  for (size_t i = 0; i < hex.size() / 2; ++i)
-    out[i] = static_cast<unsigned char>(val(hex[2 * i]) << 4 | val(hex[2 * i + 1]));
-  return true;
+  for (size_t i = 0; i < 32; ++i)
+    block[24 + i] = static_cast<unsigned char>(val(sha256_hex[2 * i]) << 4 | val(sha256_hex[2 * i + 1]));
+  static const std::string note = "mxqat integrity block v1: file length and SHA-256 of bytes "
+                                  "512.. (HDF5 user block; h5py and HDF5 tools skip it)\n";
+  std::memcpy(block + 56, note.data(), std::min(note.size(), kSealBytes - 56));
 }
 
 }  // namespace
@@ -109,15 +117,8 @@ void seal_file(int fd, const std::string& path) {
               "-byte user block (was it created with the user block?)");
   const auto [hex, hashed] = hash_payload(fd, path, length);
   MXQAT_CHECK(hashed == length, "cannot seal '", path, "': it shrank while being read");
-  unsigned char block[kSealBytes] = {};
-  std::memcpy(block, kMagic, 8);
-  put_u32(block + 8, kSealVersion);
-  put_u32(block + 12, static_cast<uint32_t>(kSealBytes));
-  put_u64(block + 16, length);
-  hex_to_bytes(hex, block + 24);
-  const std::string note = "mxqat integrity block v1: file length and SHA-256 of bytes 512.. "
-                           "(HDF5 user block; h5py and HDF5 tools skip it)\n";
-  std::memcpy(block + 56, note.data(), std::min(note.size(), kSealBytes - 56));
+  unsigned char block[kSealBytes];
+  make_block(length, hex, block);
   for (size_t done = 0; done < kSealBytes;) {
     ssize_t w = ::pwrite(fd, block + done, kSealBytes - done, static_cast<off_t>(done));
     if (w < 0 && errno == EINTR) continue;
@@ -125,6 +126,16 @@ void seal_file(int fd, const std::string& path) {
                 std::strerror(errno), " (disk full?)");
     done += static_cast<size_t>(w);
   }
+}
+
+void seal_image(std::string& image, const std::string& what) {
+  MXQAT_CHECK(image.size() >= kSealBytes + 8 &&
+                  std::memcmp(image.data() + kSealBytes, kHdf5Signature, 8) == 0,
+              "cannot seal '", what, "': no HDF5 signature after its ", kSealBytes,
+              "-byte user block");
+  unsigned char block[kSealBytes];
+  make_block(image.size(), sha256_hex(image.data() + kSealBytes, image.size() - kSealBytes), block);
+  std::memcpy(image.data(), block, kSealBytes);
 }
 
 void seal_file(const std::string& path) {
@@ -156,8 +167,11 @@ int open_sealed(const std::string& path) {
   try {
     struct stat st;
     MXQAT_CHECK(::fstat(fd, &st) == 0, "cannot stat '", path, "': ", std::strerror(errno));
-    MXQAT_CHECK(S_ISREG(st.st_mode), "'", path, "' is not a regular file (a directory, FIFO or "
-                "device); pass an .h5 file written by mxqat");
+    MXQAT_CHECK(S_ISREG(st.st_mode), "'", path, "' ",
+                S_ISDIR(st.st_mode) ? "is a directory, not an HDF5 file" :
+                S_ISFIFO(st.st_mode) ? "is not a regular file (a FIFO)" :
+                                       "is not a regular file (a device or socket)",
+                "; pass an .h5 file written by mxqat");
     const uint64_t size = static_cast<uint64_t>(st.st_size);
     const SealKind kind = seal_kind(fd);
     MXQAT_CHECK(kind != SealKind::kPlainHdf5, "'", path, "' is an HDF5 file without mxqat's "
@@ -189,6 +203,10 @@ int open_sealed(const std::string& path) {
     MXQAT_CHECK(hashed == length, "'", path, "' shrank while being read; try again");
     MXQAT_CHECK(got == want, "'", path, "' is damaged: the SHA-256 of its contents (", got,
                 ") differs from the one it was written with (", want, ")", kRegenerate);
+    unsigned char expected[kSealBytes];
+    make_block(length, want, expected);
+    MXQAT_CHECK(std::memcmp(expected, block, kSealBytes) == 0, "'", path,
+                "' has a damaged integrity block (its text or padding was changed)", kRegenerate);
     ::fcntl(fd, F_SETFL, 0);  // back to blocking reads for HDF5
     return fd;
   } catch (...) {

@@ -20,6 +20,8 @@ inline constexpr uint32_t kSealVersion = 1;
 void seal_file(int fd, const std::string& path);
 // The same for a path (tests and tools that edit a file on purpose); does not follow a link.
 void seal_file(const std::string& path);
+// The same for a whole file image in memory (H5Writer: HDF5's core driver); `what` names it.
+void seal_image(std::string& image, const std::string& what);
 
 // What the first bytes of a file say.
 enum class SealKind {
