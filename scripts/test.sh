@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
 # The README's test command: installs the dependencies, builds, runs the whole test suite.
 # Usage: scripts/test.sh [--sanitize]   (--sanitize: AddressSanitizer + UBSan build in build-asan/)
+# Then each libFuzzer target of tests/fuzz runs for $MXQAT_CI_FUZZ_SECONDS (default 20) seconds
+# (scripts/fuzz.sh; skipped, saying so, where clang-14 is not installed; MXQAT_CI_FUZZ_SECONDS=0
+# skips it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install_deps.sh
+fuzz_s=${MXQAT_CI_FUZZ_SECONDS:-20}
+if [[ "$fuzz_s" != 0 ]]; then scripts/install_deps.sh --fuzz; else scripts/install_deps.sh; fi
 scripts/build.sh "$@"
 dir=build
 [[ "${1:-}" == "--sanitize" ]] && dir=build-asan
 export OMP_WAIT_POLICY=passive ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1
-cd "$dir" && ctest --output-on-failure -j "$(nproc)" --timeout 600
+(cd "$dir" && ctest --output-on-failure -j "$(nproc)" --timeout 600)
+if [[ "$fuzz_s" != 0 ]]; then
+  scripts/fuzz.sh all "$fuzz_s"
+fi

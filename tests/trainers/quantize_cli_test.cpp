@@ -215,7 +215,7 @@ class QuantizeCli : public ::testing::Test {
     const std::string in = write_raw("x.f32", x), out = file(codec + ".h5");
     std::string shape_arg;
     for (int64_t d : shape) shape_arg += (shape_arg.empty() ? "" : ",") + std::to_string(d);
-    std::string args = "quantize --codec " + codec + " " + options + " --in " + in + " --shape " +
+    std::string args = "quantize --allow-nonfinite --codec " + codec + " " + options + " --in " + in + " --shape " +
                        shape_arg + " --out " + out + " --dequant " + file("y.f32");
     if (!name.empty()) args += " --name " + name;
     const CliResult q = run_cli(args);
@@ -290,7 +290,7 @@ TEST_F(QuantizeCli, Hdf5DatasetInputMatchesRawInput) {
     w.write("/params/f64", std::vector<double>(kR * kK, 1.0), {kR, kK});
     w.commit();
   }
-  const std::string tail = " --shape 3,37 --codec nvfp4 --dequant ";
+  const std::string tail = " --allow-nonfinite --shape 3,37 --codec nvfp4 --dequant ";
   ASSERT_EQ(run_cli("quantize --in " + write_raw("x.f32", x) + tail + file("a.f32") + " --out " +
                     file("a.h5"))
                 .code,
@@ -343,7 +343,8 @@ TEST_F(QuantizeCli, BadArgumentsAreClearErrorsAndWriteNothing) {
   expect_refused("quantize --codec mxfp4 --in " + x + " --out " + file("o.h5"),
                  {"--shape", "required"});
   expect_refused(
-      "quantize --codec mxfp4 --shape 3,37 --in " + x + " --out " + file("o.h5") + " --name a//b",
+      "quantize --allow-nonfinite --codec mxfp4 --shape 3,37 --in " + x + " --out " + file("o.h5") +
+          " --name a//b",
       {"a//b", "cannot be an HDF5 group path"});
   expect_refused("quantize --codec mxfp4 --shape 3,37 --in " + x + " --out " + file("o.h5") +
                      " --dequant " + file("o.h5"),
@@ -499,8 +500,8 @@ TEST(QuantizeGroup, WriterChecksNamesAndSizes) {
 TEST_F(QuantizeCli, H5dumpReadsTheOutput) {
   if (std::system("command -v h5dump > /dev/null 2>&1") != 0) GTEST_SKIP() << "no h5dump";
   const std::string x = write_raw("x.f32", random_tensor(kR * kK, 2));
-  const CliResult q = run_cli("quantize --codec nvfp4 --shape 3,37 --in " + x + " --out " +
-                              file("q.h5") + " --name blocks.0/fc1.weight");
+  const CliResult q = run_cli("quantize --allow-nonfinite --codec nvfp4 --shape 3,37 --in " + x +
+                              " --out " + file("q.h5") + " --name blocks.0/fc1.weight");
   ASSERT_EQ(q.code, 0) << q.out;
   // -H: the structure and types; -A: also the attribute values.
   for (const char* flag : {"-H", "-A"}) {

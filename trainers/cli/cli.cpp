@@ -61,9 +61,10 @@ const std::vector<Command>& commands() {
        cmd_sample},
       {"quantize",
        "--codec NAME [--scale-rule floor|rceil] [--group-size G] [--global-amax A] --in INPUT "
-       "--shape R,K --out OUT.h5 [--name NAME] [--dequant OUT.f32]",
+       "--shape R,K --out OUT.h5 [--name NAME] [--dequant OUT.f32] [--allow-nonfinite]",
        "quantize one float32 tensor (INPUT: raw little-endian float32 or FILE.h5:/dataset) into "
-       "a spec §9 HDF5 group", cmd_quantize},
+       "a spec §9 HDF5 group; NaN/Inf inputs are refused unless --allow-nonfinite (NaN groups, "
+       "spec §6 step 4)", cmd_quantize},
       {"dequantize", "OUT.h5 [--name NAME] --out X.f32",
        "decode a spec §9 group (default name 'tensor') to raw little-endian float32",
        cmd_dequantize},

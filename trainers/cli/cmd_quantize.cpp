@@ -151,8 +151,9 @@ void check_finite_input(const std::vector<float>& x, int64_t K, const std::strin
   for (size_t i = 0; i < x.size(); ++i)
     MXQAT_CHECK(std::isfinite(x[i]), "input '", input, "' holds ", x[i], " at element (",
                 static_cast<int64_t>(i) / K, ", ", static_cast<int64_t>(i) % K,
-                ") of the [R, K] view; quantize takes finite values only (a NaN/Inf would give a "
-                "NaN group): clean the tensor first");
+                ") of the [R, K] view; quantize takes finite values only (a NaN/Inf gives a NaN "
+                "group, spec §6 step 4): clean the tensor, or pass --allow-nonfinite to encode "
+                "it as the spec says");
 }
 
 // INPUT is a raw float32 file, or FILE.h5:/dataset (split at the first ":/" whose left side is a
@@ -201,7 +202,7 @@ int cmd_quantize(const std::vector<std::string>& argv) {
   Args a("quantize", argv,
          {{"--codec", true}, {"--scale-rule", true}, {"--group-size", true},
           {"--global-amax", true}, {"--in", true}, {"--shape", true}, {"--out", true},
-          {"--name", true}, {"--dequant", true}},
+          {"--name", true}, {"--dequant", true}, {"--allow-nonfinite", false}},
          0, 0);
   for (const char* flag : {"--codec", "--in", "--shape", "--out"}) required(a, "quantize", flag);
   const Codec codec = make_codec(a);
@@ -212,11 +213,14 @@ int cmd_quantize(const std::vector<std::string>& argv) {
               "--dequant and --out name the same file '", out, "'; give them different names");
   const Shape shape = parse_shape(shape_text);
   const int64_t K = shape.back(), R = autograd::numel_of(shape) / K;
-  MXQAT_CHECK(!a.has("--group-size") || codec.block_size(K) <= K, "--group-size ",
-              codec.block_size(K), " is larger than the ", K, " elements of a row (the last "
-              "--shape dimension); give at most ", K, ", or leave it out for one group per row");
+  // A ragged last group is stored padded to the group size: refuse a group so much larger than
+  // the row that the padding, not the data, would fill memory.
+  const int64_t padded = codec.num_blocks(K) * codec.block_size(K);
+  MXQAT_CHECK(padded <= 2 * K + 1024, "--group-size ", codec.block_size(K), " pads each row of ",
+              K, " elements (the last --shape dimension) to ", padded, " codes; give a group size "
+              "of at most ", std::max<int64_t>(K, 1024), ", or leave it out for one group per row");
   const std::vector<float> x = read_input(*a.get("--in"), R * K, shape_text);
-  check_finite_input(x, K, *a.get("--in"));
+  if (!a.has("--allow-nonfinite")) check_finite_input(x, K, *a.get("--in"));
 
   const quant::EncodedTensor e = codec.encode(x.data(), R, K);
   std::vector<float> y(x.size());

@@ -151,8 +151,9 @@ void make_output_dir(const std::string& dir, const std::string& what) {
 
 uint64_t regular_file_size(const std::string& path, const std::string& what) {
   struct stat st;
-  MXQAT_CHECK(::stat(path.c_str(), &st) == 0, what, " '", path, "': ", std::strerror(errno),
-              errno == ENOENT ? "; check the path" : "");
+  MXQAT_CHECK(::stat(path.c_str(), &st) == 0 || errno != ENOENT, what, " '", path,
+              "' does not exist; check the path");
+  MXQAT_CHECK(::stat(path.c_str(), &st) == 0, what, " '", path, "': ", std::strerror(errno));
   MXQAT_CHECK(S_ISREG(st.st_mode), what, " '", path, "' is not a regular file (",
               S_ISDIR(st.st_mode) ? "a directory" : S_ISFIFO(st.st_mode) ? "a FIFO" :
               S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device" : "a socket or other",
