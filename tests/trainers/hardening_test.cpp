@@ -130,6 +130,48 @@ TEST(Integrity, FifoAndDirectoryAreRefusedWithoutBlocking) {
   fs::remove_all(d);
 }
 
+// Files from before the integrity block: `mxqat seal` validates them in a child process and
+// rewrites them sealed; the refusal names that command.
+TEST(Integrity, OldFilesAreSealedByTheSealCommand) {
+  fs::path d = fresh_dir("integrity_seal");
+  const std::string ck = (d / "c.h5").string(), old = (d / "old.h5").string();
+  save_checkpoint(ck, small_checkpoint());
+  // An old file: the same HDF5 content without mxqat's block (h5unjam removes a user block the
+  // way HDF5 itself lays files out; zeroing the block is the fallback).
+  if (std::system(("h5unjam -i '" + ck + "' -o '" + old + "' > /dev/null 2>&1").c_str()) != 0) {
+    std::string bytes = slurp(ck);
+    std::fill(bytes.begin(), bytes.begin() + 512, '\0');
+    write(old, bytes);
+  }
+  expect_error([&] { load_checkpoint(old); }, {"old.h5", "without mxqat's integrity block", "mxqat seal"});
+  CliResult r = run_cli("seal " + old + " --out " + (d / "new.h5").string());
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("checkpoint at step 4"), std::string::npos) << r.out;
+  const Checkpoint back = load_checkpoint((d / "new.h5").string());
+  EXPECT_TRUE(back.params[0].second.same_bits(small_checkpoint().params[0].second));
+  EXPECT_EQ(run_cli("seal " + old).code, 0);  // in place
+  EXPECT_EQ(load_checkpoint(old).step, 4);
+  EXPECT_EQ(run_cli("seal " + old).code, 0);  // already sealed: checked, left alone
+  // A damaged old file ends only the child: an error, and nothing written.
+  std::string bytes = slurp(ck);
+  std::fill(bytes.begin(), bytes.begin() + 512, '\0');
+  bytes.resize(bytes.size() - 40);
+  write(d / "bad.h5", bytes);
+  CliResult bad = run_cli("seal " + (d / "bad.h5").string() + " --out " + (d / "bad_new.h5").string());
+  EXPECT_EQ(bad.code, 1) << bad.out;
+  EXPECT_FALSE(fs::exists(d / "bad_new.h5"));
+  // An export and a quantize output too.
+  const std::string m = (d / "m.h5").string();
+  export_checkpoint((trained_run() / "checkpoint.h5").string(), m);
+  bytes = slurp(m);
+  std::fill(bytes.begin(), bytes.begin() + 512, '\0');
+  write(d / "m_old.h5", bytes);
+  CliResult e = run_cli("seal " + (d / "m_old.h5").string());
+  ASSERT_EQ(e.code, 0) << e.out;
+  EXPECT_EQ(read_export((d / "m_old.h5").string()).tensors.size(), read_export(m).tensors.size());
+  fs::remove_all(d);
+}
+
 // ---- hostile files that pass the block -----------------------------------------------------
 
 TEST(Hostile, HardLinkLoopIsAnErrorNotARecursion) {

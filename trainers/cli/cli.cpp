@@ -68,6 +68,9 @@ const std::vector<Command>& commands() {
       {"dequantize", "OUT.h5 [--name NAME] --out X.f32",
        "decode a spec §9 group (default name 'tensor') to raw little-endian float32",
        cmd_dequantize},
+      {"seal", "FILE.h5 [--out NEW.h5]",
+       "convert a checkpoint, export or quantize output written before the integrity block: "
+       "validated in a separate process, rewritten sealed (in place unless --out)", cmd_seal},
   };
   return kCommands;
 }

@@ -112,6 +112,9 @@ class H5Reader : public H5File {
   // process), because HDF5 may crash on a damaged file.
   static H5Reader open_unsealed(const std::string& path);
   static bool is_sealed(const std::string& path);  // starts with mxqat's magic (not yet verified)
+  // From now on open() accepts files without the block in this process, unchecked: only for
+  // `mxqat seal`, inside run_isolated (a child process that may crash on a damaged file).
+  static void accept_unsealed_in_this_process();
   // From now on a dataset without a "crc32" attribute is an error (files whose writer always
   // stores one: checkpoints).
   void require_checksums();

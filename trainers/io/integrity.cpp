@@ -176,9 +176,9 @@ int open_sealed(const std::string& path) {
     const SealKind kind = seal_kind(fd);
     MXQAT_CHECK(kind != SealKind::kPlainHdf5, "'", path, "' is an HDF5 file without mxqat's "
                 "integrity block: it was written by another program or by an mxqat build from before "
-                "integrity blocks (docs: README, 'Files and integrity'), so it cannot be checked "
-                "before parsing; regenerate it with this mxqat (train, qat, export or quantize "
-                "again)");
+                "integrity blocks, so it cannot be checked before parsing; convert it with 'mxqat "
+                "seal ", path, "' (validates it in a separate process and writes it sealed), or "
+                "regenerate it with this mxqat");
     MXQAT_CHECK(kind == SealKind::kSealed, "'", path, "' is not a file written by mxqat (",
                 size < 8 ? "it is " + std::to_string(size) + " bytes long" :
                            std::string("no mxqat or HDF5 signature at its start"),
