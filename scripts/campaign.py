@@ -26,6 +26,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import struct
@@ -40,7 +41,9 @@ data: {dataset: fashion_mnist, batch_size: 32, val_size: 64, train_limit: 256, t
 model: {type: mlp, hidden: [8], activation: relu}
 train: {steps: 12, log_every: 2, eval_every: 4, checkpoint_every: 2, optimizer: {type: adamw, lr: 3.0e-3}}
 quant: {weight: mxfp4, input: mxfp8_e4m3}
-qat: {train: {steps: 6, log_every: 2, eval_every: 3, optimizer: {type: adamw, lr: 1.0e-3}}}
+qat: {steps: 6, optimizer: {type: adamw, lr: 1.0e-3}}
+ptq: {methods: [rtn], calib_samples: 32}
+compare: {formats: [mxfp4], qat_direct: true, qat_progressive: false}
 """
 SEAL = 512
 FASHION = "/usr/share/datasets/fashion-mnist" if os.path.isdir("/usr/share/datasets/fashion-mnist") else None
@@ -248,6 +251,7 @@ class Campaign:
         rc, out, t_full = self.mxqat(["train", f"{w}/tiny.yaml", "--out", ref], timeout=600)
         assert rc == 0, out
         ref_params = self.params_digest(f"{ref}/checkpoint.h5")
+        assert ref_params, "no weight digests from the reference checkpoint's export"
         ref_metrics = untimed(open(f"{ref}/metrics.jsonl").read())
         for k in range(n):
             d = f"{w}/kill_{k}"
@@ -287,8 +291,14 @@ class Campaign:
                         self.fail("kills", f"run kill {k}: a temporary file left in {root}")
 
     def params_digest(self, ckpt):
-        rc, out, _ = self.mxqat(["inspect", ckpt])
-        return hashlib.sha256(open(ckpt, "rb").read()[SEAL:]).hexdigest() if rc == 0 else None
+        """The SHA-256s of the checkpoint's weights, read from an export's manifest (which lists
+        one per packed or float32 tensor), so runs compare by value, not by file layout."""
+        out = f"{self.work}/digest.h5"
+        rc, text, _ = self.mxqat(["export", ckpt, "--out", out])
+        if rc != 0:
+            return None
+        digests = re.findall(rb'"sha256[a-z_]*": "([0-9a-f]{64})"', open(out, "rb").read())
+        return b",".join(digests) if digests else None
 
     # ---- disk full, links, FIFOs -------------------------------------------------------------
     def disk_full(self):
