@@ -31,10 +31,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using autograd::Tensor;
-using mxqat::testing::CliResult;
-using mxqat::testing::expect_error;
-using mxqat::testing::fresh_dir;
-using mxqat::testing::run_cli;
+using namespace mxqat::testing;  // expect_error, error_of, fresh_dir, run_cli, CliResult
 
 const char* kTiny = R"(name: hard
 seed: 5
@@ -60,6 +57,16 @@ Checkpoint small_checkpoint() {
   c.optimizer_state.emplace_back("fc.weight/m", Tensor({2, 3}, {0, 0, 0, 0, 0, 0}));
   c.counters["skipped_steps"] = 0;
   return c;
+}
+
+// A CLI run that must fail cleanly: exit 1, every part of `want` in its output, none of `never`
+// (plus the signs of an unhandled failure).
+void expect_refused(const CliResult& r, const std::vector<std::string>& want,
+                    std::vector<std::string> never = {}) {
+  EXPECT_EQ(r.code, 1) << r.out;
+  never.insert(never.end(), {"unexpected error", "bad_alloc", "filesystem error"});
+  for (const std::string& w : want) EXPECT_NE(r.out.find(w), std::string::npos) << "missing '" << w << "' in: " << r.out;
+  for (const std::string& n : never) EXPECT_EQ(r.out.find(n), std::string::npos) << "unwanted '" << n << "' in: " << r.out;
 }
 
 // Edits a sealed file with the raw HDF5 API, then re-seals it: a hostile file that passes the
@@ -99,7 +106,7 @@ TEST(Integrity, TruncatedDamagedAndForeignFilesNeverReachHdf5) {
     std::string bytes = slurp(ck);
     bytes[at] = static_cast<char>(bytes[at] ^ 0x40);
     write(d / "f.h5", bytes);
-    const std::string msg = mxqat::testing::error_of([&] { load_checkpoint((d / "f.h5").string()); });
+    const std::string msg = error_of([&] { load_checkpoint((d / "f.h5").string()); });
     EXPECT_NE(msg.find("f.h5"), std::string::npos) << at << ": " << msg;
     EXPECT_TRUE(msg.find("damaged") != std::string::npos || msg.find("integrity") != std::string::npos)
         << at << ": " << msg;
@@ -180,9 +187,7 @@ TEST(Hostile, HardLinkLoopIsAnErrorNotARecursion) {
   save_checkpoint(ck, small_checkpoint());
   edit_and_reseal(ck, [](hid_t f) { H5Lcreate_hard(f, "/optimizer", f, "/optimizer/fc.weight/loop", H5P_DEFAULT, H5P_DEFAULT); });
   expect_error([&] { load_checkpoint(ck); }, {"c.h5", "reached a second time"});
-  CliResult r = run_cli("inspect " + ck);
-  EXPECT_EQ(r.code, 1) << r.out;
-  EXPECT_NE(r.out.find("reached a second time"), std::string::npos) << r.out;
+  expect_refused(run_cli("inspect " + ck), {"reached a second time"});
   fs::remove_all(d);
 }
 
@@ -295,10 +300,7 @@ TEST(Inspect, DamagedCheckpointIsCalledDamaged) {
   std::string bytes = slurp(ck);
   bytes[bytes.size() / 2] ^= 1;
   write(ck, bytes);
-  CliResult r = run_cli("inspect " + ck);
-  EXPECT_EQ(r.code, 1) << r.out;
-  EXPECT_NE(r.out.find("damaged"), std::string::npos) << r.out;
-  EXPECT_EQ(r.out.find("not an mxqat export"), std::string::npos) << r.out;
+  expect_refused(run_cli("inspect " + ck), {"damaged"}, {"not an mxqat export"});
   fs::remove_all(d);
 }
 
@@ -337,7 +339,7 @@ TEST(Files, StaleTemporariesAreRemovedAndTheRunDirectoryIsLocked) {
     const DirLock lock(d.string());
     EXPECT_EQ(remove_stale_temps(d.string()), 1);
     EXPECT_TRUE(fs::exists(d / "keep.txt"));
-    const std::string msg = mxqat::testing::error_of([&] { DirLock second(d.string()); });
+    const std::string msg = error_of([&] { DirLock second(d.string()); });
     EXPECT_NE(msg.find("in use by another mxqat process (pid " + std::to_string(::getpid())), std::string::npos) << msg;
     // The same through the CLI: a second train into a locked directory stops at once.
     write(d / "r.yaml", kTiny);
@@ -420,23 +422,16 @@ TEST(Refuse, BadOutputDirectoriesHugeModelsAndGroups) {
   write(d / "r.yaml", kTiny);
   write(d / "file", "x");
   const std::string recipe = (d / "r.yaml").string();
-  CliResult under_file = run_cli("train " + recipe + " --out " + (d / "file" / "run").string());
-  EXPECT_EQ(under_file.code, 1) << under_file.out;
-  EXPECT_NE(under_file.out.find("cannot create the output directory"), std::string::npos) << under_file.out;
-  EXPECT_EQ(under_file.out.find("unexpected error"), std::string::npos) << under_file.out;
-  CliResult longname = run_cli("train " + recipe + " --out " + (d / std::string(300, 'a')).string());
-  EXPECT_EQ(longname.code, 1) << longname.out;
-  EXPECT_NE(longname.out.find("component of 300 characters"), std::string::npos) << longname.out;
-  CliResult huge = run_cli("train " + recipe + " --out " + (d / "h").string() + " --set model.hidden=[4000000000]");
-  EXPECT_EQ(huge.code, 1) << huge.out;
-  EXPECT_EQ(huge.out.find("bad_alloc"), std::string::npos) << huge.out;
-  EXPECT_EQ(huge.out.find("unexpected error"), std::string::npos) << huge.out;
+  expect_refused(run_cli("train " + recipe + " --out " + (d / "file" / "run").string()),
+                 {"cannot create the output directory", "--out"});
+  expect_refused(run_cli("train " + recipe + " --out " + (d / std::string(300, 'a')).string()),
+                 {"component of 300 characters", "shorter name"});
+  expect_refused(run_cli("train " + recipe + " --out " + (d / "h").string() + " --set model.hidden=[4000000000]"),
+                 {"parameters", "make the model smaller"});
   std::ofstream(d / "x.f32", std::ios::binary) << std::string(3 * 37 * 4, '\0');
-  CliResult group = run_cli("quantize --codec int8_sym --group-size 4294967296 --in " + (d / "x.f32").string() +
-                            " --shape 3,37 --out " + (d / "q.h5").string());
-  EXPECT_EQ(group.code, 1) << group.out;
-  EXPECT_NE(group.out.find("--group-size"), std::string::npos) << group.out;
-  EXPECT_EQ(group.out.find("bad_alloc"), std::string::npos) << group.out;
+  expect_refused(run_cli("quantize --codec int8_sym --group-size 4294967296 --in " + (d / "x.f32").string() +
+                         " --shape 3,37 --out " + (d / "q.h5").string()),
+                 {"--group-size", "4294967296"});
   fs::remove_all(d);
 }
 
