@@ -37,7 +37,7 @@ import time
 
 TINY = """name: campaign
 seed: 7
-data: {dataset: fashion_mnist, batch_size: 32, val_size: 64, train_limit: 256, test_limit: 64}
+data: {dataset: fashion_mnist, dir: DATA_DIR, batch_size: 32, val_size: 64, train_limit: 256, test_limit: 64}
 model: {type: mlp, hidden: [8], activation: relu}
 train: {steps: 12, log_every: 2, eval_every: 4, checkpoint_every: 2, optimizer: {type: adamw, lr: 3.0e-3}}
 quant: {weight: mxfp4, input: mxfp8_e4m3}
@@ -46,7 +46,7 @@ ptq: {methods: [rtn], calib_samples: 32}
 compare: {formats: [mxfp4], qat_direct: true, qat_progressive: false}
 """
 SEAL = 512
-FASHION = "/usr/share/datasets/fashion-mnist" if os.path.isdir("/usr/share/datasets/fashion-mnist") else None
+FASHION = None  # the Fashion-MNIST directory (--data-dir)
 
 
 class Campaign:
@@ -103,7 +103,7 @@ class Campaign:
     # ---- setup: one tiny run gives every kind of file ----------------------------------------
     def setup(self):
         w = self.work
-        write(f"{w}/tiny.yaml", TINY)
+        write(f"{w}/tiny.yaml", TINY.replace("DATA_DIR", FASHION))
         rc, out, _ = self.mxqat(["run", f"{w}/tiny.yaml", "--out", f"{w}/run"], timeout=900)
         if rc != 0:
             sys.exit(f"campaign: the reference run failed:\n{out}")
@@ -207,9 +207,8 @@ class Campaign:
              "data.train_limit=64", "--set", "data.test_limit=32", "--set", "data.val_size=32"]])
         for j in ("metrics.jsonl", "summary.json"):
             self.mutant_runs(part, few, f"{w}/run/baseline/{j}", j, lambda p, k, j=j: self.run_dir_with(p, j, out, k))
-        if FASHION:
-            for f in ("t10k-labels-idx1-ubyte.gz",):
-                self.mutant_runs(part, few, f"{FASHION}/{f}", f, lambda p, k: self.data_dir_with(p, out, k))
+        for f in ("t10k-labels-idx1-ubyte.gz",):
+            self.mutant_runs(part, few, f"{FASHION}/{f}", f, lambda p, k: self.data_dir_with(p, out, k))
         self.quantize_args(part, n // 2, out)
 
     def run_dir_with(self, mutant, name, out, k):
@@ -367,15 +366,14 @@ class Campaign:
                  ["quantize", "--codec", "mxfp4", "--in", "/dev/zero", "--shape", "4,64", "--out", f"{d}/q.h5"],
                  ["dequantize", fifo, "--out", f"{d}/y.f32"], ["infer", self.export, "--input", fifo],
                  ["eval", "/dev/zero"], ["inspect", "/dev/zero"]]
-        if FASHION:
-            data = f"{d}/data"
-            os.makedirs(data)
-            for f in os.listdir(FASHION):
-                if f.endswith(".gz"):
-                    os.symlink(f"{FASHION}/{f}", f"{data}/{f}")
-            os.unlink(f"{data}/t10k-images-idx3-ubyte.gz")
-            os.mkfifo(f"{data}/t10k-images-idx3-ubyte.gz")
-            cases.append(["eval", self.ckpt, "--set", f"data.dir={data}"])
+        data = f"{d}/data"
+        os.makedirs(data)
+        for f in os.listdir(FASHION):
+            if f.endswith(".gz"):
+                os.symlink(f"{FASHION}/{f}", f"{data}/{f}")
+        os.unlink(f"{data}/t10k-images-idx3-ubyte.gz")
+        os.mkfifo(f"{data}/t10k-images-idx3-ubyte.gz")
+        cases.append(["eval", self.ckpt, "--set", f"data.dir={data}"])
         mdir = f"{d}/mrun"
         os.makedirs(mdir)
         os.mkfifo(f"{mdir}/metrics.jsonl")
@@ -425,7 +423,11 @@ def main():
     ap.add_argument("--work", default=None)
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     ap.add_argument("--parts", default="mutants,resealed,kills,disk_full,links,fifos")
+    ap.add_argument("--data-dir", default="/usr/share/datasets/fashion-mnist",
+                    help="Fashion-MNIST's .gz files (Debian's dataset-fashion-mnist)")
     a = ap.parse_args()
+    global FASHION
+    FASHION = os.path.abspath(a.data_dir)
     a.mxqat = os.path.abspath(a.mxqat)
     c = Campaign(a)
     t0 = time.time()
