@@ -85,7 +85,9 @@ void check_same_source(const ExportModel& m, const Checkpoint& c, const std::str
     const bool same = a.name == b.name && a.shape == b.shape && a.quantized == b.quantized &&
                       (a.quantized ? a.packed.codes == b.packed.codes &&
                                          a.packed.scale_codes == b.packed.scale_codes &&
-                                         a.packed.scales == b.packed.scales &&
+                                         a.packed.scales.size() == b.packed.scales.size() &&
+                                         std::memcmp(a.packed.scales.data(), b.packed.scales.data(),
+                                                     a.packed.scales.size() * 4) == 0 &&
                                          a.packed.zero_points == b.packed.zero_points
                                    : std::memcmp(a.value.data(), b.value.data(),
                                                  size_t(a.value.size()) * 4) == 0);
