@@ -175,7 +175,7 @@ class Campaign:
                 before = {path: file_digest(path), source: file_digest(source)}
                 rc, out, _ = self.mxqat(args, timeout=self.a.timeout)
                 self.judge(part, args, rc, out, before)
-                if isinstance(rc, int) and (rc < 0 or rc >= 128 or rc == "hang"):
+                if rc == "hang" or rc < 0 or rc >= 128:
                     shutil.copy(path, f"{d}/crash_{k}_{name}")
 
     def mutants(self, part, n, reseal=False):
