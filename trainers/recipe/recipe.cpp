@@ -274,8 +274,32 @@ const Table& recipe_table() {
 
 }  // namespace
 
+namespace {
+// Recipes are UTF-8 text: a stray byte (invalid UTF-8, a control character) would not survive
+// the effective recipe's round trip through YAML (checkpoints store and re-read it), so it is
+// refused where it is, by line and column.
+void check_text(const std::string& text, const std::string& what) {
+  int line = 1, col = 1;
+  for (size_t i = 0; i < text.size();) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+    bool ok = len != 0 && i + len <= text.size() && (c >= 0x20 || c == '\t' || c == '\n' || c == '\r') &&
+              c != 0x7F && c != 0xC0 && c != 0xC1 && c < 0xF5;
+    for (size_t k = 1; ok && k < len; ++k) ok = (static_cast<unsigned char>(text[i + k]) >> 6) == 0x2;
+    MXQAT_CHECK(ok, what, ": line ", line, ", column ", col, " holds the byte 0x", std::hex,
+                int(c), std::dec, ", which is not UTF-8 text (or is a control character); "
+                "recipes are UTF-8 text: fix or remove it");
+    if (c == '\n') ++line, col = 1;
+    else ++col;
+    i += len;
+  }
+}
+}  // namespace
+
 Recipe parse_recipe(const std::string& yaml_text, const std::string& source,
                     const std::vector<std::string>& overrides) {
+  check_text(yaml_text, source);
+  for (const std::string& o : overrides) check_text(o, source + ": --set " + o.substr(0, 40));
   Recipe r;
   schema::parse(recipe_table(), r, yaml_text, source, overrides);
   r.source = source;
