@@ -79,18 +79,21 @@ void check_same_source(const ExportModel& m, const Checkpoint& c, const std::str
   MXQAT_CHECK(again.tensors.size() == m.tensors.size(), "verify: '", against, "' is not the "
               "checkpoint '", export_path, "' came from: it has ", again.tensors.size(),
               " tensors, the export ", m.tensors.size(), fix);
+  // Floats compared by their bits (NaN scales included); empty arrays are equal.
+  const auto same_bits = [](const float* p, const float* q, size_t n) {
+    return n == 0 || std::memcmp(p, q, n * sizeof(float)) == 0;
+  };
   for (size_t i = 0; i < m.tensors.size(); ++i) {
     const ExportTensor& a = again.tensors[i];
     const ExportTensor& b = m.tensors[i];
-    const bool same = a.name == b.name && a.shape == b.shape && a.quantized == b.quantized &&
-                      (a.quantized ? a.packed.codes == b.packed.codes &&
-                                         a.packed.scale_codes == b.packed.scale_codes &&
-                                         a.packed.scales.size() == b.packed.scales.size() &&
-                                         std::memcmp(a.packed.scales.data(), b.packed.scales.data(),
-                                                     a.packed.scales.size() * 4) == 0 &&
-                                         a.packed.zero_points == b.packed.zero_points
-                                   : std::memcmp(a.value.data(), b.value.data(),
-                                                 size_t(a.value.size()) * 4) == 0);
+    const quant::EncodedTensor &pa = a.packed, &pb = b.packed;
+    const bool same =
+        a.name == b.name && a.shape == b.shape && a.quantized == b.quantized &&
+        (a.quantized ? pa.codes == pb.codes && pa.scale_codes == pb.scale_codes &&
+                           pa.zero_points == pb.zero_points &&
+                           pa.scales.size() == pb.scales.size() &&
+                           same_bits(pa.scales.data(), pb.scales.data(), pa.scales.size())
+                     : same_bits(a.value.data(), b.value.data(), size_t(a.value.size())));
     MXQAT_CHECK(same, "verify: '", against, "' is not the checkpoint '", export_path,
                 "' came from: its tensor '", a.name, "' does not pack to the export's '", b.name,
                 "'", fix);
