@@ -9,12 +9,12 @@
 
 #include "autograd/error.h"
 #include "quant/codec/codec.h"
+#include "quant/codec/helpers.h"
 #include "quant/codec/pack.h"
 
 namespace mxqat::quant {
 namespace {
 
-bool is_int(BlockScheme s) { return s == BlockScheme::kIntSym || s == BlockScheme::kIntAsym; }
 float canon(float y) { return y != y ? canonical_nan() : y; }
 
 }  // namespace
