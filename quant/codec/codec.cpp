@@ -3,10 +3,10 @@
 #include "quant/codec/codec.h"
 
 #include <cmath>
+#include <limits>
 
 #include "autograd/error.h"
 #include "quant/codec/kernels.h"
-#include "quant/codec/helpers.h"
 #include "quant/codec/pack.h"
 
 namespace mxqat::quant {
@@ -165,5 +165,28 @@ void Codec::fake_quant_portable(const float* x, int64_t R, int64_t K, float* y, 
   const Nvfp4Global g = fmt_->scheme == BlockScheme::kNvfp4 ? nvfp4_global(x, R, K) : Nvfp4Global{0, 0, 0};
   kernels::fake_quant(kernel_spec(K), g, x, R, y, mask, /*simd=*/false);
 }
+
+int64_t encoded_bytes(const EncodedTensor& e) {
+  return static_cast<int64_t>(e.codes.size() + e.scale_codes.size() + 4 * e.scales.size() +
+                              e.zero_points.size());
+}
+
+double sqnr_db(double signal, double noise) {
+  if (noise == 0) return std::numeric_limits<double>::infinity();
+  return 10.0 * std::log10(signal / noise);
+}
+
+double sqnr_db(const float* x, const float* q, int64_t n) {
+  double signal = 0, noise = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    if (!std::isfinite(x[i]) || !std::isfinite(q[i])) continue;
+    const double d = static_cast<double>(x[i]) - static_cast<double>(q[i]);
+    signal += static_cast<double>(x[i]) * static_cast<double>(x[i]);
+    noise += d * d;
+  }
+  return sqnr_db(signal, noise);
+}
+
+double sqnr_for_json(double db) { return std::isinf(db) && db > 0 ? kSqnrExactDb : db; }
 
 }  // namespace mxqat::quant

@@ -4,7 +4,7 @@
 
 #include <algorithm>
 
-#include "quant/codec/helpers.h"
+#include "quant/codec/codec.h"
 
 namespace mxqat::quant::kernels {
 

@@ -9,7 +9,6 @@
 
 #include "autograd/error.h"
 #include "quant/codec/codec.h"
-#include "quant/codec/helpers.h"
 #include "quant/codec/pack.h"
 
 namespace mxqat::quant {

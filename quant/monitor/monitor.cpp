@@ -8,7 +8,7 @@
 #include <limits>
 
 #include "autograd/error.h"
-#include "quant/codec/helpers.h"
+#include "quant/codec/codec.h"
 
 namespace mxqat::quant {
 

@@ -11,8 +11,8 @@
 #include "trainers/cli/cli_args.h"
 #include "trainers/cli/commands.h"
 #include "trainers/util/nearest.h"
-#include "trainers/util/version.h"
 #include "trainers/util/process.h"
+#include "trainers/util/version.h"
 
 namespace mxqat::trainers {
 

@@ -14,12 +14,12 @@
 #include "trainers/cli/cli_args.h"
 #include "trainers/cli/commands.h"
 #include "trainers/data/data.h"
-#include "trainers/stages/export_stage.h"
-#include "trainers/runtime/infer.h"
-#include "trainers/util/json_read.h"
 #include "trainers/data/evaluate.h"
-#include "trainers/util/json_write.h"
 #include "trainers/data/task.h"
+#include "trainers/runtime/infer.h"
+#include "trainers/stages/export_stage.h"
+#include "trainers/util/json_read.h"
+#include "trainers/util/json_write.h"
 
 namespace mxqat::trainers {
 

@@ -9,10 +9,10 @@
 #include <fstream>
 #include <iostream>
 
-#include "quant/codec/helpers.h"
-#include "trainers/io/ckpt_quant.h"
+#include "quant/codec/codec.h"
 #include "trainers/cli/cli_args.h"
 #include "trainers/cli/commands.h"
+#include "trainers/io/ckpt_quant.h"
 #include "trainers/util/json_write.h"
 
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,

@@ -11,6 +11,8 @@ namespace {
 constexpr uint64_t kCalibrationSeed = 0x5851F42D4C957F2Dull;  // calibration draws differ from training
 
 class ImageTask final : public Task {
+  Splits d_;
+
  public:
   ImageTask(const Recipe& r, TaskMetric m)
       : Task(std::move(m)), d_(load_fashion_mnist(r.data, static_cast<uint64_t>(r.seed))) {
@@ -56,12 +58,12 @@ class ImageTask final : public Task {
     return out;
   }
   const Splits* images() const override { return &d_; }
-
- private:
-  Splits d_;
 };
 
 class TextTask final : public Task {
+  TextData t_;
+  int64_t vocab_;
+
  public:
   TextTask(const Recipe& r, TaskMetric m)
       : Task(std::move(m)),
@@ -108,10 +110,6 @@ class TextTask final : public Task {
     return out;
   }
   const TextData* text() const override { return &t_; }
-
- private:
-  TextData t_;
-  int64_t vocab_;
 };
 }  // namespace
 

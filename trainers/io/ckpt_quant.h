@@ -7,7 +7,6 @@
 #include <string>
 
 #include "quant/codec/codec.h"
-#include "quant/codec/helpers.h"
 #include "trainers/io/h5file.h"
 
 namespace mxqat::trainers {

@@ -4,10 +4,10 @@
 #include <cmath>
 #include <map>
 
-#include "quant/codec/helpers.h"
+#include "quant/codec/codec.h"
 #include "quant/policy/policy.h"
-#include "trainers/io/h5file.h"
 #include "trainers/io/ckpt_quant.h"
+#include "trainers/io/h5file.h"
 #include "trainers/util/json_read.h"
 #include "trainers/util/json_write.h"
 #include "trainers/util/sha256.h"

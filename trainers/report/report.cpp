@@ -9,10 +9,10 @@
 #include <sstream>
 
 #include "autograd/error.h"
-#include "trainers/util/json_read.h"
 #include "trainers/recipe/recipe.h"
-#include "trainers/util/json_write.h"
 #include "trainers/report/report_svg.h"
+#include "trainers/util/json_read.h"
+#include "trainers/util/json_write.h"
 
 namespace mxqat::trainers {
 

@@ -13,8 +13,8 @@
 
 #include "quant/calib/hessian.h"
 #include "quant/calib/observer.h"
+#include "quant/codec/codec.h"
 #include "quant/ptq/ptq.h"
-#include "quant/codec/helpers.h"
 #include "trainers/model/model_factory.h"
 #include "trainers/model/policy_model.h"
 #include "trainers/recipe/variants.h"

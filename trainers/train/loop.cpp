@@ -10,8 +10,8 @@
 #include <map>
 
 #include "layers/models.h"
-#include "trainers/util/progress.h"
 #include "trainers/train/sched.h"
+#include "trainers/util/progress.h"
 
 namespace mxqat::trainers {
 

@@ -9,8 +9,8 @@
 #include "layers/module.h"
 #include "trainers/data/task.h"
 #include "trainers/io/ckpt.h"
-#include "trainers/train/optim.h"
 #include "trainers/recipe/recipe.h"
+#include "trainers/train/optim.h"
 #include "trainers/util/json_write.h"
 
 namespace mxqat::trainers {

@@ -6,7 +6,7 @@ quant/codec only itself and autograd/error.h). Inside trainers/, each room inclu
 rooms of its row in ROOMS below, which mirrors trainers/CMakeLists.txt. Third-party headers stay
 in their rooms (HDF5 in io/h5file*, yaml-cpp in recipe/, zlib in io/ and data/).
 Prints file:line for every violation and exits 1; exits 0 when all is well.
-Usage: scripts/check_layers.py [REPO_ROOT]   (run by ctest as Layers.IncludeDirections)
+Usage: scripts/check_includes.py [REPO_ROOT]   (run by ctest as Architecture.IncludeDirections)
 """
 import pathlib
 import re
@@ -49,7 +49,7 @@ def check_file(rel, lines, errors):
     room = parts[1] if folder == "trainers" and len(parts) > 2 else None
     if folder == "trainers" and room not in ROOMS:
         errors.append(f"{rel}:1: trainers/ files live in a room ({', '.join(ROOMS)}); "
-                      "a new room needs its row in scripts/check_layers.py and trainers/CMakeLists.txt")
+                      "a new room needs its row in scripts/check_includes.py and trainers/CMakeLists.txt")
         return
     for n, line in enumerate(lines, 1):
         m = INCLUDE.match(line)
@@ -93,9 +93,9 @@ def main():
     for e in errors:
         print(e)
     if errors:
-        print(f"check_layers: {len(errors)} include(s) cross a forbidden direction (docs/design.md)")
+        print(f"check_includes: {len(errors)} include(s) cross a forbidden direction (docs/design.md)")
         return 1
-    print(f"check_layers: {files} files, every include goes the allowed way")
+    print(f"check_includes: {files} files, every include goes the allowed way")
     return 0
 
 
