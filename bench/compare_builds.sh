@@ -2,7 +2,7 @@
 # The same results from two builds of mxqat (e.g. before and after a refactoring): runs one mxqat
 # command with each binary in the same run directory (moved aside after each run, so that the
 # paths written into checkpoints, exports and reports agree), then compares every HDF5 file
-# bit for bit (h5diff: every dataset and attribute) and every JSON, JSON-lines, CSV, markdown and
+# (h5diff: every dataset and attribute, numbers exactly; and the h5dump text) and every JSON, JSON-lines, CSV, markdown and
 # HTML file byte for byte after removing the wall-clock timings ("wall_s": ...).
 # Prints one line per differing file and "same: N HDF5 files, M text files" when none differ;
 # exits 1 on a difference. Needs h5diff (Debian's hdf5-tools).
@@ -34,7 +34,12 @@ while IFS= read -r f; do
   rel=${f#"$work/old/"}
   if [[ ! -e "$work/new/$rel" ]]; then echo "only in old: $rel"; bad=1; continue; fi
   case "$f" in
-    *.h5) h5=$((h5 + 1)); h5diff -q "$f" "$work/new/$rel" >/dev/null 2>&1 || { echo "differs: $rel"; bad=1; } ;;
+    *.h5)  # h5diff: numbers exactly; h5dump (file name line dropped): strings, attributes, layout
+      h5=$((h5 + 1))
+      if ! h5diff -q "$f" "$work/new/$rel" >/dev/null 2>&1 ||
+         ! cmp -s <(h5dump "$f" | tail -n +2) <(h5dump "$work/new/$rel" | tail -n +2); then
+        echo "differs: $rel"; bad=1
+      fi ;;
     *.json | *.jsonl | *.csv | *.md | *.html | *.yaml)
       text=$((text + 1)); cmp -s <(strip_timings "$f") <(strip_timings "$work/new/$rel") || { echo "differs: $rel"; bad=1; } ;;
   esac

@@ -22,7 +22,7 @@ ROOMS = {
     "train": ["util", "recipe", "io", "data", "model"],
     "runtime": ["util", "recipe", "io", "data", "model"],
     "report": ["util", "recipe"],
-    "stages": ["util", "recipe", "io", "data", "model", "train", "runtime", "report"],
+    "stages": ["util", "recipe", "io", "data", "model", "train", "runtime", "report", "interop"],
     "interop": ["util", "recipe", "io", "data", "model", "runtime"],
     "cli": ["util", "recipe", "io", "data", "model", "train", "runtime", "report", "stages",
             "interop"],
