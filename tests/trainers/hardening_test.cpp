@@ -20,7 +20,7 @@
 #include "trainers/io/h5file.h"
 #include "trainers/data/data.h"
 #include "trainers/stages/export_stage.h"
-#include "trainers/io/files.h"
+#include "trainers/util/files.h"
 #include "trainers/io/integrity.h"
 #include "trainers/train/loop.h"
 #include "trainers/util/json_write.h"

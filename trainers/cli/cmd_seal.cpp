@@ -12,7 +12,7 @@
 #include "trainers/io/ckpt.h"
 #include "trainers/io/ckpt_quant.h"
 #include "trainers/io/export.h"
-#include "trainers/io/files.h"
+#include "trainers/util/files.h"
 #include "trainers/io/h5file.h"
 #include "trainers/io/integrity.h"
 

@@ -14,7 +14,7 @@
 #include <numeric>
 
 #include "trainers/recipe/recipe.h"
-#include "trainers/io/files.h"
+#include "trainers/util/files.h"
 
 namespace mxqat::trainers {
 

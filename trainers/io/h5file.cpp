@@ -14,7 +14,7 @@
 #include <zlib.h>
 
 #include "trainers/io/h5file_impl.h"
-#include "trainers/io/files.h"
+#include "trainers/util/files.h"
 #include "trainers/io/integrity.h"
 
 namespace mxqat::trainers {

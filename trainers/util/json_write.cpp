@@ -14,7 +14,7 @@
 #include <sstream>
 
 #include "autograd/error.h"
-#include "trainers/io/files.h"
+#include "trainers/util/files.h"
 
 namespace mxqat::trainers {
 
@@ -59,6 +59,24 @@ std::string JsonObject::dump() const {
   for (size_t i = 0; i < items_.size(); ++i)
     o += (i ? ", " : "") + json_escape(items_[i].first) + ": " + items_[i].second;
   return o + "}";
+}
+
+JsonArray& JsonArray::integer(int64_t v) { return raw(std::to_string(v)); }
+JsonArray& JsonArray::raw(const std::string& json) {
+  items_.push_back(json);
+  return *this;
+}
+
+std::string JsonArray::dump() const {
+  std::string o = "[";
+  for (size_t i = 0; i < items_.size(); ++i) o += (i ? ", " : "") + items_[i];
+  return o + "]";
+}
+
+std::string JsonArray::dump_lines() const {
+  std::string o = "[";
+  for (size_t i = 0; i < items_.size(); ++i) o += (i ? ",\n  " : "\n  ") + items_[i];
+  return o + "]";
 }
 
 JsonlWriter::~JsonlWriter() {

@@ -1,5 +1,5 @@
 // files.h: temporaries, appends, stale temporaries, output directories, input checks and the run-directory lock.
-#include "trainers/io/files.h"
+#include "trainers/util/files.h"
 
 #include <dirent.h>
 #include <fcntl.h>
