@@ -16,6 +16,7 @@
 #include "trainers/data.h"
 #include "trainers/export_stage.h"
 #include "trainers/infer.h"
+#include "trainers/interop/gguf.h"
 #include "trainers/json_read.h"
 #include "trainers/loop.h"
 #include "trainers/report_io.h"
@@ -95,11 +96,42 @@ Dataset infer_inputs(const Args& a, const Recipe& r, int64_t features) {
 }  // namespace
 
 int cmd_export(const std::vector<std::string>& argv) {
-  Args a("export", argv, {{"--out", true}}, 1, 1);
-  MXQAT_CHECK(a.has("--out"), "mxqat export: --out MODEL.h5 is required");
-  const ExportModel m = export_checkpoint(a.positional()[0], *a.get("--out"));
-  std::cout << "exported " << m.tensors.size() << " tensors, " << m.bytes() << " bytes (float32 "
-            << m.float32_bytes() << ") -> " << *a.get("--out") << "\n";
+  Args a("export", argv, {{"--out", true}, {"--format", true}, {"--weights", true}}, 1, 1);
+  MXQAT_CHECK(a.has("--out"), "mxqat export: --out PATH is required");
+  const std::string format = a.get_or("--format", "h5"), out = *a.get("--out");
+  const std::string src = a.positional()[0];
+  MXQAT_CHECK(format == "h5" || format == "gguf" || format == "compressed-tensors",
+              "mxqat export: --format '", format, "' is not known; use h5 (default), gguf or "
+              "compressed-tensors");
+  MXQAT_CHECK(!a.has("--weights") || format == "gguf", "mxqat export: --weights applies to "
+              "--format gguf only");
+  if (format == "h5") {
+    const ExportModel m = export_checkpoint(src, out);
+    std::cout << "exported " << m.tensors.size() << " tensors, " << m.bytes() << " bytes (float32 "
+              << m.float32_bytes() << ") -> " << out << "\n";
+    return 0;
+  }
+  // The other formats start from an HDF5 export (its packed codes are what they carry) or pack a
+  // checkpoint in memory exactly as `--format h5` would.
+  ExportModel m;
+  if (is_export(src)) {
+    m = read_export(src);
+  } else {
+    const std::string path = resolve_checkpoint(src);
+    const Checkpoint c = load_checkpoint(path);
+    m = make_export(c, path, export_policy(c, path));
+  }
+  fs::create_directories(fs::absolute(out).parent_path());
+  if (format == "gguf") {
+    const std::string w = a.get_or("--weights", "packed");
+    MXQAT_CHECK(w == "packed" || w == "f32", "mxqat export: --weights '", w,
+                "' is not known; use packed (MXFP4 weights as ggml MXFP4, default) or f32");
+    const GgufSummary s = write_gguf(m, out, w == "f32" ? GgufWeights::kF32 : GgufWeights::kPacked);
+    std::cout << "exported " << s.tensors << " tensors (" << s.mxfp4_tensors << " MXFP4), "
+              << s.bytes << " bytes -> " << out << "\n";
+    return 0;
+  }
+  MXQAT_FAIL("compressed-tensors: PENDING");
   return 0;
 }
 
