@@ -27,16 +27,16 @@
 #include <memory>
 
 #include "autograd/var.h"
-#include "trainers/cli_args.h"
-#include "trainers/export.h"
-#include "trainers/infer.h"
+#include "trainers/cli/cli_args.h"
+#include "trainers/io/export.h"
+#include "trainers/runtime/infer.h"
 #include "trainers/interop/gguf.h"
-#include "trainers/json_read.h"
-#include "trainers/model_factory.h"
-#include "trainers/report_io.h"
-#include "trainers/task.h"
-#include "trainers/text_data.h"
-#include "trainers/trainer.h"
+#include "trainers/util/json_read.h"
+#include "trainers/model/model_factory.h"
+#include "trainers/util/json_write.h"
+#include "trainers/data/task.h"
+#include "trainers/data/text_data.h"
+#include "trainers/stages/train_stage.h"
 
 #ifndef MXQAT_LLAMACPP_LIBDIR
 #define MXQAT_LLAMACPP_LIBDIR ""

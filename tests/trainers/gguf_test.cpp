@@ -13,9 +13,9 @@
 #include "layers/gpt.h"
 #include "quant/codec/codec.h"
 #include "tests/test_util.h"
-#include "trainers/export.h"
+#include "trainers/io/export.h"
 #include "trainers/interop/gguf.h"
-#include "trainers/report_io.h"
+#include "trainers/util/json_write.h"
 
 namespace mxqat::trainers {
 namespace {

@@ -9,10 +9,10 @@
 
 #include "autograd/error.h"
 #include "quant/codec/formats.h"
-#include "trainers/export.h"
-#include "trainers/model_factory.h"
-#include "trainers/recipe.h"
-#include "trainers/report_io.h"
+#include "trainers/io/export.h"
+#include "trainers/model/model_factory.h"
+#include "trainers/recipe/recipe.h"
+#include "trainers/util/json_write.h"
 
 namespace mxqat::trainers {
 
