@@ -277,9 +277,10 @@ const Table& recipe_table() {
       nest("ptq", ptq_table(), &Recipe::ptq),
       nest("compare", compare_table(), &Recipe::compare),
       rule<Recipe>("train", [](const Recipe& r) {
-        return r.train.epochs > 0 || r.train.steps > 0
+        return r.train.epochs > 0 || r.train.steps > 0 || !r.model.from.empty()
                    ? std::string()
-                   : std::string("set train.epochs or train.steps to a positive number");
+                   : std::string("set train.epochs or train.steps to a positive number (or "
+                                 "model.from: a llama checkpoint to import instead of training)");
       }),
       rule<Recipe>("model.type", [](const Recipe& r) {
         if ((r.model.type == "gpt") == (r.data.dataset != "fashion_mnist")) return std::string();

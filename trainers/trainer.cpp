@@ -6,6 +6,7 @@
 #include <chrono>
 #include <filesystem>
 
+#include "trainers/interop/llama_import.h"
 #include "trainers/model_factory.h"
 #include "trainers/text_data.h"
 
@@ -56,7 +57,24 @@ TrainSummary train(const Recipe& r, const TrainOptions& opt) {
   c.ckpt_path = opt.out_dir + "/checkpoint.h5";
   c.total_steps = stage_steps(r.train, *st.order);
   c.stop_at = opt.stop_at;
-  if (opt.resume) {
+  if (!r.model.from.empty()) {
+    // model.from: the baseline is the imported checkpoint, not trained (train.* is not used).
+    const LlamaCheckpoint ck = read_llama(r.model.from);
+    check_llama_model(r.model, ck);
+    load_llama(*st.model, ck);
+    spdlog::info("imported {} ({} in {} file(s){}): {} parameters, no training", r.model.from,
+                 ck.dtypes, ck.files, ck.tied ? ", tied head copied" : "", st.model->num_parameters());
+    write_file_atomic(opt.out_dir + "/recipe.yaml", r.text);
+    Checkpoint k;
+    k.recipe_text = r.text;
+    for (const auto& [name, v] : st.model->named_parameters()) k.params.emplace_back(name, v.value());
+    k.meta["optimizer"] = optimizer->kind();
+    k.meta["model"] = r.model.type;
+    k.meta["stage"] = "train";
+    k.meta["imported_from"] = r.model.from;
+    k.rng_state = "seed=" + std::to_string(r.seed);
+    save_checkpoint(c.ckpt_path, k);
+  } else if (opt.resume) {
     MXQAT_CHECK(std::filesystem::exists(c.ckpt_path), "--resume: no checkpoint at ", c.ckpt_path,
                 "; start without --resume, or point --out at the run to continue");
     Checkpoint k = load_checkpoint(c.ckpt_path);
@@ -80,7 +98,9 @@ TrainSummary train(const Recipe& r, const TrainOptions& opt) {
   JsonlWriter metrics;
   metrics.open(opt.out_dir + "/metrics.jsonl");
   c.metrics = &metrics;
-  LoopResult lr = run_loop(c);
+  LoopResult lr;
+  if (r.model.from.empty()) lr = run_loop(c);
+  else lr.completed = true;
   TrainSummary s;
   s.steps = lr.step;
   s.epochs = lr.step / st.order->steps_per_epoch();
