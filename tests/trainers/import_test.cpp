@@ -12,8 +12,8 @@
 #include "layers/gpt.h"
 #include "tests/test_util.h"
 #include "tests/trainers/llama_fixture.h"
-#include "trainers/ckpt.h"
-#include "trainers/model_factory.h"
+#include "trainers/io/ckpt.h"
+#include "trainers/model/model_factory.h"
 
 namespace mxqat::trainers {
 namespace {

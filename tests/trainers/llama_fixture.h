@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "trainers/interop/safetensors.h"
-#include "trainers/report_io.h"
+#include "trainers/util/json_write.h"
 
 namespace mxqat::testing {
 

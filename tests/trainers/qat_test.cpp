@@ -7,8 +7,8 @@
 
 #include "layers/models.h"
 #include "tests/test_util.h"
-#include "trainers/qat.h"
-#include "trainers/report_io.h"
+#include "trainers/stages/qat.h"
+#include "trainers/util/json_write.h"
 
 namespace mxqat::trainers {
 namespace {

@@ -10,7 +10,7 @@
 #include <fstream>
 
 #include "autograd/error.h"
-#include "trainers/report_io.h"
+#include "trainers/util/json_write.h"
 
 namespace mxqat::trainers {
 namespace {

@@ -10,8 +10,8 @@
 
 #include "autograd/error.h"
 #include "trainers/interop/safetensors.h"
-#include "trainers/json_read.h"
-#include "trainers/report_io.h"
+#include "trainers/util/json_read.h"
+#include "trainers/util/json_write.h"
 
 namespace mxqat::trainers {
 

@@ -17,7 +17,7 @@
 
 #include "autograd/tensor.h"
 #include "layers/module.h"
-#include "trainers/recipe.h"
+#include "trainers/recipe/recipe.h"
 
 namespace mxqat::trainers {
 

@@ -6,8 +6,8 @@
 #include <limits>
 
 #include "autograd/error.h"
-#include "trainers/json_read.h"
-#include "trainers/report_io.h"
+#include "trainers/util/json_read.h"
+#include "trainers/util/json_write.h"
 
 namespace mxqat::trainers {
 
