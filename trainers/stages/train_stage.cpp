@@ -8,15 +8,16 @@
 
 #include "trainers/interop/llama_import.h"
 #include "trainers/model/model_factory.h"
+#include "trainers/data/task.h"
 #include "trainers/data/text_data.h"
 
 namespace mxqat::trainers {
 
 StageSetup setup_stage(const Recipe& r) {
   StageSetup s;
-  if (r.data.dataset == "text") {
+  if (r.data.dataset == "text" || r.data.dataset == "tokens") {
     s.text = std::make_shared<TextData>(load_text(r.data, r.model.context, r.data.batch_size,
-                                                  static_cast<uint64_t>(r.seed)));
+                                                  static_cast<uint64_t>(r.seed), r.model.vocab));
     spdlog::info("{}", s.text->description);
     s.model = build_stage_model(r, s);
     s.order = std::make_unique<BatchOrder>(s.text->windows(s.text->train), r.data.batch_size,
@@ -121,14 +122,16 @@ TrainSummary train(const Recipe& r, const TrainOptions& opt) {
   test_line.str("stage", "train").str("split", "test").integer("step", s.steps)
       .num("loss", s.test.loss).num("accuracy", s.test.accuracy);
   summary.str("recipe", r.name).str("model", r.model.type)
-      .str("metric", st.text ? "test_bits_per_byte" : "test_accuracy")
+      .str("metric", task_metric(r).name)
       .num("test_accuracy", s.test.accuracy).num("test_loss", s.test.loss)
       .num("val_accuracy", s.val.accuracy).num("val_loss", s.val.loss);
-  if (st.text) {  // language model: the loss is nats per byte
-    spdlog::info("test bits/byte {:.4f} perplexity {:.3f}", bits_per_byte(s.test.loss), perplexity(s.test.loss));
-    test_line.num("bits_per_byte", bits_per_byte(s.test.loss)).num("perplexity", perplexity(s.test.loss));
-    summary.num("test_bits_per_byte", bits_per_byte(s.test.loss)).num("test_perplexity", perplexity(s.test.loss))
-        .num("val_bits_per_byte", bits_per_byte(s.val.loss)).num("val_perplexity", perplexity(s.val.loss));
+  if (st.text) {  // language model: the loss is nats per byte (text) or per token (tokens)
+    const std::string bits = "bits_per_" + st.text->unit;
+    spdlog::info("test bits/{} {:.4f} perplexity {:.3f}", st.text->unit, bits_per_byte(s.test.loss),
+                 perplexity(s.test.loss));
+    test_line.num(bits, bits_per_byte(s.test.loss)).num("perplexity", perplexity(s.test.loss));
+    summary.num("test_" + bits, bits_per_byte(s.test.loss)).num("test_perplexity", perplexity(s.test.loss))
+        .num("val_" + bits, bits_per_byte(s.val.loss)).num("val_perplexity", perplexity(s.val.loss));
   }
   metrics.write(test_line);
   write_file_atomic(opt.out_dir + "/summary.json",
