@@ -1,11 +1,20 @@
 #!/usr/bin/env bash
 # Installs every Debian package mxqat builds, tests and runs with. Idempotent, non-interactive.
-# Usage: scripts/install_deps.sh [--bench]   (--bench adds python3-torch for the PyTorch comparisons)
+# Usage: scripts/install_deps.sh [--bench] [--torch]
+#   --bench  adds python3-torch for the PyTorch comparisons of bench/
+#   --torch  adds python3-torch + numpy for the PyTorch llama reference of the import test
+#            (scripts/llama_reference.py; without it that ctest is skipped)
 set -euo pipefail
 pkgs=(cmake g++ make pkg-config libeigen3-dev libhdf5-dev hdf5-tools libspdlog-dev libfmt-dev
       libyaml-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev zlib1g-dev libgomp1
       dataset-fashion-mnist)
-[[ "${1:-}" == "--bench" ]] && pkgs+=(python3 python3-torch python3-numpy libopenblas0-pthread)
+for arg in "$@"; do
+  case "$arg" in
+    --bench) pkgs+=(python3 python3-torch python3-numpy libopenblas0-pthread) ;;
+    --torch) pkgs+=(python3 python3-torch python3-numpy) ;;
+    *) echo "install_deps.sh: unknown option $arg (known: --bench, --torch)" >&2; exit 2 ;;
+  esac
+done
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
