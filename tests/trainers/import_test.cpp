@@ -142,65 +142,63 @@ TEST(Import, RefusesMissingExtraAndMisshapedTensors) {
     ASSERT_NE(at, std::string::npos) << from;
     write_file_atomic(dir + "/config.json", c.replace(at, from.size(), to));
   };
-  with_config("\"num_hidden_layers\": 2", "\"num_hidden_layers\": 3");
-  testing::expect_error([&] { read_llama(dir); },
-                        {"missing", "model.layers.2.input_layernorm.weight", "3 layers"});
-  with_config("\"num_hidden_layers\": 2", "\"num_hidden_layers\": 1");
-  testing::expect_error([&] { read_llama(dir); }, {"does not have", "model.layers.1."});
-  with_config("\"intermediate_size\": 160", "\"intermediate_size\": 150");
-  testing::expect_error([&] { read_llama(dir); },
-                        {"model.layers.0.mlp.gate_proj.weight", "[160, 64]", "[150, 64]"});
-  with_config("\"num_key_value_heads\": 2", "\"num_key_value_heads\": 4");
-  testing::expect_error([&] { read_llama(dir); }, {"k_proj.weight", "[32, 64]", "[64, 64]"});
-  with_config("\"tie_word_embeddings\": false", "\"tie_word_embeddings\": true");
-  testing::expect_error([&] { read_llama(dir); }, {"lm_head.weight differs"});
-  with_config("\"model_type\": \"llama\"", "\"model_type\": \"gpt2\"");
-  testing::expect_error([&] { read_llama(dir); }, {"model_type \"gpt2\"", "not supported"});
-  with_config("\"rope_scaling\": null", "\"rope_scaling\": {\"type\": \"linear\", \"factor\": 2}");
-  testing::expect_error([&] { read_llama(dir); }, {"rope_scaling"});
-  with_config("\"hidden_act\": \"silu\"", "\"hidden_act\": \"gelu\"");
-  testing::expect_error([&] { read_llama(dir); }, {"hidden_act \"gelu\""});
-  with_config("\"attention_bias\": false", "\"attention_bias\": true");
-  testing::expect_error([&] { read_llama(dir); }, {"bias"});
-  with_config("\"hidden_size\": 64", "\"hidden_size\": 0");
-  testing::expect_error([&] { read_llama(dir); }, {"\"hidden_size\" = 0", "positive integer"});
-  with_config("\"hidden_size\": 64", "\"hidden_size\": \"64\"");
-  testing::expect_error([&] { read_llama(dir); }, {"\"hidden_size\" must be a number"});
-  with_config("\"vocab_size\": 300,", "");
-  testing::expect_error([&] { read_llama(dir); }, {"\"vocab_size\" is missing"});
-  with_config("\"num_attention_heads\": 4", "\"num_attention_heads\": 3");
-  testing::expect_error([&] { read_llama(dir); }, {"not a multiple of num_attention_heads 3"});
-  with_config("{", "{ broken");
-  testing::expect_error([&] { read_llama(dir); }, {"config.json", "not valid JSON"});
-
-  // A weight in another dtype; an extra tensor; no weights at all.
-  write_file_atomic(dir + "/config.json", testing::llama_config_json(s));
-  {
-    const auto t = testing::llama_tensors(s);
-    SafetensorsWriter w;
-    for (const auto& [n, v] : t) {
-      if (n == "model.norm.weight") {
-        std::vector<uint8_t> b(64 * 8);
-        w.add_raw(n, "F64", v.first, b);
-      } else {
-        w.add_f32(n, v.first, v.second.data());
-      }
-    }
-    const float x = 1;
-    w.add_f32("model.layers.0.self_attn.q_proj.bias", {1}, &x);
-    w.write(dir + "/model.safetensors");
-    testing::expect_error([&] { read_llama(dir); }, {"q_proj.bias", "does not have"});
+  // config.json edits (text replaced -> by) and the parts of the error each must give.
+  struct Case {
+    std::string from, to;
+    std::vector<std::string> parts;
+  };
+  const std::vector<Case> cases = {
+      {"\"num_hidden_layers\": 2", "\"num_hidden_layers\": 3",
+       {"missing", "model.layers.2.input_layernorm.weight", "3 layers"}},
+      {"\"num_hidden_layers\": 2", "\"num_hidden_layers\": 1",
+       {"does not have", "model.layers.1."}},
+      {"\"intermediate_size\": 160", "\"intermediate_size\": 150",
+       {"model.layers.0.mlp.gate_proj.weight", "[160, 64]", "[150, 64]"}},
+      {"\"num_key_value_heads\": 2", "\"num_key_value_heads\": 4",
+       {"k_proj.weight", "[32, 64]", "[64, 64]"}},
+      {"\"tie_word_embeddings\": false", "\"tie_word_embeddings\": true",
+       {"lm_head.weight differs"}},
+      {"\"model_type\": \"llama\"", "\"model_type\": \"gpt2\"",
+       {"model_type \"gpt2\"", "not supported"}},
+      {"\"rope_scaling\": null", "\"rope_scaling\": {\"type\": \"linear\", \"factor\": 2}",
+       {"rope_scaling"}},
+      {"\"hidden_act\": \"silu\"", "\"hidden_act\": \"gelu\"",
+       {"hidden_act \"gelu\""}},
+      {"\"attention_bias\": false", "\"attention_bias\": true",
+       {"bias"}},
+      {"\"hidden_size\": 64", "\"hidden_size\": 0",
+       {"\"hidden_size\" = 0", "positive integer"}},
+      {"\"hidden_size\": 64", "\"hidden_size\": \"64\"",
+       {"\"hidden_size\" must be a number"}},
+      {"\"vocab_size\": 300,", "",
+       {"\"vocab_size\" is missing"}},
+      {"\"num_attention_heads\": 4", "\"num_attention_heads\": 3",
+       {"not a multiple of num_attention_heads 3"}},
+      {"{", "{ broken",
+       {"config.json", "not valid JSON"}},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.to);
+    with_config(c.from, c.to);
+    testing::expect_error([&] { read_llama(dir); }, c.parts);
   }
-  {
-    const auto t = testing::llama_tensors(s);
+
+  // An extra tensor; a weight in another dtype; no weights at all.
+  write_file_atomic(dir + "/config.json", testing::llama_config_json(s));
+  auto write_weights = [&](bool extra_bias) {
     SafetensorsWriter w;
-    for (const auto& [n, v] : t) {
+    for (const auto& [n, v] : testing::llama_tensors(s)) {
       if (n == "model.norm.weight") w.add_raw(n, "F64", v.first, std::vector<uint8_t>(64 * 8));
       else w.add_f32(n, v.first, v.second.data());
     }
+    const float x = 1;
+    if (extra_bias) w.add_f32("model.layers.0.self_attn.q_proj.bias", {1}, &x);
     w.write(dir + "/model.safetensors");
-    testing::expect_error([&] { read_llama(dir); }, {"model.norm.weight", "dtype F64", "F32, F16 and BF16"});
-  }
+  };
+  write_weights(true);
+  testing::expect_error([&] { read_llama(dir); }, {"q_proj.bias", "does not have"});
+  write_weights(false);
+  testing::expect_error([&] { read_llama(dir); }, {"model.norm.weight", "dtype F64", "F32, F16 and BF16"});
   std::filesystem::remove(dir + "/model.safetensors");
   testing::expect_error([&] { read_llama(dir); }, {"neither model.safetensors nor"});
   testing::expect_error([&] { read_llama(dir + "/nope"); }, {"not a directory"});

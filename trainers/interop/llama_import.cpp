@@ -23,12 +23,6 @@ using autograd::Tensor;
 constexpr const char* kConfigAdvice =
     "config.json is damaged; re-download it or write it again with transformers' save_pretrained";
 
-std::string shape_text(const std::vector<int64_t>& s) {
-  std::string t = "[";
-  for (size_t i = 0; i < s.size(); ++i) t += (i ? ", " : "") + std::to_string(s[i]);
-  return t + "]";
-}
-
 struct Config {
   const Json& root;
   std::string path;
@@ -262,7 +256,7 @@ LlamaCheckpoint read_llama(const std::string& dir) {
       MXQAT_CHECK(e != nullptr, "import ", dir, ": the index puts \"", w->hf, "\" in ", file,
                   ", which does not hold it; the shards and the index do not match");
       MXQAT_CHECK(e->shape == w->shape, "import ", dir, ": tensor \"", w->hf, "\" has shape ",
-                  shape_text(e->shape), " but config.json implies ", shape_text(w->shape),
+                  autograd::shape_str(e->shape), " but config.json implies ", autograd::shape_str(w->shape),
                   " (hidden_size ", C, ", heads ", m.heads, ", kv heads ", m.kv_heads,
                   ", intermediate_size ", I, ", vocab_size ", V, "); the config does not match "
                   "the weights");

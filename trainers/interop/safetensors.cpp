@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "autograd/error.h"
+#include "autograd/tensor.h"
 #include "trainers/util/json_read.h"
 #include "trainers/util/json_write.h"
 
@@ -16,12 +17,6 @@ namespace {
 constexpr uint64_t kMaxHeader = 100ull << 20;
 constexpr const char* kAdvice =
     "the safetensors file is damaged or truncated; re-download or re-save it";
-
-std::string shape_text(const std::vector<int64_t>& s) {
-  std::string t = "[";
-  for (size_t i = 0; i < s.size(); ++i) t += (i ? ", " : "") + std::to_string(s[i]);
-  return t + "]";
-}
 
 // A JSON number that must be a non-negative integer below 2^53 (exact in a double).
 uint64_t json_index(const Json& v, const std::string& what, const std::string& path) {
@@ -163,7 +158,7 @@ SafetensorsReader::SafetensorsReader(const std::string& path) : path_(path) {
                 e.begin, ", ", e.end, "] lie outside the data section of ", data_size, " bytes; ",
                 kAdvice);
     MXQAT_CHECK(e.end - e.begin == numel * uint64_t(esize), path, ": ", what, " holds ",
-                e.end - e.begin, " bytes but ", e.dtype, " ", shape_text(e.shape), " needs ",
+                e.end - e.begin, " bytes but ", e.dtype, " ", autograd::shape_str(e.shape), " needs ",
                 numel * uint64_t(esize), "; ", kAdvice);
     index_[name] = entries_.size();
     entries_.push_back(std::move(e));
@@ -228,11 +223,11 @@ void SafetensorsWriter::add_raw(const std::string& name, const std::string& dtyp
   int64_t numel = 1;
   for (int64_t d : shape) {
     MXQAT_CHECK(d >= 0, "safetensors writer: tensor \"", name, "\" has a negative dimension in ",
-                shape_text(shape));
+                autograd::shape_str(shape));
     numel *= d;
   }
   MXQAT_CHECK(int64_t(bytes.size()) == numel * esize, "safetensors writer: tensor \"", name, "\" ",
-              dtype, " ", shape_text(shape), " needs ", numel * esize, " bytes, got ", bytes.size());
+              dtype, " ", autograd::shape_str(shape), " needs ", numel * esize, " bytes, got ", bytes.size());
   items_.push_back({name, dtype, shape, std::move(bytes)});
 }
 
@@ -258,24 +253,24 @@ void SafetensorsWriter::add_f32(const std::string& name, const std::vector<int64
 
 void SafetensorsWriter::add_f16(const std::string& name, const std::vector<int64_t>& shape,
                                 const float* data) {
-  const int64_t n = count(shape);
-  std::vector<uint8_t> b(size_t(n) * 2);
-  for (int64_t i = 0; i < n; ++i) {
-    const uint16_t u = f32_to_f16(data[i]);
-    b[size_t(2 * i)] = static_cast<uint8_t>(u), b[size_t(2 * i + 1)] = static_cast<uint8_t>(u >> 8);
-  }
-  add_raw(name, "F16", shape, std::move(b));
+  add_16bit(name, "F16", shape, data, f32_to_f16);
 }
 
 void SafetensorsWriter::add_bf16(const std::string& name, const std::vector<int64_t>& shape,
                                  const float* data) {
+  add_16bit(name, "BF16", shape, data, f32_to_bf16);
+}
+
+void SafetensorsWriter::add_16bit(const std::string& name, const std::string& dtype,
+                                  const std::vector<int64_t>& shape, const float* data,
+                                  uint16_t (*narrow)(float)) {
   const int64_t n = count(shape);
   std::vector<uint8_t> b(size_t(n) * 2);
   for (int64_t i = 0; i < n; ++i) {
-    const uint16_t u = f32_to_bf16(data[i]);
+    const uint16_t u = narrow(data[i]);
     b[size_t(2 * i)] = static_cast<uint8_t>(u), b[size_t(2 * i + 1)] = static_cast<uint8_t>(u >> 8);
   }
-  add_raw(name, "BF16", shape, std::move(b));
+  add_raw(name, dtype, shape, std::move(b));
 }
 
 void SafetensorsWriter::add_u8(const std::string& name, const std::vector<int64_t>& shape,
@@ -306,7 +301,7 @@ std::string SafetensorsWriter::serialize() const {
   uint64_t offset = 0;
   for (const Item& it : items_) {
     h += (h.size() > 1 ? "," : "") + json_escape(it.name) + ":{\"dtype\":\"" +
-         it.dtype + "\",\"shape\":" + shape_text(it.shape) + ",\"data_offsets\":[" +
+         it.dtype + "\",\"shape\":" + autograd::shape_str(it.shape) + ",\"data_offsets\":[" +
          std::to_string(offset) + "," + std::to_string(offset + it.bytes.size()) + "]}";
     offset += it.bytes.size();
   }

@@ -82,6 +82,8 @@ class SafetensorsWriter {
     std::vector<int64_t> shape;
     std::vector<uint8_t> bytes;
   };
+  void add_16bit(const std::string& name, const std::string& dtype, const std::vector<int64_t>& shape,
+                 const float* data, uint16_t (*narrow)(float));
   std::vector<Item> items_;
   std::map<std::string, std::string> metadata_;
 };
