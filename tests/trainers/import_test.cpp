@@ -242,12 +242,38 @@ TEST(Import, CommandWritesACheckpointAndTheRecipe) {
   res = testing::run_cli("import '" + dir + "' --print-recipe --set data.dir=tok");
   ASSERT_EQ(res.code, 0) << res.out;
   EXPECT_EQ(parse_recipe(res.out).data.dir, "tok");
+  // --recipe: the user's recipe with the checkpoint's model section; --out FILE.h5: one file.
+  write_file_atomic(out + "/mine.yaml", "name: mine\ndata: {dataset: tokens, dir: t}\n"
+                    "model: {type: gpt}\nquant: {weight: mxfp4}\ntrain: {steps: 3}\n");
+  res = testing::run_cli("import '" + dir + "' --recipe '" + out + "/mine.yaml' --out '" + out + "/one.h5'");
+  ASSERT_EQ(res.code, 0) << res.out;
+  const Recipe mine = parse_recipe(load_checkpoint(out + "/one.h5").recipe_text);
+  EXPECT_EQ(mine.name, "mine");
+  EXPECT_EQ(mine.quant.weight, "mxfp4");
+  EXPECT_EQ(mine.model.d_model, 64);
+  EXPECT_EQ(mine.model.context, 64);  // max_position_embeddings (below the 1024 cap)
   res = testing::run_cli("import '" + dir + "' --out '" + out + "/x.h5' --set model.heads=2");
   EXPECT_EQ(res.code, 1);
   EXPECT_NE(res.out.find("model.heads: recipe 2, checkpoint 4"), std::string::npos) << res.out;
   res = testing::run_cli("import '" + dir + "'");
   EXPECT_EQ(res.code, 1);
   EXPECT_NE(res.out.find("--out"), std::string::npos) << res.out;
+}
+
+// Checkpoints and exports made before the llama keys existed hold recipe texts without them: they
+// must build the model they were trained with (multi-head, theta 10000, eps 1e-5, bytes).
+TEST(Import, RecipesWithoutTheNewKeysBuildTheModelAsBefore) {
+  const Recipe r = parse_recipe(
+      "data: {dataset: text, dir: d}\nmodel: {type: gpt, layers: 1, d_model: 16, heads: 2, "
+      "context: 8, mlp_hidden: 24}\ntrain: {steps: 1}\n");
+  const layers::GptConfig c = gpt_config(r.model), old;
+  EXPECT_EQ(c.kv_head_count(), 2);
+  EXPECT_EQ(c.rope_theta, old.rope_theta);
+  EXPECT_EQ(c.norm_eps, old.norm_eps);
+  EXPECT_EQ(r.model.from, "");
+  EXPECT_EQ(r.data.token_bytes, 2);
+  EXPECT_EQ(parse_recipe(r.text), r);  // the new keys are written out and read back
+  EXPECT_NE(r.text.find("kv_heads: 0"), std::string::npos) << r.text;
 }
 
 }  // namespace
