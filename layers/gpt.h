@@ -1,7 +1,7 @@
 // The llama-style GPT (byte-level by default): token embedding, N blocks of [RMSNorm -> causal
 // multi-head attention with rotary embedding (grouped-query when kv_heads < heads) -> residual,
-// RMSNorm -> SwiGLU MLP -> residual], final RMSNorm, output head; no biases. Every projection (q, k, v, o, gate, up, down, head) is a Linear, so
-// the quant hook applies to each. Parameter names follow llama: tok_emb.weight,
+// RMSNorm -> SwiGLU MLP -> residual], final RMSNorm, output head; no biases. Every projection
+// (q, k, v, o, gate, up, down, head) is a Linear, so the quant hook applies to each. Parameter names follow llama: tok_emb.weight,
 // blocks.0.attn_norm.weight, blocks.0.attn.{q,k,v,o}.weight, blocks.0.mlp_norm.weight,
 // blocks.0.mlp.{gate,up,down}.weight, norm.weight, head.weight.
 #pragma once

@@ -38,7 +38,8 @@ class KvCache {
   void store(int64_t layer, const autograd::Tensor& k, const autograd::Tensor& v);
   // Causal attention of the new queries q [n, C] (positions length() .. length() + n - 1) over the
   // stored rows 0 .. length() + i of the same layer, per query head h with key/value head
-  // h / (heads / kv_heads): softmax(q k^T / sqrt(D)) v. Returns [n, C]. Each (row, head) is one sequential computation: same bits for any threads.
+  // h / (heads / kv_heads): softmax(q k^T / sqrt(D)) v. Returns [n, C]. Each (row, head) is
+  // one sequential computation: same bits for any threads.
   autograd::Tensor attend(int64_t layer, const autograd::Tensor& q) const;
   void commit(int64_t n);
 

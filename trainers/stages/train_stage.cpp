@@ -94,8 +94,9 @@ TrainSummary train(const Recipe& r, const TrainOptions& opt) {
   } else {
     write_file_atomic(opt.out_dir + "/recipe.yaml", r.text);
   }
-  spdlog::info("model {}: {} parameters; {} steps ({} per epoch), batch {}", r.model.type,
-               st.model->num_parameters(), c.total_steps, st.order->steps_per_epoch(), r.data.batch_size);
+  if (r.model.from.empty())
+    spdlog::info("model {}: {} parameters; {} steps ({} per epoch), batch {}", r.model.type,
+                 st.model->num_parameters(), c.total_steps, st.order->steps_per_epoch(), r.data.batch_size);
   JsonlWriter metrics;
   metrics.open(opt.out_dir + "/metrics.jsonl");
   c.metrics = &metrics;

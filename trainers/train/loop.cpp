@@ -148,7 +148,8 @@ LoopResult run_loop(LoopContext& c) {
       JsonObject line;
       line.str("stage", c.stage).str("split", "val").integer("step", done).num("loss", v.loss)
           .num("accuracy", v.accuracy);
-      if (c.text) line.num("bits_per_" + c.text->unit, bits_per_byte(v.loss)).num("perplexity", perplexity(v.loss));
+      if (c.text)
+        line.num("bits_per_" + c.text->unit, bits_per_byte(v.loss)).num("perplexity", perplexity(v.loss));
       c.metrics->write(line);
       if (c.hooks.after_eval) c.hooks.after_eval(done, v);
       c.model->train(true);
