@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs every Debian package mxqat builds, tests and runs with. Idempotent, non-interactive.
-# Usage: scripts/install_deps.sh [--bench] [--llamacpp]
-#   --bench     adds python3-torch for the PyTorch comparisons
-#   --llamacpp  adds nodejs, npm and git, and installs a prebuilt llama.cpp into .llamacpp/ (git-ignored):
-#               npm packages node-llama-cpp (its llama.cpp source bundle: the headers) and
-#               @node-llama-cpp/linux-x64 (the CPU libraries), for bench/llamacpp (GGUF checks).
-#               Not needed by the default build and tests (the GGUF ctest is skipped without it).
+# Usage: scripts/install_deps.sh [--bench] [--torch] [--llamacpp]
+#   --bench     adds python3-torch for the PyTorch comparisons of bench/
+#   --torch     adds python3-torch + numpy for the PyTorch llama reference of the import test
+#               (scripts/llama_reference.py; without it that ctest is skipped)
+#   --llamacpp  adds nodejs and git (and npm unless present), and installs a prebuilt llama.cpp
+#               into .llamacpp/ (git-ignored): npm packages node-llama-cpp (its llama.cpp source
+#               bundle: the headers) and @node-llama-cpp/linux-x64 (the CPU libraries), for
+#               bench/llamacpp (GGUF checks; without it the GGUF ctest is skipped)
 set -euo pipefail
 LLAMACPP_VERSION=3.22.1   # node-llama-cpp release; its llama.cpp is tagged in llama/llama.cpp.info.json
 pkgs=(cmake g++ make pkg-config libeigen3-dev libhdf5-dev hdf5-tools libspdlog-dev libfmt-dev
@@ -15,10 +17,11 @@ llamacpp=0
 for arg in "$@"; do
   case "$arg" in
     --bench) pkgs+=(python3 python3-torch python3-numpy libopenblas0-pthread) ;;
+    --torch) pkgs+=(python3 python3-torch python3-numpy) ;;
     --llamacpp) pkgs+=(nodejs git ca-certificates); llamacpp=1
                 # Debian's npm; a nodejs from elsewhere (e.g. NodeSource) brings its own npm
                 command -v npm >/dev/null || pkgs+=(npm) ;;
-    *) echo "install_deps.sh: unknown option '$arg' (known: --bench, --llamacpp)" >&2; exit 2 ;;
+    *) echo "install_deps.sh: unknown option $arg (known: --bench, --torch, --llamacpp)" >&2; exit 2 ;;
   esac
 done
 missing=()

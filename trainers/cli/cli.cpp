@@ -34,6 +34,11 @@ const std::vector<Command>& commands() {
       {"ptq", "RECIPE [--from BASELINE.h5] [--out DIR] [--set k=v ...] [--threads N]",
        "post-training quantization of the baseline with each ptq.methods (rtn, mse, gptq) at "
        "each compare.formats, evaluated through the fake-quant forward", cmd_ptq},
+      {"import", "HF_DIR --out RUN_DIR|CHECKPOINT.h5 [--recipe RECIPE] [--set k=v ...] "
+       "[--context N] | HF_DIR --print-recipe",
+       "import a Hugging Face llama checkpoint (config.json + safetensors, F32/F16/BF16, sharded "
+       "or not) as a gpt baseline checkpoint; --print-recipe prints a recipe with its model "
+       "(model.from: HF_DIR makes `mxqat run` start from it)", cmd_import},
       {"compare", "RECIPE|RUN_DIR [--out DIR]",
        "write the run's report (report.md, .csv, .json, .html)", cmd_compare},
       {"eval", "CHECKPOINT.h5|EXPORT.h5 [--recipe RECIPE] [--threads N]",

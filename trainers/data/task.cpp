@@ -8,17 +8,18 @@
 namespace mxqat::trainers {
 
 namespace {
-bool is_text(const Recipe& r) { return r.data.dataset == "text"; }
+bool is_text(const Recipe& r) { return r.data.dataset == "text" || r.data.dataset == "tokens"; }
 }  // namespace
 
 TaskMetric task_metric(const Recipe& r) {
+  if (r.data.dataset == "tokens") return {"test_bits_per_token", false};
   return is_text(r) ? TaskMetric{"test_bits_per_byte", false} : TaskMetric{"test_accuracy", true};
 }
 
 DataDims data_dims(const Recipe& r) {
   if (is_text(r)) return {r.model.context, r.model.vocab};
   MXQAT_CHECK(r.data.dataset == "fashion_mnist", "data.dataset '", r.data.dataset,
-              "' is not known; known: fashion_mnist, text");
+              "' is not known; known: fashion_mnist, text, tokens");
   return {28 * 28, 10};
 }
 

@@ -13,7 +13,7 @@
 namespace mxqat::trainers {
 
 struct TaskMetric {
-  std::string name;       // "test_accuracy" | "test_bits_per_byte" (the summary.json key)
+  std::string name;  // "test_accuracy" | "test_bits_per_byte" | "test_bits_per_token" (summary key)
   bool higher_is_better;
 };
 TaskMetric task_metric(const Recipe& r);

@@ -6,16 +6,18 @@
 #include <chrono>
 #include <filesystem>
 
+#include "trainers/interop/llama_import.h"
 #include "trainers/model/model_factory.h"
+#include "trainers/data/task.h"
 #include "trainers/data/text_data.h"
 
 namespace mxqat::trainers {
 
 StageSetup setup_stage(const Recipe& r) {
   StageSetup s;
-  if (r.data.dataset == "text") {
+  if (r.data.dataset == "text" || r.data.dataset == "tokens") {
     s.text = std::make_shared<TextData>(load_text(r.data, r.model.context, r.data.batch_size,
-                                                  static_cast<uint64_t>(r.seed)));
+                                                  static_cast<uint64_t>(r.seed), r.model.vocab));
     spdlog::info("{}", s.text->description);
     s.model = build_stage_model(r, s);
     s.order = std::make_unique<BatchOrder>(s.text->windows(s.text->train), r.data.batch_size,
@@ -56,7 +58,24 @@ TrainSummary train(const Recipe& r, const TrainOptions& opt) {
   c.ckpt_path = opt.out_dir + "/checkpoint.h5";
   c.total_steps = stage_steps(r.train, *st.order);
   c.stop_at = opt.stop_at;
-  if (opt.resume) {
+  if (!r.model.from.empty()) {
+    // model.from: the baseline is the imported checkpoint, not trained (train.* is not used).
+    const LlamaCheckpoint ck = read_llama(r.model.from);
+    check_llama_model(r.model, ck);
+    load_llama(*st.model, ck);
+    spdlog::info("imported {} ({} in {} file(s){}): {} parameters, no training", r.model.from,
+                 ck.dtypes, ck.files, ck.tied ? ", tied head copied" : "", st.model->num_parameters());
+    write_file_atomic(opt.out_dir + "/recipe.yaml", r.text);
+    Checkpoint k;
+    k.recipe_text = r.text;
+    for (const auto& [name, v] : st.model->named_parameters()) k.params.emplace_back(name, v.value());
+    k.meta["optimizer"] = optimizer->kind();
+    k.meta["model"] = r.model.type;
+    k.meta["stage"] = "train";
+    k.meta["imported_from"] = r.model.from;
+    k.rng_state = "seed=" + std::to_string(r.seed);
+    save_checkpoint(c.ckpt_path, k);
+  } else if (opt.resume) {
     MXQAT_CHECK(std::filesystem::exists(c.ckpt_path), "--resume: no checkpoint at ", c.ckpt_path,
                 "; start without --resume, or point --out at the run to continue");
     Checkpoint k = load_checkpoint(c.ckpt_path);
@@ -75,12 +94,15 @@ TrainSummary train(const Recipe& r, const TrainOptions& opt) {
   } else {
     write_file_atomic(opt.out_dir + "/recipe.yaml", r.text);
   }
-  spdlog::info("model {}: {} parameters; {} steps ({} per epoch), batch {}", r.model.type,
-               st.model->num_parameters(), c.total_steps, st.order->steps_per_epoch(), r.data.batch_size);
+  if (r.model.from.empty())
+    spdlog::info("model {}: {} parameters; {} steps ({} per epoch), batch {}", r.model.type,
+                 st.model->num_parameters(), c.total_steps, st.order->steps_per_epoch(), r.data.batch_size);
   JsonlWriter metrics;
   metrics.open(opt.out_dir + "/metrics.jsonl");
   c.metrics = &metrics;
-  LoopResult lr = run_loop(c);
+  LoopResult lr;
+  if (r.model.from.empty()) lr = run_loop(c);
+  else lr.completed = true;
   TrainSummary s;
   s.steps = lr.step;
   s.epochs = lr.step / st.order->steps_per_epoch();
@@ -101,14 +123,16 @@ TrainSummary train(const Recipe& r, const TrainOptions& opt) {
   test_line.str("stage", "train").str("split", "test").integer("step", s.steps)
       .num("loss", s.test.loss).num("accuracy", s.test.accuracy);
   summary.str("recipe", r.name).str("model", r.model.type)
-      .str("metric", st.text ? "test_bits_per_byte" : "test_accuracy")
+      .str("metric", task_metric(r).name)
       .num("test_accuracy", s.test.accuracy).num("test_loss", s.test.loss)
       .num("val_accuracy", s.val.accuracy).num("val_loss", s.val.loss);
-  if (st.text) {  // language model: the loss is nats per byte
-    spdlog::info("test bits/byte {:.4f} perplexity {:.3f}", bits_per_byte(s.test.loss), perplexity(s.test.loss));
-    test_line.num("bits_per_byte", bits_per_byte(s.test.loss)).num("perplexity", perplexity(s.test.loss));
-    summary.num("test_bits_per_byte", bits_per_byte(s.test.loss)).num("test_perplexity", perplexity(s.test.loss))
-        .num("val_bits_per_byte", bits_per_byte(s.val.loss)).num("val_perplexity", perplexity(s.val.loss));
+  if (st.text) {  // language model: the loss is nats per byte (text) or per token (tokens)
+    const std::string bits = "bits_per_" + st.text->unit;
+    spdlog::info("test bits/{} {:.4f} perplexity {:.3f}", st.text->unit, bits_per_byte(s.test.loss),
+                 perplexity(s.test.loss));
+    test_line.num(bits, bits_per_byte(s.test.loss)).num("perplexity", perplexity(s.test.loss));
+    summary.num("test_" + bits, bits_per_byte(s.test.loss)).num("test_perplexity", perplexity(s.test.loss))
+        .num("val_" + bits, bits_per_byte(s.val.loss)).num("val_perplexity", perplexity(s.val.loss));
   }
   metrics.write(test_line);
   write_file_atomic(opt.out_dir + "/summary.json",

@@ -144,11 +144,12 @@ LoopResult run_loop(LoopContext& c) {
       progress.finish();
       spdlog::info("{} step {} epoch {:.2f}: val loss {:.4f} accuracy {:.4f}{}", c.stage, done,
                    double(done) / double(spe), v.loss, v.accuracy,
-                   c.text ? fmt::format(" bits/byte {:.4f}", bits_per_byte(v.loss)) : "");
+                   c.text ? fmt::format(" bits/{} {:.4f}", c.text->unit, bits_per_byte(v.loss)) : "");
       JsonObject line;
       line.str("stage", c.stage).str("split", "val").integer("step", done).num("loss", v.loss)
           .num("accuracy", v.accuracy);
-      if (c.text) line.num("bits_per_byte", bits_per_byte(v.loss)).num("perplexity", perplexity(v.loss));
+      if (c.text)
+        line.num("bits_per_" + c.text->unit, bits_per_byte(v.loss)).num("perplexity", perplexity(v.loss));
       c.metrics->write(line);
       if (c.hooks.after_eval) c.hooks.after_eval(done, v);
       c.model->train(true);
