@@ -10,9 +10,9 @@
 #include <map>
 #include <random>
 
-#include "layers/gpt.h"
 #include "quant/codec/codec.h"
 #include "tests/test_util.h"
+#include "tests/trainers/tiny_gpt_export.h"
 #include "trainers/io/export.h"
 #include "trainers/interop/gguf.h"
 #include "trainers/util/json_write.h"
@@ -266,39 +266,8 @@ TEST(Gguf, TensorNamesFollowLlamaCpp) {
   expect_error([] { gguf_tensor_name("blocks.0.attn.qkv.weight"); }, {"blocks.0.attn.qkv.weight", "llama"});
 }
 
-// A gpt export made in memory: projections MXFP4, head MXFP8, the rest float32.
-ExportModel tiny_export() {
-  layers::GptConfig cfg;
-  cfg.layers = 2;
-  cfg.d_model = 64;
-  cfg.heads = 2;
-  cfg.context = 16;
-  cfg.mlp_hidden = 96;
-  layers::Gpt model(cfg, 4);
-  ExportModel m;
-  m.source = "tiny.h5";
-  m.recipe_text =
-      "name: tiny\ndata: {dataset: text, dir: nowhere}\n"
-      "model: {type: gpt, layers: 2, d_model: 64, heads: 2, context: 16, mlp_hidden: 96}\n"
-      "train: {steps: 1, optimizer: {type: adamw, lr: 1.0e-3}}\n";
-  for (const auto& [name, p] : model.named_parameters()) {
-    ExportTensor t;
-    t.name = name;
-    t.shape = p.value().shape();
-    const bool proj = name.find(".attn.") != std::string::npos || name.find(".mlp.") != std::string::npos;
-    if (proj || name == "head.weight") {
-      t.quantized = true;
-      t.packed = quant::Codec::make(proj ? "mxfp4" : "mxfp8_e4m3").encode(p.value().data(), t.shape[0], t.shape[1]);
-    } else {
-      t.value = p.value();
-    }
-    m.tensors.push_back(std::move(t));
-  }
-  return m;
-}
-
 TEST(Gguf, GptExportCarriesLlamaMetadataAndOurWeights) {
-  const ExportModel m = tiny_export();
+  const ExportModel m = tiny_gpt_export();
   const auto dir = mxqat::testing::fresh_dir("gguf_export");
   const GgufSummary s = write_gguf(m, (dir / "p.gguf").string(), GgufWeights::kPacked);
   EXPECT_EQ(s.tensors, 21);
@@ -355,7 +324,7 @@ TEST(Gguf, GptExportCarriesLlamaMetadataAndOurWeights) {
 }
 
 TEST(Gguf, RefusesModelsLlamaCppCannotRun) {
-  ExportModel m = tiny_export();
+  ExportModel m = tiny_gpt_export();
   ExportModel mlp = m;
   mlp.recipe_text = "name: m\ndata: {dataset: fashion_mnist}\nmodel: {type: mlp}\n"
                     "train: {steps: 1, optimizer: {type: adamw, lr: 1.0e-3}}\n";

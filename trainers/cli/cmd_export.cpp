@@ -16,6 +16,7 @@
 #include "trainers/data/data.h"
 #include "trainers/stages/export_stage.h"
 #include "trainers/runtime/infer.h"
+#include "trainers/interop/compressed_tensors.h"
 #include "trainers/interop/gguf.h"
 #include "trainers/util/json_read.h"
 #include "trainers/train/loop.h"
@@ -96,7 +97,8 @@ Dataset infer_inputs(const Args& a, const Recipe& r, int64_t features) {
 }  // namespace
 
 int cmd_export(const std::vector<std::string>& argv) {
-  Args a("export", argv, {{"--out", true}, {"--format", true}, {"--weights", true}}, 1, 1);
+  Args a("export", argv, {{"--out", true}, {"--format", true}, {"--weights", true}, {"--dtype", true}},
+         1, 1);
   MXQAT_CHECK(a.has("--out"), "mxqat export: --out PATH is required");
   const std::string format = a.get_or("--format", "h5"), out = *a.get("--out");
   const std::string src = a.positional()[0];
@@ -105,6 +107,8 @@ int cmd_export(const std::vector<std::string>& argv) {
               "compressed-tensors");
   MXQAT_CHECK(!a.has("--weights") || format == "gguf", "mxqat export: --weights applies to "
               "--format gguf only");
+  MXQAT_CHECK(!a.has("--dtype") || format == "compressed-tensors", "mxqat export: --dtype applies "
+              "to --format compressed-tensors only");
   if (format == "h5") {
     const ExportModel m = export_checkpoint(src, out);
     std::cout << "exported " << m.tensors.size() << " tensors, " << m.bytes() << " bytes (float32 "
@@ -121,8 +125,8 @@ int cmd_export(const std::vector<std::string>& argv) {
     const Checkpoint c = load_checkpoint(path);
     m = make_export(c, path, export_policy(c, path));
   }
-  fs::create_directories(fs::absolute(out).parent_path());
   if (format == "gguf") {
+    fs::create_directories(fs::absolute(out).parent_path());
     const std::string w = a.get_or("--weights", "packed");
     MXQAT_CHECK(w == "packed" || w == "f32", "mxqat export: --weights '", w,
                 "' is not known; use packed (MXFP4 weights as ggml MXFP4, default) or f32");
@@ -131,7 +135,13 @@ int cmd_export(const std::vector<std::string>& argv) {
               << s.bytes << " bytes -> " << out << "\n";
     return 0;
   }
-  MXQAT_FAIL("compressed-tensors: PENDING");
+  const std::string dtype = a.get_or("--dtype", "f32");
+  MXQAT_CHECK(dtype == "f32" || dtype == "bf16", "mxqat export: --dtype '", dtype,
+              "' is not known; use f32 (default) or bf16 for the tensors left unquantized");
+  const CompressedTensorsSummary s =
+      write_compressed_tensors(m, out, dtype == "bf16" ? FloatDtype::kBF16 : FloatDtype::kF32);
+  std::cout << "exported " << s.tensors << " tensors (" << s.quantized << " layers packed as "
+            << s.format << "), " << s.bytes << " bytes -> " << out << "/{config.json,model.safetensors}\n";
   return 0;
 }
 

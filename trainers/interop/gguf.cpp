@@ -226,8 +226,8 @@ GgufSummary write_gguf(const ExportModel& m, const std::string& path, GgufWeight
   w.add_u32("llama.block_count", uint32_t(c.layers));
   w.add_u32("llama.feed_forward_length", uint32_t(c.mlp_hidden));
   w.add_u32("llama.attention.head_count", uint32_t(c.heads));
-  w.add_u32("llama.attention.head_count_kv", uint32_t(c.heads));
-  w.add_u32("llama.rope.dimension_count", uint32_t(c.d_model / c.heads));
+  w.add_u32("llama.attention.head_count_kv", uint32_t(c.kv_head_count()));
+  w.add_u32("llama.rope.dimension_count", uint32_t(c.head_dim()));
   w.add_f32("llama.rope.freq_base", c.rope_theta);
   w.add_f32("llama.attention.layer_norm_rms_epsilon", c.norm_eps);
   w.add_u32("llama.vocab_size", uint32_t(c.vocab));
