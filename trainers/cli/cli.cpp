@@ -44,9 +44,11 @@ const std::vector<Command>& commands() {
       {"eval", "CHECKPOINT.h5|EXPORT.h5 [--recipe RECIPE] [--threads N]",
        "evaluate a checkpoint (fake-quant if QAT) or an export (reference path) on the test split",
        cmd_eval},
-      {"export", "RUN_DIR|CHECKPOINT.h5 --out MODEL.h5",
-       "pack a checkpoint's weights with their codecs into an HDF5 export (spec §9 groups, "
-       "manifest with SHA-256 of every tensor)", cmd_export},
+      {"export", "RUN_DIR|CHECKPOINT.h5|MODEL.h5 --out PATH [--format h5|gguf|compressed-tensors] "
+                 "[--weights packed|f32] [--dtype f32|bf16]",
+       "pack a checkpoint's weights with their codecs into an HDF5 export (docs/formats.md §9, "
+       "manifest with SHA-256 of every tensor), or a gpt into GGUF for llama.cpp (§12) or a "
+       "compressed-tensors directory for vLLM (§13)", cmd_export},
       {"verify", "MODEL.h5 [--against CHECKPOINT.h5] [--limit N] [--threads N]",
        "prove the export infers exactly like training: bitwise equal logits on the test split, "
        "recorded in the export's manifest", cmd_verify},

@@ -31,7 +31,7 @@ std::string quant_args(const std::string& codec, bool dynamic) {
       .integer("num_bits", 4).str("type", "float").boolean("symmetric", true)
       .integer("group_size", mx ? 32 : 16).str("strategy", mx ? "group" : "tensor_group")
       .boolean("dynamic", dynamic).raw("actorder", "null").raw("block_structure", "null")
-      .str("observer", dynamic ? "" : "minmax").raw("observer_kwargs", "{}")
+      .raw("observer", dynamic ? "null" : "\"minmax\"").raw("observer_kwargs", "{}")
       .dump();
 }
 
