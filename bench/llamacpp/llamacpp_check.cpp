@@ -249,9 +249,12 @@ int run(const std::vector<std::string>& argv) {
       .boolean("pass", ok_rel && ok_bpb && ok_deq);
   std::cout << o.dump() << "\n";
   if (auto out = a.get("--out")) write_file_atomic(*out, o.dump() + "\n");
-  if (!ok_rel) std::cerr << "FAIL: F32 logits differ by " << worst_rel << " relative (bar " << max_rel << ")\n";
-  if (!ok_bpb) std::cerr << "FAIL: MXFP4 bits/byte differ by " << bpb_llama - bpb_fast << " (bar " << max_bpb << ")\n";
-  if (!ok_deq) std::cerr << "FAIL: " << d.other << " dequantized MXFP4 values differ (" << d.tensors << " tensors)\n";
+  if (!ok_rel)
+    std::cerr << "FAIL: F32 logits differ by " << worst_rel << " relative (bar " << max_rel << ")\n";
+  if (!ok_bpb)
+    std::cerr << "FAIL: MXFP4 bits/byte differ by " << bpb_llama - bpb_fast << " (bar " << max_bpb << ")\n";
+  if (!ok_deq)
+    std::cerr << "FAIL: " << d.other << " dequantized MXFP4 values differ (" << d.tensors << " tensors)\n";
   return ok_rel && ok_bpb && ok_deq ? 0 : 1;
 }
 

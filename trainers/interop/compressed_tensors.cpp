@@ -100,9 +100,9 @@ CompressedTensorsSummary write_compressed_tensors(const ExportModel& m, const st
   for (const auto& t : m.tensors) {
     const std::string hf = hf_llama_name(t.name);
     const std::string module = hf.substr(0, hf.size() - 7);  // without ".weight"
-    const bool rope = t.name.find(".attn.q.") != std::string::npos || t.name.find(".attn.k.") != std::string::npos;
-    const bool linear = t.name.find(".attn.") != std::string::npos || t.name.find(".mlp.") != std::string::npos ||
-                        t.name == "head.weight";
+    auto has = [&t](const char* part) { return t.name.find(part) != std::string::npos; };
+    const bool rope = has(".attn.q.") || has(".attn.k.");
+    const bool linear = has(".attn.") || has(".mlp.") || t.name == "head.weight";
     const std::string fmt = t.quantized ? pack_format(t.packed.codec) : "";
     if (!fmt.empty() && t.packed.cols % t.packed.block_size == 0) {
       const quant::EncodedTensor& e = t.packed;
@@ -113,6 +113,7 @@ CompressedTensorsSummary write_compressed_tensors(const ExportModel& m, const st
       const auto codes = rope ? hf_rows(e.codes, R, D) : e.codes;
       const auto scales = rope ? hf_rows(e.scale_codes, R, D) : e.scale_codes;
       st.add_u8(module + ".weight_packed", {R, K / 2}, codes.data());
+      s.tensors += e.codec == "nvfp4" ? 3 : 2;
       if (e.codec == "mxfp4") {
         for (uint8_t sc : scales)
           MXQAT_CHECK(sc != 0xFF, "compressed-tensors: ", t.name, " has a NaN block (scale 0xFF)");
@@ -133,9 +134,11 @@ CompressedTensorsSummary write_compressed_tensors(const ExportModel& m, const st
     }
     if (linear) ignore.push_back(module);
     const autograd::Tensor v = t.decoded();
-    const std::vector<float> rows = rope ? hf_rows(v, t.shape[0], D) : std::vector<float>(v.data(), v.data() + v.size());
+    const std::vector<float> rows =
+        rope ? hf_rows(v, t.shape[0], D) : std::vector<float>(v.data(), v.data() + v.size());
     if (dtype == FloatDtype::kBF16) st.add_bf16(hf, t.shape, rows.data());
     else st.add_f32(hf, t.shape, rows.data());
+    ++s.tensors;
   }
   MXQAT_CHECK(s.quantized > 0, "compressed-tensors: ", m.source, " has no mxfp4 or nvfp4 weight to "
               "pack; export it with --format h5, or --format gguf --weights f32");
@@ -149,7 +152,8 @@ CompressedTensorsSummary write_compressed_tensors(const ExportModel& m, const st
     const std::string g = JsonObject()
                               .raw("targets", string_list(modules))
                               .raw("weights", quant_args(key.first, false))
-                              .raw("input_activations", key.second == "none" ? "null" : quant_args(key.second, true))
+                              .raw("input_activations",
+                                   key.second == "none" ? "null" : quant_args(key.second, true))
                               .raw("output_activations", "null")
                               .str("format", fmt)
                               .dump();
@@ -187,10 +191,6 @@ CompressedTensorsSummary write_compressed_tensors(const ExportModel& m, const st
   const std::string bytes = st.serialize();
   write_file_atomic((fs::path(dir) / "model.safetensors").string(), bytes);
   write_file_atomic((fs::path(dir) / "config.json").string(), config + "\n");
-  s.tensors = 0;
-  for (const auto& t : m.tensors)
-    s.tensors += t.quantized && !pack_format(t.packed.codec).empty() && t.packed.cols % t.packed.block_size == 0
-                     ? (t.packed.codec == "nvfp4" ? 3 : 2) : 1;
   s.bytes = int64_t(bytes.size());
   return s;
 }

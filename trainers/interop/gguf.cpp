@@ -3,12 +3,11 @@
 
 #include <spdlog/spdlog.h>
 
-#include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <regex>
 
 #include "autograd/error.h"
-#include "quant/codec/formats.h"
 #include "trainers/io/export.h"
 #include "trainers/model/model_factory.h"
 #include "trainers/recipe/recipe.h"
@@ -219,7 +218,7 @@ GgufSummary write_gguf(const ExportModel& m, const std::string& path, GgufWeight
   GgufWriter w;
   w.add_string("general.architecture", "llama");
   w.add_string("general.name", r.name);
-  w.add_string("general.source.url", "mxqat export of " + m.source);
+  w.add_string("general.description", "mxqat export of " + m.source);
   w.add_u32("general.file_type", weights == GgufWeights::kF32 ? 0u : 25u);  // ALL_F32 / MOSTLY_MXFP4
   w.add_u32("llama.context_length", uint32_t(c.context));
   w.add_u32("llama.embedding_length", uint32_t(c.d_model));
@@ -254,7 +253,8 @@ GgufSummary write_gguf(const ExportModel& m, const std::string& path, GgufWeight
       w.add_mxfp4_tensor(name, t.packed.rows, t.packed.cols, mxfp4_to_ggml(t.packed, t.name));
       ++s.mxfp4_tensors;
     } else {
-      if (t.quantized && weights == GgufWeights::kPacked) s.decoded.push_back(t.name + " (" + t.packed.codec + ")");
+      if (t.quantized && weights == GgufWeights::kPacked)
+        s.decoded.push_back(t.name + " (" + t.packed.codec + ")");
       const autograd::Tensor v = t.decoded();
       w.add_f32_tensor(name, t.shape, v.data());
     }
