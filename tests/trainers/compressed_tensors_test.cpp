@@ -20,14 +20,7 @@ namespace {
 using mxqat::testing::expect_error;
 
 TEST(CompressedTensors, HuggingFaceNames) {
-  EXPECT_EQ(hf_llama_name("tok_emb.weight"), "model.embed_tokens.weight");
-  EXPECT_EQ(hf_llama_name("blocks.0.attn_norm.weight"), "model.layers.0.input_layernorm.weight");
-  EXPECT_EQ(hf_llama_name("blocks.11.attn.k.weight"), "model.layers.11.self_attn.k_proj.weight");
-  EXPECT_EQ(hf_llama_name("blocks.2.attn.o.weight"), "model.layers.2.self_attn.o_proj.weight");
-  EXPECT_EQ(hf_llama_name("blocks.2.mlp_norm.weight"), "model.layers.2.post_attention_layernorm.weight");
-  EXPECT_EQ(hf_llama_name("blocks.2.mlp.gate.weight"), "model.layers.2.mlp.gate_proj.weight");
-  EXPECT_EQ(hf_llama_name("norm.weight"), "model.norm.weight");
-  EXPECT_EQ(hf_llama_name("head.weight"), "lm_head.weight");
+  for (const auto& c : gpt_name_cases()) EXPECT_EQ(hf_llama_name(c.ours), c.hf);
   expect_error([] { hf_llama_name("fc1.weight"); }, {"fc1.weight", "LlamaForCausalLM"});
 }
 

@@ -255,14 +255,7 @@ TEST(Gguf, Mxfp4RefusesWhatGgmlCannotHold) {
 }
 
 TEST(Gguf, TensorNamesFollowLlamaCpp) {
-  EXPECT_EQ(gguf_tensor_name("tok_emb.weight"), "token_embd.weight");
-  EXPECT_EQ(gguf_tensor_name("blocks.0.attn_norm.weight"), "blk.0.attn_norm.weight");
-  EXPECT_EQ(gguf_tensor_name("blocks.12.attn.q.weight"), "blk.12.attn_q.weight");
-  EXPECT_EQ(gguf_tensor_name("blocks.1.attn.o.weight"), "blk.1.attn_output.weight");
-  EXPECT_EQ(gguf_tensor_name("blocks.1.mlp_norm.weight"), "blk.1.ffn_norm.weight");
-  EXPECT_EQ(gguf_tensor_name("blocks.3.mlp.down.weight"), "blk.3.ffn_down.weight");
-  EXPECT_EQ(gguf_tensor_name("norm.weight"), "output_norm.weight");
-  EXPECT_EQ(gguf_tensor_name("head.weight"), "output.weight");
+  for (const auto& c : gpt_name_cases()) EXPECT_EQ(gguf_tensor_name(c.ours), c.gguf);
   expect_error([] { gguf_tensor_name("blocks.0.attn.qkv.weight"); }, {"blocks.0.attn.qkv.weight", "llama"});
 }
 

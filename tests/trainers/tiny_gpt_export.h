@@ -4,12 +4,35 @@
 // embedding and norms float32.
 #pragma once
 #include <string>
+#include <vector>
 
 #include "layers/gpt.h"
 #include "quant/codec/codec.h"
 #include "trainers/io/export.h"
 
 namespace mxqat::trainers {
+
+// Our parameter names with their llama.cpp (GGUF) and Hugging Face names.
+struct GptNameCase {
+  const char *ours, *gguf, *hf;
+};
+inline const std::vector<GptNameCase>& gpt_name_cases() {
+  static const std::vector<GptNameCase> cases = {
+      {"tok_emb.weight", "token_embd.weight", "model.embed_tokens.weight"},
+      {"blocks.0.attn_norm.weight", "blk.0.attn_norm.weight", "model.layers.0.input_layernorm.weight"},
+      {"blocks.12.attn.q.weight", "blk.12.attn_q.weight", "model.layers.12.self_attn.q_proj.weight"},
+      {"blocks.11.attn.k.weight", "blk.11.attn_k.weight", "model.layers.11.self_attn.k_proj.weight"},
+      {"blocks.1.attn.v.weight", "blk.1.attn_v.weight", "model.layers.1.self_attn.v_proj.weight"},
+      {"blocks.1.attn.o.weight", "blk.1.attn_output.weight", "model.layers.1.self_attn.o_proj.weight"},
+      {"blocks.2.mlp_norm.weight", "blk.2.ffn_norm.weight",
+       "model.layers.2.post_attention_layernorm.weight"},
+      {"blocks.2.mlp.gate.weight", "blk.2.ffn_gate.weight", "model.layers.2.mlp.gate_proj.weight"},
+      {"blocks.3.mlp.up.weight", "blk.3.ffn_up.weight", "model.layers.3.mlp.up_proj.weight"},
+      {"blocks.3.mlp.down.weight", "blk.3.ffn_down.weight", "model.layers.3.mlp.down_proj.weight"},
+      {"norm.weight", "output_norm.weight", "model.norm.weight"},
+      {"head.weight", "output.weight", "lm_head.weight"}};
+  return cases;
+}
 
 inline ExportModel tiny_gpt_export(const std::string& attn_codec = "mxfp4",
                                    const std::string& mlp_codec = "mxfp4") {

@@ -3,10 +3,10 @@
 
 #include <filesystem>
 #include <map>
-#include <regex>
 #include <set>
 
 #include "autograd/error.h"
+#include "trainers/interop/gpt_names.h"
 #include "trainers/interop/safetensors.h"
 #include "trainers/io/export.h"
 #include "trainers/model/model_factory.h"
@@ -60,20 +60,13 @@ std::vector<float> hf_rows(const autograd::Tensor& t, int64_t R, int64_t D) {
 }  // namespace
 
 std::string hf_llama_name(const std::string& n) {
-  if (n == "tok_emb.weight") return "model.embed_tokens.weight";
-  if (n == "norm.weight") return "model.norm.weight";
-  if (n == "head.weight") return "lm_head.weight";
-  static const std::regex block(R"(blocks\.(\d+)\.(.+)\.weight)");
-  static const std::vector<std::pair<std::string, std::string>> parts = {
-      {"attn_norm", "input_layernorm"},  {"attn.q", "self_attn.q_proj"}, {"attn.k", "self_attn.k_proj"},
-      {"attn.v", "self_attn.v_proj"},    {"attn.o", "self_attn.o_proj"},
-      {"mlp_norm", "post_attention_layernorm"}, {"mlp.gate", "mlp.gate_proj"},
-      {"mlp.up", "mlp.up_proj"},         {"mlp.down", "mlp.down_proj"}};
-  std::smatch m;
-  if (std::regex_match(n, m, block))
-    for (const auto& [ours, theirs] : parts)
-      if (m[2] == ours) return "model.layers." + m[1].str() + "." + theirs + ".weight";
-  MXQAT_FAIL("compressed-tensors: the gpt parameter '", n, "' has no place in a LlamaForCausalLM");
+  static const GptNameTable hf = {
+      "a LlamaForCausalLM", "model.embed_tokens.weight", "model.norm.weight", "lm_head.weight",
+      "model.layers.",
+      {"input_layernorm", "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
+       "self_attn.o_proj", "post_attention_layernorm", "mlp.gate_proj", "mlp.up_proj",
+       "mlp.down_proj"}};
+  return rename_gpt_param(n, hf);
 }
 
 int64_t hf_rope_row(int64_t r, int64_t D) {

@@ -5,9 +5,9 @@
 
 #include <cstdio>
 #include <cstring>
-#include <regex>
 
 #include "autograd/error.h"
+#include "trainers/interop/gpt_names.h"
 #include "trainers/io/export.h"
 #include "trainers/model/model_factory.h"
 #include "trainers/recipe/recipe.h"
@@ -45,30 +45,22 @@ void GgufWriter::check_new_key(const std::string& key) {
   put_str(kv_, key);
 }
 
+template <typename T>
+void GgufWriter::add_value(const std::string& key, GgufValueType type, T value) {
+  check_new_key(key);
+  put(kv_, type);
+  put(kv_, value);
+}
 void GgufWriter::add_string(const std::string& key, const std::string& value) {
   check_new_key(key);
   put(kv_, GgufValueType::kString);
   put_str(kv_, value);
 }
-void GgufWriter::add_u32(const std::string& key, uint32_t value) {
-  check_new_key(key);
-  put(kv_, GgufValueType::kU32);
-  put(kv_, value);
-}
-void GgufWriter::add_i32(const std::string& key, int32_t value) {
-  check_new_key(key);
-  put(kv_, GgufValueType::kI32);
-  put(kv_, value);
-}
-void GgufWriter::add_f32(const std::string& key, float value) {
-  check_new_key(key);
-  put(kv_, GgufValueType::kF32);
-  put(kv_, value);
-}
-void GgufWriter::add_bool(const std::string& key, bool value) {
-  check_new_key(key);
-  put(kv_, GgufValueType::kBool);
-  put<uint8_t>(kv_, value ? 1 : 0);
+void GgufWriter::add_u32(const std::string& key, uint32_t v) { add_value(key, GgufValueType::kU32, v); }
+void GgufWriter::add_i32(const std::string& key, int32_t v) { add_value(key, GgufValueType::kI32, v); }
+void GgufWriter::add_f32(const std::string& key, float v) { add_value(key, GgufValueType::kF32, v); }
+void GgufWriter::add_bool(const std::string& key, bool v) {
+  add_value<uint8_t>(key, GgufValueType::kBool, v ? 1 : 0);
 }
 void GgufWriter::add_string_array(const std::string& key, const std::vector<std::string>& values) {
   check_new_key(key);
@@ -77,19 +69,19 @@ void GgufWriter::add_string_array(const std::string& key, const std::vector<std:
   put<uint64_t>(kv_, values.size());
   for (const auto& v : values) put_str(kv_, v);
 }
-void GgufWriter::add_f32_array(const std::string& key, const std::vector<float>& values) {
+template <typename T>
+void GgufWriter::add_array(const std::string& key, GgufValueType type, const std::vector<T>& values) {
   check_new_key(key);
   put(kv_, GgufValueType::kArray);
-  put(kv_, GgufValueType::kF32);
+  put(kv_, type);
   put<uint64_t>(kv_, values.size());
-  for (float v : values) put(kv_, v);
+  for (T v : values) put(kv_, v);
+}
+void GgufWriter::add_f32_array(const std::string& key, const std::vector<float>& values) {
+  add_array(key, GgufValueType::kF32, values);
 }
 void GgufWriter::add_i32_array(const std::string& key, const std::vector<int32_t>& values) {
-  check_new_key(key);
-  put(kv_, GgufValueType::kArray);
-  put(kv_, GgufValueType::kI32);
-  put<uint64_t>(kv_, values.size());
-  for (int32_t v : values) put(kv_, v);
+  add_array(key, GgufValueType::kI32, values);
 }
 
 void GgufWriter::check_new_tensor(const std::string& name, const std::vector<int64_t>& shape) {
@@ -193,19 +185,12 @@ std::vector<float> ggml_mxfp4_dequantize(const uint8_t* blocks, int64_t n) {
 }
 
 std::string gguf_tensor_name(const std::string& n) {
-  if (n == "tok_emb.weight") return "token_embd.weight";
-  if (n == "norm.weight") return "output_norm.weight";
-  if (n == "head.weight") return "output.weight";
-  static const std::regex block(R"(blocks\.(\d+)\.(.+)\.weight)");
-  static const std::vector<std::pair<std::string, std::string>> parts = {
-      {"attn_norm", "attn_norm"}, {"attn.q", "attn_q"},   {"attn.k", "attn_k"},
-      {"attn.v", "attn_v"},       {"attn.o", "attn_output"}, {"mlp_norm", "ffn_norm"},
-      {"mlp.gate", "ffn_gate"},   {"mlp.up", "ffn_up"},   {"mlp.down", "ffn_down"}};
-  std::smatch m;
-  if (std::regex_match(n, m, block))
-    for (const auto& [ours, theirs] : parts)
-      if (m[2] == ours) return "blk." + m[1].str() + "." + theirs + ".weight";
-  MXQAT_FAIL("gguf: the gpt parameter '", n, "' has no place in llama.cpp's llama architecture");
+  static const GptNameTable llama_cpp = {
+      "llama.cpp's llama architecture", "token_embd.weight", "output_norm.weight", "output.weight",
+      "blk.",
+      {"attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm", "ffn_gate", "ffn_up",
+       "ffn_down"}};
+  return rename_gpt_param(n, llama_cpp);
 }
 
 GgufSummary write_gguf(const ExportModel& m, const std::string& path, GgufWeights weights) {

@@ -65,6 +65,10 @@ class GgufWriter {
     std::vector<uint8_t> bytes;
   };
   void check_new_key(const std::string& key);
+  template <typename T>
+  void add_value(const std::string& key, GgufValueType type, T value);
+  template <typename T>
+  void add_array(const std::string& key, GgufValueType type, const std::vector<T>& values);
   void check_new_tensor(const std::string& name, const std::vector<int64_t>& shape);
   uint32_t alignment_;
   uint64_t kv_count_ = 0;
