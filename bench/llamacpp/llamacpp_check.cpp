@@ -36,7 +36,6 @@
 #include "trainers/util/json_write.h"
 #include "trainers/data/task.h"
 #include "trainers/data/text_data.h"
-#include "trainers/stages/train_stage.h"
 
 #ifndef MXQAT_LLAMACPP_LIBDIR
 #define MXQAT_LLAMACPP_LIBDIR ""
@@ -185,12 +184,12 @@ int run(const std::vector<std::string>& argv) {
   const ExportModel m = read_export(export_path);
   const Recipe r = parse_recipe(m.recipe_text, export_path + ":/recipe");
   MXQAT_CHECK(r.data.dataset == "text", "llamacpp_check: ", export_path, " is not a language model");
-  const StageSetup st = setup_stage(r);
-  const int64_t T = st.text->context, total = st.text->windows(st.text->test);
+  const TextData text = load_text(r.data, r.model.context, r.data.batch_size, uint64_t(r.seed));
+  const int64_t T = text.context, total = text.windows(text.test);
   const int64_t W = std::min(total, int_flag(a, "--windows", total, 1));
   autograd::Tensor x;
   std::vector<int32_t> y;
-  text_windows(st.text->test, T, 0, W, x, y);
+  text_windows(text.test, T, 0, W, x, y);
   const DataDims dims = data_dims(r);
 
   // 1. F32: the decoded weights in float32, no activation quantization, vs the F32 GGUF.
