@@ -8,7 +8,8 @@
 //      Q8_0) vs mxqat's fast path on the export (packed weights, the export's activation codecs);
 //   3. llama.cpp's own dequantization of each MXFP4 tensor of the GGUF (ggml's type traits
 //      to_float) vs our decoded weights, bit for bit (ggml has no negative zero: our -0 codes
-//      come back as +0; counted separately).
+//      come back as +0; counted separately);
+//   4. that llama.cpp tokenizes text into its bytes with the GGUF's byte vocabulary.
 // Every window is a fresh sequence (positions 0..T-1), as mxqat's evaluation windows.
 //   llamacpp_check --export MODEL.h5 --gguf-f32 F32.gguf --gguf-mxfp4 MXFP4.gguf
 //                  [--windows N] [--threads N] [--max-rel 1e-4] [--max-bpb-diff 0.02] [--out R.json]
@@ -79,6 +80,15 @@ class Llama {
   Llama(const Llama&) = delete;
   Llama& operator=(const Llama&) = delete;
   int32_t vocab() const { return vocab_; }
+
+  // llama.cpp's own tokenization of `text` (no special tokens added).
+  std::vector<int32_t> tokenize(const std::string& text) const {
+    std::vector<llama_token> t(text.size() + 8);
+    const int32_t n = llama_tokenize(llama_model_get_vocab(model_), text.data(), int32_t(text.size()),
+                                     t.data(), int32_t(t.size()), false, false);
+    MXQAT_CHECK(n >= 0, "llama_tokenize failed on '", text, "'");
+    return std::vector<int32_t>(t.begin(), t.begin() + n);
+  }
 
   // logits [T, vocab] of one window, from an empty cache.
   std::vector<float> logits(const float* tokens, int64_t T) {
@@ -201,8 +211,16 @@ int run(const std::vector<std::string>& argv) {
     plain->train(false);
   }
   double worst_rel = 0, f32_nll_ours = 0, f32_nll_llama = 0;
+  bool tokens_are_bytes = true;
   {
     Llama ll(*a.get("--gguf-f32"), T, threads);
+    // The byte vocabulary: llama.cpp must tokenize text into its bytes (byte fallback), spaces,
+    // newlines and non-ASCII UTF-8 included.
+    const std::string probe = "And God said, Let there be light:\n\tcaf\xc3\xa9 \xe2\x80\x94 end";
+    const std::vector<int32_t> ids = ll.tokenize(probe);
+    tokens_are_bytes = ids.size() == probe.size();
+    for (size_t i = 0; tokens_are_bytes && i < ids.size(); ++i)
+      tokens_are_bytes = ids[i] == int32_t(static_cast<unsigned char>(probe[i]));
     for (int64_t w = 0; w < W; ++w) {
       const std::vector<float> ours = mxqat_logits(*plain, x, w, T), theirs = ll.logits(x.data() + w * T, T);
       MXQAT_CHECK(ours.size() == theirs.size(), "vocabulary: mxqat ", ours.size() / size_t(T),
@@ -234,7 +252,7 @@ int run(const std::vector<std::string>& argv) {
   llama_backend_free();
 
   const bool ok_rel = worst_rel <= max_rel, ok_bpb = std::fabs(bpb_llama - bpb_fast) <= max_bpb,
-             ok_deq = d.tensors > 0 && d.other == 0;
+             ok_deq = d.tensors > 0 && d.other == 0, ok_tok = tokens_are_bytes;
   JsonObject o;
   o.str("export", export_path).integer("windows", W).integer("context", T)
       .num("f32_max_rel_logit_diff", worst_rel).num("f32_bar", max_rel)
@@ -245,7 +263,8 @@ int run(const std::vector<std::string>& argv) {
       .integer("dequant_tensors", d.tensors).integer("dequant_elements", d.elements)
       .integer("dequant_bit_equal", d.bit_equal).integer("dequant_negative_zero_as_positive", d.neg_zero)
       .integer("dequant_other_differences", d.other)
-      .boolean("pass", ok_rel && ok_bpb && ok_deq);
+      .boolean("llamacpp_tokenizes_text_into_bytes", ok_tok)
+      .boolean("pass", ok_rel && ok_bpb && ok_deq && ok_tok);
   std::cout << o.dump() << "\n";
   if (auto out = a.get("--out")) write_file_atomic(*out, o.dump() + "\n");
   if (!ok_rel)
@@ -254,7 +273,8 @@ int run(const std::vector<std::string>& argv) {
     std::cerr << "FAIL: MXFP4 bits/byte differ by " << bpb_llama - bpb_fast << " (bar " << max_bpb << ")\n";
   if (!ok_deq)
     std::cerr << "FAIL: " << d.other << " dequantized MXFP4 values differ (" << d.tensors << " tensors)\n";
-  return ok_rel && ok_bpb && ok_deq ? 0 : 1;
+  if (!ok_tok) std::cerr << "FAIL: llama.cpp does not tokenize text into its bytes\n";
+  return ok_rel && ok_bpb && ok_deq && ok_tok ? 0 : 1;
 }
 
 }  // namespace

@@ -284,6 +284,7 @@ TEST(Gguf, GptExportCarriesLlamaMetadataAndOurWeights) {
   const auto& tokens = p.string_arrays.at("tokenizer.ggml.tokens");
   ASSERT_EQ(tokens.size(), 256u);
   EXPECT_EQ(tokens[0x41], "<0x41>");
+  EXPECT_EQ(tokens[0x20], "\xe2\x96\x81");  // sentencepiece's space
   EXPECT_EQ(p.array_sizes.at("tokenizer.ggml.token_type"), 256u);
   // Tensor names, types and contents.
   std::map<std::string, const ExportTensor*> ours;

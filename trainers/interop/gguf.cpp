@@ -215,16 +215,22 @@ GgufSummary write_gguf(const ExportModel& m, const std::string& path, GgufWeight
   w.add_f32("llama.rope.freq_base", c.rope_theta);
   w.add_f32("llama.attention.layer_norm_rms_epsilon", c.norm_eps);
   w.add_u32("llama.vocab_size", uint32_t(c.vocab));
+  // Token id = byte value. llama.cpp's sentencepiece tokenizer turns every space into U+2581
+  // before looking pieces up, so byte 0x20 is the normal token "\u2581"; every other byte is a
+  // byte token "<0xNN>", which its byte fallback emits for any other character.
   std::vector<std::string> tokens;
+  std::vector<int32_t> types(256, 6);  // BYTE
   for (int b = 0; b < 256; ++b) {
     char s[8];
     std::snprintf(s, sizeof s, "<0x%02X>", b);
     tokens.push_back(s);
   }
+  tokens[0x20] = "\xe2\x96\x81";
+  types[0x20] = 1;  // NORMAL
   w.add_string("tokenizer.ggml.model", "llama");
   w.add_string_array("tokenizer.ggml.tokens", tokens);
   w.add_f32_array("tokenizer.ggml.scores", std::vector<float>(256, 0.f));
-  w.add_i32_array("tokenizer.ggml.token_type", std::vector<int32_t>(256, 6));  // BYTE
+  w.add_i32_array("tokenizer.ggml.token_type", types);
   w.add_bool("tokenizer.ggml.add_bos_token", false);
   w.add_bool("tokenizer.ggml.add_eos_token", false);
   w.add_bool("tokenizer.ggml.add_space_prefix", false);
