@@ -238,7 +238,7 @@ int run(const std::vector<std::string>& argv) {
   // 2. MXFP4: bits per byte in llama.cpp vs mxqat's fast path on the same windows.
   double nll_llama = 0, nll_fast = 0;
   {
-    InferenceModel fast = load_inference(m, export_path, dims.features, dims.classes, InferPath::kFast);
+    InferenceModel fast = load_inference(m, export_path, InferPath::kFast);
     Llama ll(*a.get("--gguf-mxfp4"), T, threads);
     for (int64_t w = 0; w < W; ++w) {
       nll_fast += nll(mxqat_logits(*fast.model, x, w, T).data(), y.data() + w * T, T, ll.vocab());

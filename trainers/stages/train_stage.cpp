@@ -1,145 +1,92 @@
-// The train stage.
+// The train stage: start (or resume) a run, the loop, the final evaluation, the summary.
 #include "trainers/stages/train_stage.h"
 
 #include <spdlog/spdlog.h>
 
 #include <chrono>
-#include <filesystem>
 
 #include "trainers/interop/llama_import.h"
-#include "trainers/model/model_factory.h"
-#include "trainers/data/task.h"
-#include "trainers/data/text_data.h"
 
 namespace mxqat::trainers {
 
-StageSetup setup_stage(const Recipe& r) {
-  StageSetup s;
-  if (r.data.dataset == "text" || r.data.dataset == "tokens") {
-    s.text = std::make_shared<TextData>(load_text(r.data, r.model.context, r.data.batch_size,
-                                                  static_cast<uint64_t>(r.seed), r.model.vocab));
-    spdlog::info("{}", s.text->description);
-    s.model = build_stage_model(r, s);
-    s.order = std::make_unique<BatchOrder>(s.text->windows(s.text->train), r.data.batch_size,
-                                           static_cast<uint64_t>(r.seed));
-    return s;
-  }
-  s.data = load_fashion_mnist(r.data, static_cast<uint64_t>(r.seed));
-  spdlog::info("{}", s.data.description);
-  s.model = build_stage_model(r, s);
-  s.order = std::make_unique<BatchOrder>(s.data.train.size(), r.data.batch_size,
-                                         static_cast<uint64_t>(r.seed));
-  return s;
+namespace {
+// model.from: the baseline is the imported llama checkpoint, not trained (train.* is not used);
+// written as the stage's checkpoint at step 0.
+LoopResult import_baseline(StageRun& run) {
+  const Recipe& r = run.recipe;
+  const LlamaCheckpoint ck = read_llama(r.model.from);
+  check_llama_model(r.model, ck);
+  load_llama(*run.st.model, ck);
+  spdlog::info("imported {} ({} in {} file(s){}): {} parameters, no training", r.model.from,
+               ck.dtypes, ck.files, ck.tied ? ", tied head copied" : "",
+               run.st.model->num_parameters());
+  Checkpoint k;
+  k.recipe_text = r.text;
+  for (const auto& [name, v] : run.st.model->named_parameters()) k.params.emplace_back(name, v.value());
+  k.meta["optimizer"] = run.optimizer->kind();
+  k.meta["model"] = r.model.type;
+  k.meta["stage"] = "train";
+  k.meta["imported_from"] = r.model.from;
+  k.rng_state = "seed=" + std::to_string(r.seed);
+  save_checkpoint(run.loop.ckpt_path, k);
+  LoopResult lr;
+  lr.completed = true;
+  return lr;
 }
 
-std::shared_ptr<layers::Module> build_stage_model(const Recipe& r, const StageSetup& s) {
-  return s.text ? build_model(r, r.model.context, r.model.vocab)
-                : build_model(r, s.data.train.x.cols(), s.data.train.num_classes);
+// Validation and test metrics of the trained model, logged and appended to metrics.jsonl.
+void evaluate_final(StageRun& run, TrainSummary& s) {
+  const Task& task = *run.st.task;
+  s.val = task.evaluate(*run.st.model, Split::kVal);
+  s.test = task.evaluate(*run.st.model, Split::kTest);
+  spdlog::info("test loss {:.4f} accuracy {:.4f} ({} samples) in {:.1f} s", s.test.loss,
+               s.test.accuracy, s.test.samples, s.wall_s);
+  JsonObject line;
+  line.str("stage", "train").str("split", "test").integer("step", s.steps)
+      .num("loss", s.test.loss).num("accuracy", s.test.accuracy);
+  std::string views;
+  for (const auto& [name, value] : task.loss_views(s.test.loss))
+    line.num(name, value), views += fmt::format(" {} {:.4f}", name, value);
+  if (!views.empty()) spdlog::info("test{}", views);
+  run.metrics.write(line);
 }
 
-int64_t stage_steps(const TrainCfg& cfg, const BatchOrder& order) {
-  return cfg.steps > 0 ? cfg.steps : cfg.epochs * order.steps_per_epoch();
+void write_summary(const StageRun& run, const TrainSummary& s) {
+  const Recipe& r = run.recipe;
+  const Task& task = *run.st.task;
+  JsonObject summary;
+  summary.str("recipe", r.name).str("model", r.model.type).str("metric", task.metric().name)
+      .num("test_accuracy", s.test.accuracy).num("test_loss", s.test.loss)
+      .num("val_accuracy", s.val.accuracy).num("val_loss", s.val.loss);
+  for (const auto& [name, value] : task.loss_views(s.test.loss)) summary.num("test_" + name, value);
+  for (const auto& [name, value] : task.loss_views(s.val.loss)) summary.num("val_" + name, value);
+  write_file_atomic(run.out_dir + "/summary.json",
+                    summary.integer("steps", s.steps)
+                        .num("epochs", double(s.steps) / double(run.st.order->steps_per_epoch()))
+                        .num("wall_s", s.wall_s).integer("params", s.params)
+                        .str("checkpoint", run.loop.ckpt_path).dump() + "\n");
 }
+}  // namespace
 
 TrainSummary train(const Recipe& r, const TrainOptions& opt) {
   const auto t0 = std::chrono::steady_clock::now();
-  std::filesystem::create_directories(opt.out_dir);
-  StageSetup st = setup_stage(r);
-  auto optimizer = make_optimizer(r.train.optimizer, st.model->named_parameters());
-  LoopContext c;
-  c.stage = "train";
-  c.recipe = &r;
-  c.cfg = &r.train;
-  c.model = st.model.get();
-  c.optimizer = optimizer.get();
-  c.data = &st.data;
-  c.text = st.text.get();
-  c.order = st.order.get();
-  c.ckpt_path = opt.out_dir + "/checkpoint.h5";
-  c.total_steps = stage_steps(r.train, *st.order);
-  c.stop_at = opt.stop_at;
-  if (!r.model.from.empty()) {
-    // model.from: the baseline is the imported checkpoint, not trained (train.* is not used).
-    const LlamaCheckpoint ck = read_llama(r.model.from);
-    check_llama_model(r.model, ck);
-    load_llama(*st.model, ck);
-    spdlog::info("imported {} ({} in {} file(s){}): {} parameters, no training", r.model.from,
-                 ck.dtypes, ck.files, ck.tied ? ", tied head copied" : "", st.model->num_parameters());
-    write_file_atomic(opt.out_dir + "/recipe.yaml", r.text);
-    Checkpoint k;
-    k.recipe_text = r.text;
-    for (const auto& [name, v] : st.model->named_parameters()) k.params.emplace_back(name, v.value());
-    k.meta["optimizer"] = optimizer->kind();
-    k.meta["model"] = r.model.type;
-    k.meta["stage"] = "train";
-    k.meta["imported_from"] = r.model.from;
-    k.rng_state = "seed=" + std::to_string(r.seed);
-    save_checkpoint(c.ckpt_path, k);
-  } else if (opt.resume) {
-    MXQAT_CHECK(std::filesystem::exists(c.ckpt_path), "--resume: no checkpoint at ", c.ckpt_path,
-                "; start without --resume, or point --out at the run to continue");
-    Checkpoint k = load_checkpoint(c.ckpt_path);
-    load_parameters(*st.model, k, c.ckpt_path);
-    MXQAT_CHECK(k.meta["optimizer"] == optimizer->kind(), c.ckpt_path, " was written with optimizer '",
-                k.meta["optimizer"], "' but the recipe uses '", optimizer->kind(),
-                "'; resume with the recipe that wrote it");
-    optimizer->load_state(k.optimizer_state);
-    c.start_step = k.step;
-    c.skipped = k.counters.count("skipped_steps") ? k.counters.at("skipped_steps") : 0;
-    if (k.recipe_text != r.text) {
-      Recipe old = parse_recipe(k.recipe_text, c.ckpt_path);
-      for (const auto& d : recipe_diff(old, r)) spdlog::warn("resume: recipe changed: {}", d);
-    }
-    spdlog::info("resumed {} at step {}", c.ckpt_path, k.step);
-  } else {
-    write_file_atomic(opt.out_dir + "/recipe.yaml", r.text);
-  }
-  if (r.model.from.empty())
+  StageRun run("train", r, r.train, opt.out_dir, opt.stop_at);
+  const bool imported = !r.model.from.empty();
+  run.start(opt.resume && !imported);  // an import is redone, never resumed
+  if (!imported)
     spdlog::info("model {}: {} parameters; {} steps ({} per epoch), batch {}", r.model.type,
-                 st.model->num_parameters(), c.total_steps, st.order->steps_per_epoch(), r.data.batch_size);
-  JsonlWriter metrics;
-  metrics.open(opt.out_dir + "/metrics.jsonl");
-  c.metrics = &metrics;
-  LoopResult lr;
-  if (r.model.from.empty()) lr = run_loop(c);
-  else lr.completed = true;
+                 run.st.model->num_parameters(), run.loop.total_steps,
+                 run.st.order->steps_per_epoch(), r.data.batch_size);
+  const LoopResult lr = imported ? import_baseline(run) : run.run();
   TrainSummary s;
   s.steps = lr.step;
-  s.epochs = lr.step / st.order->steps_per_epoch();
-  s.params = st.model->num_parameters();
+  s.epochs = lr.step / run.st.order->steps_per_epoch();
+  s.params = run.st.model->num_parameters();
   s.completed = lr.completed;
   s.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (!s.completed) return s;
-  if (st.text) {
-    s.val = evaluate_text(*st.model, st.text->val, st.text->context);
-    s.test = evaluate_text(*st.model, st.text->test, st.text->context);
-  } else {
-    s.val = evaluate(*st.model, st.data.val);
-    s.test = evaluate(*st.model, st.data.test);
-  }
-  spdlog::info("test loss {:.4f} accuracy {:.4f} ({} samples) in {:.1f} s", s.test.loss,
-               s.test.accuracy, s.test.samples, s.wall_s);
-  JsonObject test_line, summary;
-  test_line.str("stage", "train").str("split", "test").integer("step", s.steps)
-      .num("loss", s.test.loss).num("accuracy", s.test.accuracy);
-  summary.str("recipe", r.name).str("model", r.model.type)
-      .str("metric", task_metric(r).name)
-      .num("test_accuracy", s.test.accuracy).num("test_loss", s.test.loss)
-      .num("val_accuracy", s.val.accuracy).num("val_loss", s.val.loss);
-  if (st.text) {  // language model: the loss is nats per byte (text) or per token (tokens)
-    const std::string bits = "bits_per_" + st.text->unit;
-    spdlog::info("test bits/{} {:.4f} perplexity {:.3f}", st.text->unit, bits_per_byte(s.test.loss),
-                 perplexity(s.test.loss));
-    test_line.num(bits, bits_per_byte(s.test.loss)).num("perplexity", perplexity(s.test.loss));
-    summary.num("test_" + bits, bits_per_byte(s.test.loss)).num("test_perplexity", perplexity(s.test.loss))
-        .num("val_" + bits, bits_per_byte(s.val.loss)).num("val_perplexity", perplexity(s.val.loss));
-  }
-  metrics.write(test_line);
-  write_file_atomic(opt.out_dir + "/summary.json",
-                    summary.integer("steps", s.steps)
-                        .num("epochs", double(s.steps) / double(st.order->steps_per_epoch()))
-                        .num("wall_s", s.wall_s).integer("params", s.params)
-                        .str("checkpoint", c.ckpt_path).dump() + "\n");
+  evaluate_final(run, s);
+  write_summary(run, s);
   return s;
 }
 
