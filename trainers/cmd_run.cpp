@@ -11,6 +11,7 @@
 #include "trainers/ptq_stage.h"
 #include "trainers/report.h"
 #include "trainers/run.h"
+#include "trainers/sample_stage.h"
 
 namespace mxqat::trainers {
 
@@ -37,6 +38,8 @@ int cmd_compare(const std::vector<std::string>& argv) {
   std::string dir = arg;
   if (!std::filesystem::is_directory(arg)) dir = "runs/" + load_recipe(arg, a.all("--set")).name;
   const std::string out = a.get_or("--out", dir + "/report");
+  // A finished gpt run gets its samples and KV-cache table here if it lacks them.
+  if (std::filesystem::exists(dir + "/export/alignment.json")) write_gpt_samples(dir);
   std::cout << "report: " << write_report(dir, out) << " (and report.html, report.csv, report.json)\n";
   return 0;
 }
