@@ -18,10 +18,10 @@
 #include <string>
 
 #include "layers/gpt.h"
-#include "trainers/generate.h"
-#include "trainers/model_factory.h"
-#include "trainers/recipe.h"
-#include "trainers/runtime.h"
+#include "trainers/runtime/generate.h"
+#include "trainers/model/model_factory.h"
+#include "trainers/recipe/recipe.h"
+#include "trainers/util/process.h"
 
 namespace {
 

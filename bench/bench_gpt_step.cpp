@@ -14,9 +14,9 @@
 #include "bench/bench_quant.h"
 #include "layers/gpt.h"
 #include "quant/codec/codec.h"
-#include "trainers/optim.h"
-#include "trainers/recipe.h"
-#include "trainers/runtime.h"
+#include "trainers/train/optim.h"
+#include "trainers/recipe/recipe.h"
+#include "trainers/util/process.h"
 
 namespace {
 

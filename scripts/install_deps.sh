@@ -1,11 +1,19 @@
 #!/usr/bin/env bash
 # Installs every Debian package mxqat builds, tests and runs with. Idempotent, non-interactive.
-# Usage: scripts/install_deps.sh [--bench]   (--bench adds python3-torch for the PyTorch comparisons)
+# Usage: scripts/install_deps.sh [--bench] [--browser]
+#   --bench    adds python3-torch for the PyTorch comparisons
+#   --browser  adds chromium, for the test that renders report.html headless (skipped without it)
 set -euo pipefail
 pkgs=(cmake g++ make pkg-config libeigen3-dev libhdf5-dev hdf5-tools libspdlog-dev libfmt-dev
       libyaml-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev zlib1g-dev libgomp1
       dataset-fashion-mnist)
-[[ "${1:-}" == "--bench" ]] && pkgs+=(python3 python3-torch python3-numpy libopenblas0-pthread)
+for opt in "$@"; do
+  case "$opt" in
+    --bench) pkgs+=(python3 python3-torch python3-numpy libopenblas0-pthread) ;;
+    --browser) pkgs+=(chromium fonts-dejavu-core) ;;
+    *) echo "install_deps.sh: unknown option '$opt' (known: --bench, --browser)" >&2; exit 2 ;;
+  esac
+done
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

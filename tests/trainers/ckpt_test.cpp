@@ -1,4 +1,4 @@
-// Tests of trainers/ckpt_h5 (the HDF5 layer) and trainers/ckpt (training checkpoints): bitwise
+// Tests of trainers/io/h5file (the HDF5 layer) and trainers/ckpt (training checkpoints): bitwise
 // round trips, atomic writes, and a clear mxqat::Error for every kind of bad file.
 // The raw HDF5 C API is used here only to inspect or damage files behind the layer's back.
 #include <hdf5.h>
@@ -18,8 +18,8 @@
 #include <string>
 
 #include "tests/test_util.h"
-#include "trainers/ckpt.h"
-#include "trainers/ckpt_h5.h"
+#include "trainers/io/ckpt.h"
+#include "trainers/io/h5file.h"
 
 // HDF5 1.10 leaks a little memory on its error paths when it reads damaged files (the corruption
 // test below); that is the library's, not ours, so LeakSanitizer (MXQAT_SANITIZE) skips it.

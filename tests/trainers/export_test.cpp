@@ -11,12 +11,12 @@
 
 #include "quant/codec/codec.h"
 #include "tests/test_util.h"
-#include "trainers/ckpt_h5.h"
-#include "trainers/export_stage.h"
-#include "trainers/infer.h"
-#include "trainers/json_read.h"
-#include "trainers/sha256.h"
-#include "trainers/trainer.h"
+#include "trainers/io/h5file.h"
+#include "trainers/stages/export_stage.h"
+#include "trainers/runtime/infer.h"
+#include "trainers/util/json_read.h"
+#include "trainers/util/sha256.h"
+#include "trainers/stages/train_stage.h"
 
 namespace mxqat::trainers {
 namespace {

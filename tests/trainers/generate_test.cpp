@@ -10,10 +10,10 @@
 #include <fstream>
 
 #include "tests/test_util.h"
-#include "trainers/export_stage.h"
-#include "trainers/generate.h"
-#include "trainers/text_data.h"
-#include "trainers/trainer.h"
+#include "trainers/stages/export_stage.h"
+#include "trainers/runtime/generate.h"
+#include "trainers/data/text_data.h"
+#include "trainers/stages/train_stage.h"
 
 namespace mxqat::trainers {
 namespace {

@@ -7,9 +7,9 @@
 
 #include "layers/models.h"
 #include "tests/test_util.h"
-#include "trainers/qat.h"
-#include "trainers/report_io.h"
-#include "trainers/report_telemetry.h"
+#include "trainers/stages/qat.h"
+#include "trainers/util/json_write.h"
+#include "trainers/report/report_telemetry.h"
 
 namespace mxqat::trainers {
 namespace {

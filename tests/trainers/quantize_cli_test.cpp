@@ -18,7 +18,7 @@
 #include <random>
 
 #include "tests/test_util.h"
-#include "trainers/ckpt_quant.h"
+#include "trainers/io/ckpt_quant.h"
 
 namespace mxqat::trainers {
 namespace {

@@ -10,8 +10,8 @@
 #include <fstream>
 
 #include "autograd/error.h"
-#include "trainers/recipe.h"
-#include "trainers/recipe_schema.h"
+#include "trainers/recipe/recipe.h"
+#include "trainers/recipe/recipe_schema.h"
 
 namespace mxqat::trainers {
 namespace {

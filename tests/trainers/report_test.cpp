@@ -12,10 +12,10 @@
 #include <set>
 
 #include "tests/test_util.h"
-#include "trainers/json_read.h"
-#include "trainers/report.h"
-#include "trainers/report_io.h"
-#include "trainers/report_svg.h"
+#include "trainers/util/json_read.h"
+#include "trainers/report/report.h"
+#include "trainers/util/json_write.h"
+#include "trainers/report/report_svg.h"
 
 namespace mxqat::trainers {
 namespace {

@@ -6,8 +6,8 @@
 #include <filesystem>
 
 #include "tests/test_util.h"
-#include "trainers/json_read.h"
-#include "trainers/report_io.h"
+#include "trainers/util/json_read.h"
+#include "trainers/util/json_write.h"
 
 namespace mxqat::trainers {
 namespace {

@@ -8,9 +8,9 @@
 #include <fstream>
 
 #include "tests/test_util.h"
-#include "trainers/recipe.h"
-#include "trainers/text_data.h"
-#include "trainers/trainer.h"
+#include "trainers/recipe/recipe.h"
+#include "trainers/data/text_data.h"
+#include "trainers/stages/train_stage.h"
 
 namespace mxqat::trainers {
 namespace {

@@ -9,9 +9,9 @@
 #include <fstream>
 
 #include "tests/test_util.h"
-#include "trainers/ckpt.h"
-#include "trainers/report_io.h"
-#include "trainers/trainer.h"
+#include "trainers/io/ckpt.h"
+#include "trainers/util/json_write.h"
+#include "trainers/stages/train_stage.h"
 
 namespace mxqat::trainers {
 namespace {

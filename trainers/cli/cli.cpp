@@ -1,0 +1,117 @@
+// mxqat's command line: a table of subcommands, each a function of its own file.
+#include "trainers/cli/cli.h"
+
+#include <cstring>
+#include <functional>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "autograd/error.h"
+#include "trainers/cli/cli_args.h"
+#include "trainers/cli/commands.h"
+#include "trainers/util/process.h"
+
+namespace mxqat::trainers {
+
+namespace {
+struct Command {
+  const char* name;
+  const char* usage;
+  const char* summary;
+  std::function<int(const std::vector<std::string>&)> run;
+};
+
+const std::vector<Command>& commands() {
+  static const std::vector<Command> kCommands = {
+      {"run", "RECIPE [--out DIR] [--set k=v ...] [--threads N] [--stop-after STAGE]",
+       "the whole job, resumable: baseline -> ptq -> qat -> export -> verify -> report "
+       "(DIR defaults to runs/<name>)", cmd_run},
+      {"train", "RECIPE [--out DIR] [--set k=v ...] [--resume] [--threads N]",
+       "train the recipe's model in FP32 (the baseline)", cmd_train},
+      {"qat", "RECIPE --from BASELINE.h5 [--out DIR] [--set k=v ...] [--resume] [--threads N]",
+       "fine-tune a baseline under fake quantization (direct cast first, then QAT)", cmd_qat},
+      {"ptq", "RECIPE [--from BASELINE.h5] [--out DIR] [--set k=v ...] [--threads N]",
+       "post-training quantization of the baseline with each ptq.methods (rtn, mse, gptq) at "
+       "each compare.formats, evaluated through the fake-quant forward", cmd_ptq},
+      {"compare", "RECIPE|RUN_DIR [--out DIR]",
+       "write the run's report (report.md, .csv, .json, .html)", cmd_compare},
+      {"eval", "CHECKPOINT.h5|EXPORT.h5 [--recipe RECIPE] [--threads N]",
+       "evaluate a checkpoint (fake-quant if QAT) or an export (reference path) on the test split",
+       cmd_eval},
+      {"export", "RUN_DIR|CHECKPOINT.h5 --out MODEL.h5",
+       "pack a checkpoint's weights with their codecs into an HDF5 export (spec §9 groups, "
+       "manifest with SHA-256 of every tensor)", cmd_export},
+      {"verify", "MODEL.h5 [--against CHECKPOINT.h5] [--limit N] [--threads N]",
+       "prove the export infers exactly like training: bitwise equal logits on the test split, "
+       "recorded in the export's manifest", cmd_verify},
+      {"inspect", "FILE.h5", "per tensor codec, shape, bytes, bits per weight, SQNR; totals, "
+       "compression and the manifest (exports) or the parameters (checkpoints)", cmd_inspect},
+      {"infer", "MODEL.h5 [--input test|val|train|X.f32] [--limit N] [--fast] [--out PRED.csv] "
+       "[--threads N]",
+       "inference from an export: reference path (bit-exact) or --fast (fused packed kernels)",
+       cmd_infer},
+      {"sample", "MODEL.h5 --prompt TEXT [--tokens N] [--temperature T] [--seed S] [--top-k K] "
+       "[--kv-cache none|mxfp8_e4m3|int8_sym] [--fast] [--threads N] | MODEL.h5 --eval-kv N "
+       "[--kv-cache C] [--set k=v ...]",
+       "generate text from a gpt export or checkpoint with a (quantizable) KV cache, tokens/s on "
+       "stderr; --eval-kv: test bits per byte and cache bytes per token of each KV-cache setting",
+       cmd_sample},
+      {"quantize",
+       "--codec NAME [--scale-rule floor|rceil] [--group-size G] [--global-amax A] --in INPUT "
+       "--shape R,K --out OUT.h5 [--name NAME] [--dequant OUT.f32]",
+       "quantize one float32 tensor (INPUT: raw little-endian float32 or FILE.h5:/dataset) into "
+       "a spec §9 HDF5 group", cmd_quantize},
+      {"dequantize", "OUT.h5 [--name NAME] --out X.f32",
+       "decode a spec §9 group (default name 'tensor') to raw little-endian float32",
+       cmd_dequantize},
+  };
+  return kCommands;
+}
+
+void print_help(std::ostream& os) {
+  os << "mxqat " << MXQAT_VERSION
+     << " - quantization-aware training in the OCP MX formats (FP8/FP6/FP4), NVFP4 and INT\n\n"
+     << "usage: mxqat COMMAND [ARGS]\n\ncommands:\n";
+  for (const auto& c : commands())
+    os << "  " << c.name << " " << c.usage << "\n      " << c.summary << "\n";
+  os << "\n  mxqat COMMAND --help   more about one command\n  mxqat --version\n";
+}
+}  // namespace
+
+int cli_main(int argc, char** argv) {
+  tune_allocator();
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+    print_help(std::cout);
+    return args.empty() ? 2 : 0;
+  }
+  if (args[0] == "--version") {
+    std::cout << "mxqat " << MXQAT_VERSION << "\n";
+    return 0;
+  }
+  std::vector<std::string> names;
+  for (const auto& c : commands()) names.push_back(c.name);
+  for (const auto& c : commands()) {
+    if (args[0] != c.name) continue;
+    std::vector<std::string> rest(args.begin() + 1, args.end());
+    if (!rest.empty() && (rest[0] == "--help" || rest[0] == "-h")) {
+      std::cout << "usage: mxqat " << c.name << " " << c.usage << "\n  " << c.summary << "\n";
+      return 0;
+    }
+    try {
+      return c.run(rest);
+    } catch (const Error& e) {
+      std::cerr << "mxqat " << c.name << ": error: " << e.what() << "\n";
+      return 1;
+    } catch (const std::exception& e) {
+      std::cerr << "mxqat " << c.name << ": unexpected error: " << e.what() << "\n";
+      return 1;
+    }
+  }
+  std::cerr << "mxqat: unknown command '" << args[0] << "' (did you mean '"
+            << nearest(args[0], names) << "'? see 'mxqat --help')\n";
+  return 2;
+}
+
+}  // namespace mxqat::trainers

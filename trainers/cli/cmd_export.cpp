@@ -1,0 +1,167 @@
+// `mxqat export`, `verify`, `inspect` and `infer`: from a trained checkpoint to a packed export,
+// the proof that it infers exactly like training, what is inside, and inference from it.
+#include <omp.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <iostream>
+
+#include "trainers/cli/cli_args.h"
+#include "trainers/cli/commands.h"
+#include "trainers/data/data.h"
+#include "trainers/stages/export_stage.h"
+#include "trainers/runtime/infer.h"
+#include "trainers/util/json_read.h"
+#include "trainers/train/loop.h"
+#include "trainers/util/json_write.h"
+#include "trainers/data/task.h"
+
+namespace mxqat::trainers {
+
+namespace {
+namespace fs = std::filesystem;
+
+std::string fmt(const char* f, double v) {
+  char b[64];
+  std::snprintf(b, sizeof b, f, v);
+  return b;
+}
+
+void inspect_export(const std::string& path) {
+  const ExportModel m = read_export(path);
+  std::printf("%s: mxqat export v%lld of %s (step %lld)\n", path.c_str(), (long long)kExportVersion,
+              m.source.c_str(), (long long)m.step);
+  std::printf("%-28s %-11s %-16s %10s %8s %9s\n", "tensor", "codec", "shape", "bytes", "bits/w", "SQNR dB");
+  for (const auto& t : m.tensors) {
+    const double n = double(autograd::numel_of(t.shape));
+    std::printf("%-28s %-11s %-16s %10lld %8.3f %9s\n", t.name.c_str(),
+                t.quantized ? t.packed.codec.c_str() : "float32", autograd::shape_str(t.shape).c_str(),
+                (long long)t.bytes(), 8.0 * double(t.bytes()) / n,
+                t.quantized ? (std::isnan(t.sqnr_db) ? "?" : fmt("%.2f", t.sqnr_db).c_str()) : "exact");
+  }
+  std::printf("total %lld bytes (float32: %lld bytes), compression %.2fx\n", (long long)m.bytes(),
+              (long long)m.float32_bytes(), double(m.float32_bytes()) / double(m.bytes()));
+  std::printf("input activations:");
+  for (const auto& a : m.activations) std::printf(" %s=%s", a.layer.c_str(), a.codec.c_str());
+  std::printf("\nverification: %s\n", m.verification.c_str());
+}
+
+void inspect_checkpoint(const std::string& path) {
+  const Checkpoint c = load_checkpoint(path);
+  std::printf("%s: mxqat training checkpoint at step %lld (float32 parameters)\n", path.c_str(),
+              (long long)c.step);
+  int64_t total = 0;
+  for (const auto& [name, t] : c.params) {
+    std::printf("%-28s %-11s %-16s %10lld\n", name.c_str(), "float32", autograd::shape_str(t.shape()).c_str(),
+                (long long)t.size() * 4);
+    total += t.size() * 4;
+  }
+  std::printf("total %lld bytes\n", (long long)total);
+  if (c.meta.count("policy")) std::printf("quant policy (QAT checkpoint):\n%s\n", c.meta.at("policy").c_str());
+}
+
+// Inputs for `infer`: a split of the recipe's dataset, or a raw float32 file [N, features].
+Dataset infer_inputs(const Args& a, const Recipe& r, int64_t features) {
+  const std::string input = a.get_or("--input", "test");
+  Dataset d;
+  if (input == "test" || input == "val" || input == "train") {
+    Splits s = load_fashion_mnist(r.data, static_cast<uint64_t>(r.seed));
+    d = input == "test" ? std::move(s.test) : input == "val" ? std::move(s.val) : std::move(s.train);
+  } else {
+    std::error_code ec;
+    const auto bytes = fs::file_size(input, ec);
+    MXQAT_CHECK(!ec, "--input '", input, "': ", ec.message(), " (give test, val, train or a raw "
+                "float32 file of N x ", features, " normalised features)");
+    MXQAT_CHECK(bytes > 0 && bytes % (4 * features) == 0, "--input '", input, "' has ", bytes,
+                " bytes, not a whole number of rows of ", features, " float32 features");
+    const int64_t n = int64_t(bytes) / (4 * features);
+    d.x = autograd::Tensor({n, features});
+    const std::string raw = read_file(input);
+    std::memcpy(d.x.data(), raw.data(), raw.size());
+    d.y.assign(size_t(n), -1);
+  }
+  if (a.has("--limit")) {
+    const int64_t n = std::min<int64_t>(d.size(), int_flag(a, "--limit", 0, 1));
+    d.x = autograd::Tensor({n, features}, std::vector<float>(d.x.data(), d.x.data() + n * features));
+    d.y.resize(size_t(n));
+  }
+  return d;
+}
+}  // namespace
+
+int cmd_export(const std::vector<std::string>& argv) {
+  Args a("export", argv, {{"--out", true}}, 1, 1);
+  MXQAT_CHECK(a.has("--out"), "mxqat export: --out MODEL.h5 is required");
+  const ExportModel m = export_checkpoint(a.positional()[0], *a.get("--out"));
+  std::cout << "exported " << m.tensors.size() << " tensors, " << m.bytes() << " bytes (float32 "
+            << m.float32_bytes() << ") -> " << *a.get("--out") << "\n";
+  return 0;
+}
+
+int cmd_verify(const std::vector<std::string>& argv) {
+  Args a("verify", argv, {{"--against", true}, {"--threads", true}, {"--limit", true}}, 1, 1);
+  apply_threads(a);
+  const int64_t limit = int_flag(a, "--limit", 0, 1);
+  const Verification v = verify_export(a.positional()[0], a.get_or("--against", ""), limit);
+  std::cout << v.json << "\n";
+  MXQAT_CHECK(v.bitwise_equal, "verify: the export's logits differ from the training model's "
+              "fake-quant logits (", v.json, "); this is a bug: please report it with the two files");
+  return 0;
+}
+
+int cmd_inspect(const std::vector<std::string>& argv) {
+  Args a("inspect", argv, {}, 1, 1);
+  const std::string path = a.positional()[0];
+  if (is_export(path)) inspect_export(path);
+  else if (is_checkpoint(path)) inspect_checkpoint(path);
+  else read_export(path);  // throws the precise reason (missing, not HDF5, not ours, ...)
+  return 0;
+}
+
+int cmd_infer(const std::vector<std::string>& argv) {
+  Args a("infer", argv,
+         {{"--input", true}, {"--limit", true}, {"--fast", false}, {"--out", true}, {"--threads", true}},
+         1, 1);
+  apply_threads(a);
+  const std::string path = a.positional()[0];
+  const ExportModel m = read_export(path);
+  const Recipe r = parse_recipe(m.recipe_text, path + ":/recipe");
+  const DataDims dims = data_dims(r);
+  InferenceModel im = load_inference(m, path, dims.features, dims.classes,
+                                     a.has("--fast") ? InferPath::kFast : InferPath::kReference);
+  if (r.data.dataset == "text") {  // a language model: its test bits per byte
+    const auto t0 = std::chrono::steady_clock::now();
+    const double bpb = test_metric(setup_stage(r), *im.model);
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::cout << JsonObject().str("export", path).str("path", a.has("--fast") ? "fast" : "reference")
+                     .num("test_bits_per_byte", bpb).num("seconds", s).dump() << "\n";
+    return 0;
+  }
+  const Dataset d = infer_inputs(a, r, dims.features);
+  const auto t0 = std::chrono::steady_clock::now();
+  const autograd::Tensor logits = predict(*im.model, d);
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::string csv = "index,predicted,label\n";
+  int64_t correct = 0, labelled = 0;
+  for (int64_t i = 0; i < d.size(); ++i) {
+    const float* row = logits.data() + i * logits.cols();
+    const int64_t pred = std::max_element(row, row + logits.cols()) - row;
+    const int32_t y = d.y[size_t(i)];
+    csv += std::to_string(i) + "," + std::to_string(pred) + "," + (y >= 0 ? std::to_string(y) : "") + "\n";
+    if (y >= 0) ++labelled, correct += pred == y;
+  }
+  if (auto out = a.get("--out")) write_file_atomic(*out, csv);
+  JsonObject o;
+  o.str("export", path).str("path", a.has("--fast") ? "fast" : "reference").integer("samples", d.size())
+      .integer("fast_layers", int64_t(im.fast.size())).num("seconds", s).num("samples_per_s", double(d.size()) / s);
+  if (labelled > 0) o.num("accuracy", double(correct) / double(labelled));
+  std::cout << o.dump() << "\n";
+  return 0;
+}
+
+}  // namespace mxqat::trainers

@@ -1,0 +1,96 @@
+// `mxqat train`, `mxqat qat` and `mxqat eval`.
+#include <omp.h>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+
+#include "trainers/io/ckpt.h"
+#include "trainers/cli/cli_args.h"
+#include "trainers/cli/commands.h"
+#include "trainers/runtime/infer.h"
+#include "trainers/model/model_factory.h"
+#include "trainers/util/json_write.h"
+#include "trainers/data/task.h"
+#include "trainers/stages/qat.h"
+#include "trainers/stages/train_stage.h"
+
+namespace mxqat::trainers {
+
+namespace {
+std::string default_out(const Recipe& r) { return "runs/" + r.name + "/baseline"; }
+}  // namespace
+
+int cmd_train(const std::vector<std::string>& argv) {
+  Args a("train", argv,
+         {{"--out", true}, {"--set", true, true}, {"--resume", false}, {"--threads", true},
+          {"--stop-at", true}},
+         1, 1);
+  apply_threads(a);
+  const std::string out_dir_arg = a.get_or("--out", "");
+  Recipe r = load_recipe(a.positional()[0], a.all("--set"));
+  TrainOptions opt;
+  opt.out_dir = out_dir_arg.empty() ? default_out(r) : out_dir_arg;
+  opt.resume = a.has("--resume");
+  opt.stop_at = int_flag(a, "--stop-at", -1, 0);
+  spdlog::info("mxqat train {} -> {} ({} threads)", r.source, opt.out_dir, omp_get_max_threads());
+  install_interrupt_handler();
+  TrainSummary s = train(r, opt);
+  if (s.completed)
+    std::cout << "test_accuracy " << s.test.accuracy << "  test_loss " << s.test.loss << "  -> "
+              << opt.out_dir << "/summary.json\n";
+  return 0;
+}
+
+int cmd_qat(const std::vector<std::string>& argv) {
+  Args a("qat", argv,
+         {{"--from", true}, {"--out", true}, {"--set", true, true}, {"--resume", false},
+          {"--threads", true}, {"--stop-at", true}},
+         1, 1);
+  apply_threads(a);
+  Recipe r = load_recipe(a.positional()[0], a.all("--set"));
+  QatOptions opt;
+  opt.out_dir = a.get_or("--out", "runs/" + r.name + "/qat");
+  opt.from = a.get_or("--from", "");
+  opt.resume = a.has("--resume");
+  opt.stop_at = int_flag(a, "--stop-at", -1, 0);
+  spdlog::info("mxqat qat {} -> {} ({} threads)", r.source, opt.out_dir, omp_get_max_threads());
+  install_interrupt_handler();
+  QatSummary s = qat(r, opt);
+  if (s.completed)
+    std::cout << "baseline " << s.baseline << "  direct_cast " << s.direct_cast << "  qat " << s.qat
+              << "  recovered " << s.recovered << "  -> " << opt.out_dir << "/summary.json\n";
+  return 0;
+}
+
+int cmd_eval(const std::vector<std::string>& argv) {
+  Args a("eval", argv, {{"--recipe", true}, {"--set", true, true}, {"--threads", true}}, 1, 1);
+  apply_threads(a);
+  const std::string path = a.positional()[0];
+  if (is_export(path)) {  // an export: its reference inference path
+    const ExportModel m = read_export(path);
+    Recipe r = parse_recipe(m.recipe_text, path + ":/recipe", a.all("--set"));
+    const DataDims d = data_dims(r);
+    InferenceModel im = load_inference(m, path, d.features, d.classes);
+    std::cout << JsonObject().str("export", path)
+                     .num(task_metric(r).name, test_metric(setup_stage(r), *im.model)).dump() << "\n";
+    return 0;
+  }
+  Checkpoint c = load_checkpoint(path);
+  Recipe r = a.has("--recipe") ? load_recipe(*a.get("--recipe"), a.all("--set"))
+                               : parse_recipe(c.recipe_text, path + ":/recipe", a.all("--set"));
+  const StageSetup st = setup_stage(r);
+  layers::Module& model = *st.model;
+  load_parameters(model, c, path);
+  // A QAT checkpoint is evaluated as it was trained: fake-quant at its policy's final phase.
+  std::unique_ptr<quant::QuantPlan> plan;
+  if (c.meta.count("policy")) plan = attach_final_policy(model, quant::ResolvedPolicy::from_text(c.meta.at("policy")));
+  std::cout << JsonObject().str("checkpoint", path).integer("step", c.step)
+                   .num(task_metric(r).name, test_metric(st, model))
+                   .boolean("fake_quant", plan != nullptr).dump()
+            << "\n";
+  return 0;
+}
+
+}  // namespace mxqat::trainers

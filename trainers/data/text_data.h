@@ -1,0 +1,50 @@
+// Text for the byte-level language model: the train/val/test splits read as raw bytes from
+// data.dir/{train,val,test}.txt (scripts/prepare_kjv.sh writes them), seeded random training
+// windows that are a pure function of (seed, step), so a resumed run sees the same batches, and
+// the metrics on fixed contiguous windows of the val/test splits. Vocabulary = the 256 byte values.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "autograd/tensor.h"
+#include "layers/module.h"
+#include "trainers/train/loop.h"
+
+namespace mxqat::trainers {
+
+struct DataCfg;
+
+struct TextData {
+  std::vector<uint8_t> train, val, test;
+  int64_t context = 128;  // T: each example predicts T next bytes from T bytes
+  int64_t batch = 16;
+  uint64_t seed = 0;
+  std::string description;  // for the log
+
+  // Training batch of `step`: window b starts at a position drawn from (seed, step, b), uniform
+  // over the train split. x [batch, T] byte values as floats, y batch * T next bytes.
+  void train_batch(int64_t step, autograd::Tensor& x, std::vector<int32_t>& y) const;
+  // Windows of T + 1 bytes in a T-wide stride: the steps per "epoch" (one pass of the split).
+  int64_t windows(const std::vector<uint8_t>& split) const;
+};
+
+// Reads the three splits; a missing or empty file is an error that says to run
+// scripts/prepare_kjv.sh. Each split must hold at least context + 1 bytes.
+TextData load_text(const DataCfg& cfg, int64_t context, int64_t batch, uint64_t seed);
+
+// Fixed contiguous windows w = first .. first + count - 1 of `split`: window w is the bytes
+// [w T, w T + T + 1). x [count, T], y count * T.
+void text_windows(const std::vector<uint8_t>& split, int64_t T, int64_t first, int64_t count,
+                  autograd::Tensor& x, std::vector<int32_t>& y);
+
+// Mean next-byte cross-entropy (nats) and top-1 accuracy over every window of `split` (each byte
+// after the first predicted once), in eval mode, no_grad; the model maps [B, T] to [B, T, V].
+EvalResult evaluate_text(layers::Module& model, const std::vector<uint8_t>& split, int64_t context,
+                         int64_t batch = 32);
+
+// Language-model views of a mean cross-entropy in nats.
+double bits_per_byte(double loss_nats);
+double perplexity(double loss_nats);
+
+}  // namespace mxqat::trainers

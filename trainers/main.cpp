@@ -1,4 +1,0 @@
-// The mxqat executable: everything is in trainers/cli.
-#include "trainers/cli.h"
-
-int main(int argc, char** argv) { return mxqat::trainers::cli_main(argc, argv); }

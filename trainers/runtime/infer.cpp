@@ -1,0 +1,73 @@
+// Loading an export into the model for inference (reference path; the fast path's quantizer is in
+// infer_fast.cpp).
+#include "trainers/runtime/infer.h"
+
+#include <map>
+
+#include "trainers/model/model_factory.h"
+#include "trainers/stages/qat.h"
+
+namespace mxqat::trainers {
+
+std::shared_ptr<quant::GemmQuantizer> make_fast_quantizer(const ExportTensor& w,
+                                                          const std::string& input_codec,
+                                                          const quant::ResolvedPolicy& policy);
+
+namespace {
+// The export's policy for inference: weights arrive decoded (no weight codec), each input keeps
+// the codec of its layer's final phase, nothing is scheduled.
+quant::ResolvedPolicy inference_policy(const ExportModel& m) {
+  quant::ResolvedPolicy p = quant::ResolvedPolicy::from_text(m.policy_text);
+  std::map<std::string, std::string> input;
+  for (const auto& a : m.activations) input[a.layer] = a.codec;
+  for (auto& lp : p.layers) {
+    auto it = input.find(lp.layer);
+    MXQAT_CHECK(it != input.end(), "export: layer '", lp.layer, "' of the policy has no activation "
+                "codec in the manifest; the file is inconsistent: export it again");
+    lp.weight = "none";
+    lp.input = it->second;
+    lp.grad_output = "none";
+    lp.schedule = quant::Schedule();
+  }
+  return p;
+}
+}  // namespace
+
+InferenceModel load_inference(const ExportModel& m, const std::string& path, int64_t in_features,
+                              int64_t classes, InferPath which) {
+  InferenceModel im;
+  im.recipe = parse_recipe(m.recipe_text, path + ":/recipe");
+  im.model = build_model(im.recipe, in_features, classes);
+  std::map<std::string, const ExportTensor*> by_name;
+  for (const auto& t : m.tensors) by_name[t.name] = &t;
+  const auto params = im.model->named_parameters();
+  for (const auto& [name, v] : params) {
+    auto it = by_name.find(name);
+    MXQAT_CHECK(it != by_name.end(), "export ", path, ": the model its recipe describes has a "
+                "parameter '", name, "' that the export lacks; the model config does not match the "
+                "weights (was the recipe edited?)");
+    MXQAT_CHECK(it->second->shape == v.shape(), "export ", path, ": tensor '", name, "' has shape ",
+                autograd::shape_str(it->second->shape), " but the recipe's model needs ",
+                autograd::shape_str(v.shape()), "; the model config does not match the weights");
+  }
+  MXQAT_CHECK(params.size() == m.tensors.size(), "export ", path, " holds ", m.tensors.size(),
+              " tensors but its recipe's model has ", params.size(), " parameters; the model config "
+              "does not match the weights");
+  for (auto [name, v] : params) v.value() = by_name.at(name)->decoded();
+  im.model->train(false);
+  const quant::ResolvedPolicy policy = inference_policy(m);
+  im.plan = attach_final_policy(*im.model, policy);
+  if (which == InferPath::kFast) {
+    for (auto& [name, layer] : gemm_layers(*im.model)) {
+      const ExportTensor& w = *by_name.at(name + ".weight");
+      if (!w.quantized) continue;
+      auto q = make_fast_quantizer(w, policy.at(name).input, policy);
+      if (!q) continue;  // this layer's codec or shape has no fast kernel: reference path
+      layer->set_quantizer(q);
+      im.fast.push_back(std::move(q));
+    }
+  }
+  return im;
+}
+
+}  // namespace mxqat::trainers

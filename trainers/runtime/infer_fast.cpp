@@ -1,0 +1,56 @@
+// The inference fast path: a GemmQuantizer that keeps a layer's weight packed and runs the fused
+// decode-and-multiply kernel (quant/codec/packed_gemm.h) on the input, after the input passes
+// through its codec exactly as in training. Forward only (inference builds no graph).
+#include <memory>
+
+#include "quant/codec/packed_gemm.h"
+#include "trainers/runtime/infer.h"
+
+namespace mxqat::trainers {
+
+namespace {
+class PackedGemm : public quant::GemmQuantizer {
+ public:
+  PackedGemm(quant::EncodedTensor w, std::optional<quant::Codec> input)
+      : w_(std::move(w)), input_(std::move(input)) {}
+
+  // y [..., N] = Q_in(x) decode(W)ᵀ + b; the layer's float weight `w` is not read.
+  autograd::Var linear(const autograd::Var& x, const autograd::Var&, const autograd::Var& bias) override {
+    const autograd::Tensor& xv = x.value();
+    const int64_t K = xv.cols(), M = xv.size() / K;
+    MXQAT_CHECK(K == w_.cols, "packed layer (", w_.codec, "): input has ", K, " features but the "
+                "weight expects ", w_.cols);
+    const float* in = xv.data();
+    if (input_) {
+      xq_.resize(size_t(xv.size()));
+      input_->fake_quant(xv.data(), M, K, xq_.data());
+      in = xq_.data();
+    }
+    autograd::Shape shape = xv.shape();
+    shape.back() = w_.rows;
+    autograd::Tensor y(shape);
+    quant::packed_linear(w_, in, M, bias.defined() ? bias.value().data() : nullptr, y.data());
+    return autograd::Var(std::move(y));
+  }
+  std::string describe() const override {
+    return "packed w=" + w_.codec + " a=" + (input_ ? input_->name() : std::string("none"));
+  }
+
+ private:
+  quant::EncodedTensor w_;
+  std::optional<quant::Codec> input_;
+  std::vector<float> xq_;
+};
+}  // namespace
+
+// A fast quantizer for a packed weight, or nullptr when its codec has no fused kernel.
+std::shared_ptr<quant::GemmQuantizer> make_fast_quantizer(const ExportTensor& w,
+                                                          const std::string& input_codec,
+                                                          const quant::ResolvedPolicy& policy) {
+  if (!w.quantized || !quant::packed_linear_is_fused(w.packed.codec)) return nullptr;
+  std::optional<quant::Codec> in;
+  if (input_codec != "none") in = quant::Codec::make(input_codec, policy.codec_options());
+  return std::make_shared<PackedGemm>(w.packed, std::move(in));
+}
+
+}  // namespace mxqat::trainers

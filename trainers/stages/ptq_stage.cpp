@@ -1,0 +1,207 @@
+// The ptq stage: calibration set, per-method weight replacement under the format's policy,
+// sequential GPTQ (each layer's Hessian from inputs that already went through the quantized
+// layers before it), evaluation, and resumable per-result files.
+#include "trainers/stages/ptq_stage.h"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <functional>
+#include <map>
+
+#include "quant/calib/hessian.h"
+#include "quant/calib/observer.h"
+#include "quant/ptq/ptq.h"
+#include "trainers/util/json_read.h"
+#include "trainers/train/loop.h"
+#include "trainers/stages/qat.h"
+#include "trainers/util/json_write.h"
+#include "trainers/data/task.h"
+#include "trainers/stages/train_stage.h"
+#include "trainers/recipe/variants.h"
+
+namespace mxqat::trainers {
+
+namespace {
+namespace fs = std::filesystem;
+using autograd::Tensor;
+using autograd::Var;
+
+// Runs the calibration set through the model (batches of 128, no graph) and hands `f` every input
+// the GEMM of quantizer `q` receives, as that GEMM sees it (its input codec applied).
+void for_each_input(layers::Module& model, quant::QuantGemm& q, const std::vector<Tensor>& calib,
+                    const std::function<void(const Tensor&)>& f) {
+  autograd::NoGradGuard no_grad;
+  q.set_capture(true);
+  for (const Tensor& xb : calib) {
+    model.forward(Var(xb));
+    Tensor x = q.captured().input;
+    if (q.spec().input) {
+      Tensor xq(x.shape());
+      q.spec().input->fake_quant(x.data(), x.rows(), x.cols(), xq.data());
+      x = std::move(xq);
+    }
+    f(x);
+  }
+  q.set_capture(false);
+}
+
+double sqnr_db(const Tensor& w, const Tensor& q) {
+  double s = 0, e = 0;
+  for (int64_t i = 0; i < w.size(); ++i) {
+    const double d = double(w[i]) - double(q[i]);
+    s += double(w[i]) * w[i], e += d * d;
+  }
+  return e == 0 ? 999.0 : 10 * std::log10(s / e);
+}
+
+int64_t encoded_bytes(const quant::EncodedTensor& e) {
+  return int64_t(e.codes.size() + e.scale_codes.size() + 4 * e.scales.size() + e.zero_points.size());
+}
+
+struct Stage {
+  const Recipe& r;
+  StageSetup st;
+  std::vector<Tensor> calib;
+  std::map<std::string, Tensor> baseline;  // parameter name -> FP32 value
+  double damp;
+};
+
+PtqRow run_method(Stage& s, const std::string& format, const std::string& method) {
+  layers::Module& model = *s.st.model;
+  for (auto [name, v] : model.named_parameters()) v.value() = s.baseline.at(name);
+  const Recipe rf = recipe_for_format(s.r, format, false);
+  auto plan = attach_final_policy(model, resolve_model_policy(rf, model));
+  PtqRow row{format, method, 0, 0, {}};
+  std::map<std::string, Var> params;
+  for (auto [name, v] : model.named_parameters()) params.emplace(name, v);
+  for (auto [name, v] : model.named_parameters()) row.bytes += 4 * v.value().size();
+  const auto layers = gemm_layers(model);
+  for (size_t i = 0; i < layers.size(); ++i) {
+    auto q = plan->quantizer(layers[i].first);
+    quant::GemmQuantSpec spec = q->spec();
+    if (!spec.weight) continue;
+    const std::string wname = layers[i].first + ".weight";
+    Var w = params.at(wname);
+    const Tensor w2 = w.value().reshaped({w.value().dim(0), -1});
+    // Every method sees the Hessian of this layer's inputs (through the layers already
+    // quantized before it): gptq uses it, and it scores every method's output error.
+    quant::calib::HessianAccumulator acc(w2.cols());
+    for_each_input(model, *q, s.calib, [&](const Tensor& x) { acc.add(x, "calibration input"); });
+    const quant::calib::Hessian h = acc.hessian();
+    quant::ptq::PtqResult res;
+    if (method == "rtn") {
+      res = quant::ptq::rtn(w2, *spec.weight, wname);
+    } else if (method == "mse") {
+      res = quant::ptq::mse(w2, *spec.weight, {}, wname);
+    } else {
+      quant::ptq::GptqOptions go;
+      go.percdamp = s.damp;
+      res = quant::ptq::gptq(w2, h, *spec.weight, go, wname);
+    }
+    const double out_err = quant::ptq::hessian_error(w2, res.weight, h);
+    row.layers.push_back({layers[i].first, spec.weight->name(), sqnr_db(w2, res.weight), out_err});
+    row.bytes += encoded_bytes(res.encoded) - 4 * w2.size();
+    w.value() = res.weight.reshaped(w.value().shape());
+    spec.weight.reset();  // the weight now holds its quantized values; inputs keep their codec
+    q->set_spec(spec);
+  }
+  row.value = test_metric(s.st, model);
+  return row;
+}
+
+std::string row_json(const PtqRow& r) {
+  std::string layers = "[";
+  for (size_t i = 0; i < r.layers.size(); ++i)
+    layers += (i ? ", " : "") + JsonObject().str("layer", r.layers[i].layer).str("codec", r.layers[i].codec)
+                                    .num("sqnr_db", r.layers[i].sqnr_db)
+                                    .num("output_error", r.layers[i].output_error).dump();
+  return JsonObject().str("format", r.format).str("method", r.method).num("value", r.value)
+      .integer("bytes", r.bytes).raw("layers", layers + "]").dump();
+}
+
+PtqRow row_from(const Json& j) {
+  PtqRow r{j.at("format").string(), j.at("method").string(), j.at("value").number(),
+           int64_t(j.at("bytes").number()), {}};
+  for (const Json& l : j.at("layers").array())
+    r.layers.push_back({l.at("layer").string(), l.at("codec").string(), l.at("sqnr_db").number(),
+                        l.at("output_error").number()});
+  return r;
+}
+
+// Input ranges of every GEMM layer over the calibration set, FP32 model, with the recipe's observer.
+std::string activation_ranges(Stage& s) {
+  layers::Module& model = *s.st.model;
+  for (auto [name, v] : model.named_parameters()) v.value() = s.baseline.at(name);
+  quant::ResolvedPolicy none = resolve_model_policy(s.r, model);
+  for (auto& lp : none.layers) lp.weight = lp.input = lp.grad_output = "none", lp.schedule = quant::Schedule();
+  auto plan = attach_final_policy(model, none);
+  std::string out = "[";
+  const auto layers = gemm_layers(model);
+  const quant::Codec int8 = quant::Codec::make("int8_sym");
+  for (size_t i = 0; i < layers.size(); ++i) {
+    quant::calib::MinMaxObserver mm;
+    quant::calib::PercentileObserver pc({s.r.ptq.percentile});
+    quant::calib::MseObserver ms;
+    for_each_input(model, *plan->quantizer(layers[i].first), s.calib, [&](const Tensor& x) {
+      mm.observe(x), pc.observe(x), ms.observe(x);
+    });
+    const quant::calib::Range r = s.r.ptq.observer == "minmax" ? mm.range()
+                                  : s.r.ptq.observer == "percentile" ? pc.range() : ms.range(int8).range;
+    out += (i ? ", " : "") + JsonObject().str("layer", layers[i].first).str("observer", s.r.ptq.observer)
+                                 .num("lo", r.lo).num("hi", r.hi).num("min", mm.range().lo)
+                                 .num("max", mm.range().hi).dump();
+  }
+  return out + "]";
+}
+}  // namespace
+
+PtqSummary ptq(const Recipe& r, const PtqOptions& opt) {
+  MXQAT_CHECK(!opt.from.empty(), "ptq needs the FP32 baseline checkpoint (--from BASELINE.h5)");
+  const auto t0 = std::chrono::steady_clock::now();
+  fs::create_directories(opt.out_dir);
+  Stage s{r, setup_stage(r), {}, {}, r.ptq.gptq_damp};
+  const Checkpoint base = load_checkpoint(opt.from);
+  load_parameters(*s.st.model, base, opt.from);
+  MXQAT_CHECK(base.meta.count("policy") == 0, opt.from, " is a QAT checkpoint; ptq starts from the "
+              "FP32 baseline (runs/<name>/baseline/checkpoint.h5)");
+  for (const auto& [name, t] : base.params) s.baseline[name] = t;
+  s.st.model->train(false);
+  s.calib = calibration_batches(s.st, r.ptq.calib_samples, static_cast<uint64_t>(r.seed));
+  PtqSummary sum;
+  sum.metric = task_metric(r).name;
+  sum.baseline = test_metric(s.st, *s.st.model);
+  for (auto [name, v] : s.st.model->named_parameters()) sum.baseline_bytes += 4 * v.value().size();
+  const std::string ranges = activation_ranges(s);
+  std::string rows = "[";
+  for (const auto& format : compare_formats(r)) {
+    for (const auto& method : r.ptq.methods) {
+      const std::string file = opt.out_dir + "/" + format + "_" + method + ".json";
+      PtqRow row;
+      if (fs::exists(file)) {
+        row = row_from(Json::read(file));
+      } else {
+        row = run_method(s, format, method);
+        write_file_atomic(file, row_json(row) + "\n");
+      }
+      spdlog::info("ptq {} {}: {} {:.4f} (baseline {:.4f}), {} bytes", format, method, sum.metric,
+                   row.value, sum.baseline, row.bytes);
+      rows += (sum.rows.empty() ? "\n  " : ",\n  ") + row_json(row);
+      sum.rows.push_back(std::move(row));
+      if (interrupted()) return sum;  // the rows done so far are on disk; a rerun continues
+    }
+  }
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  write_file_atomic(opt.out_dir + "/summary.json",
+                    JsonObject().str("recipe", r.name).str("metric", sum.metric)
+                        .str("scale_rule", r.quant.scale_rule)
+                        .num("baseline", sum.baseline).integer("baseline_bytes", sum.baseline_bytes)
+                        .integer("calib_samples", r.ptq.calib_samples).str("from", opt.from)
+                        .num("gptq_damp", r.ptq.gptq_damp).raw("activations", ranges)
+                        .raw("rows", rows + "]").num("wall_s", wall).dump() + "\n");
+  return sum;
+}
+
+}  // namespace mxqat::trainers

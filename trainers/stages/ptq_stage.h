@@ -1,0 +1,41 @@
+// The ptq stage: the FP32 baseline quantized after training with each method of the recipe
+// (rtn, mse, gptq; quant/ptq) at each compared format, calibrated on samples of the training
+// split, and evaluated through the same fake-quant forward as QAT (weights replaced by the
+// method's result, input activations through their codec). Writes OUT/<format>_<method>.json
+// per result (so a killed stage resumes) and OUT/summary.json.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "trainers/recipe/recipe.h"
+
+namespace mxqat::trainers {
+
+struct PtqOptions {
+  std::string out_dir = "runs/ptq";
+  std::string from;  // the baseline checkpoint (required)
+};
+
+struct PtqLayer {
+  std::string layer, codec;
+  double sqnr_db = 0;       // weight SQNR vs FP32
+  double output_error = 0;  // GPTQ's proxy Σ ΔW H ΔWᵀ on the calibration inputs
+};
+
+struct PtqRow {
+  std::string format, method;
+  double value = 0;  // the test metric (task.h)
+  int64_t bytes = 0;  // the model's parameters in this format
+  std::vector<PtqLayer> layers;
+};
+
+struct PtqSummary {
+  std::string metric;  // "test_accuracy" | "test_bits_per_byte"
+  double baseline = 0;
+  int64_t baseline_bytes = 0;
+  std::vector<PtqRow> rows;  // format-major, methods in recipe order
+};
+
+PtqSummary ptq(const Recipe& recipe, const PtqOptions& opt);
+
+}  // namespace mxqat::trainers
