@@ -175,12 +175,9 @@ Ticks nice_ticks(double lo, double hi, int target) {
   target = std::max(2, target);
   const double raw = (hi - lo) / target;
   const double mag = std::pow(10.0, std::floor(std::log10(raw)));
-  double step = 10 * mag;
-  for (double m : {1.0, 2.0, 5.0})
-    if (m * mag >= raw * (1 - 1e-9)) {
-      step = m * mag;
-      break;
-    }
+  double step = mag;  // the nice step nearest to raw (in ratio): about `target` ticks
+  for (double m : {2.0, 5.0, 10.0})
+    if (std::abs(std::log(m * mag / raw)) < std::abs(std::log(step / raw))) step = m * mag;
   Ticks t;
   t.step = step;
   const double first = std::floor(lo / step + 1e-9), last = std::ceil(hi / step - 1e-9);

@@ -21,7 +21,8 @@ std::string escape(const std::string& s);  // for HTML text and attributes
 // Axis ticks at multiples of a "nice" step (1, 2 or 5 times a power of ten) from `lo` up to
 // `hi`, about `target` of them. The axis spans [first, last] tick, which covers [lo, hi]. Labels
 // carry as many decimals as the step needs, so neighbouring labels always differ; large or tiny
-// magnitudes use an exponent ("1.5e+06"). lo == hi or a non-finite bound gets a unit-wide axis.
+// magnitudes use an exponent ("1.5e+06"). lo == hi gets an axis around the value (+-5%, +-0.5 at
+// zero); a non-finite bound gets [0, 1].
 struct Ticks {
   double lo = 0, hi = 1, step = 1;
   std::vector<double> values;
