@@ -106,6 +106,9 @@ TEST(Qat, WarningsAreRecordedWithStepAndTensor) {
   EXPECT_EQ(recorded[9].step, 10);
   EXPECT_NE(recorded[0].message.find("below the 100 dB threshold"), std::string::npos) << recorded[0].message;
   std::string text = read_file((d / "metrics.jsonl").string());
+  size_t records = 0;  // the run wrote them: one list per monitor record, each with its message
+  for (size_t a = 0; (a = text.find("\"warnings\": [\"tensor \\\"", a)) != std::string::npos; ++a) ++records;
+  EXPECT_EQ(records, 10u);
   for (size_t a = 0; (a = text.find(", \"warnings\": [", a)) != std::string::npos;) {
     const size_t e = text.find(']', a);
     text.erase(a, e + 1 - a);

@@ -82,10 +82,10 @@ bool write_gpt_samples(const std::string& run_dir, const SampleStageOptions& o) 
     const InferenceModel im = load_gpt(path);
     const Generation g = generate(gpt_of(im), prompt, so);
     list += (list.size() > 1 ? ",\n  " : "\n  ") +
-            JsonObject().str("model", label).str("file", fs::path(path).filename().string()).str("text", g.text).dump();
+            JsonObject().str("model", label).str("file", path.substr(run_dir.size() + 1)).str("text", g.text).dump();
   }
   write_file_atomic(samples_path, JsonObject().str("prompt", prompt).integer("seed", int64_t(so.seed))
-                                      .num("temperature", so.temperature).integer("tokens", so.tokens)
+                                      .num("temperature", o.temperature).integer("tokens", so.tokens)
                                       .raw("samples", list + "]").dump() + "\n");
   spdlog::info("samples: {} models, {} bytes each from the same prompt and seed -> {}", models.size(),
                so.tokens, samples_path);
@@ -101,7 +101,7 @@ bool write_gpt_samples(const std::string& run_dir, const SampleStageOptions& o) 
                 .num("max_abs_logit_diff", e.max_abs_logit_diff).integer("kv_bytes_per_token", e.bytes_per_token)
                 .num("seconds", e.seconds).dump();
   }
-  write_file_atomic(kv_path, JsonObject().str("model", fs::path(main_export).filename().string())
+  write_file_atomic(kv_path, JsonObject().str("model", main_export.substr(run_dir.size() + 1))
                                  .integer("windows", windows).integer("predictions", windows * context)
                                  .raw("settings", rows + "]").dump() + "\n");
   spdlog::info("samples: KV-cache table over {} test windows -> {}", windows, kv_path);
