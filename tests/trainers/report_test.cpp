@@ -5,6 +5,7 @@
 // overlapping legend entries (skipped, with a message, where chromium is absent).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -139,6 +140,7 @@ fs::path fixture_run(const std::string& name, bool gpt) {
                 .num("sqnr_db", low ? 4.25 : 20 + s / 100.0).num("saturated", 0.01).num("flushed", 0.002)
                 .integer("zero_blocks", 0).integer("flushed_blocks", 0);
             if (s > 100) o.num("flips", 0.05 / (s / 100.0));
+            if (low) o.integer("scale_exp[-127]", 2);  // all-zero blocks: far below the others
             o.integer("nan_scales", 0).integer("scale_exp[-7]", 30 + s / 100).integer("scale_exp[-6]", 90).integer("scale_exp[-5]", 8 - s / 100);
             // the first records as an older build wrote them (no "warnings": the report re-runs
             // the check), the later ones with the warnings the run logged
@@ -236,6 +238,11 @@ TEST(Report, TelemetryAndWarningsWithStepAndTensor) {
   // the worst tensor is fc2.input (4.25 dB), its exponents from its first mxfp4 report (step 400)
   EXPECT_NE(html.find("lowest-SQNR tensor, fc2.input (mxfp4, 4.25 dB at step 600)"), std::string::npos);
   EXPECT_NE(html.find("step 400"), std::string::npos);
+  // exponents -127 (all-zero blocks), -7, -6, -5: the unused run between them is one slot
+  const auto ticks = labels(html, "tick-x");
+  const auto ex = std::find_if(ticks.begin(), ticks.end(), [](const auto& c) { return c.first == "exponents"; });
+  ASSERT_NE(ex, ticks.end());
+  EXPECT_EQ(ex->second, (std::vector<std::string>{"-127", "-126..-8", "-7", "-6", "-5"}));
   // three low-SQNR warnings: step 400 (re-run check on an old record), 500 and 600 (recorded),
   // and the skipped step
   EXPECT_NE(html.find("4 warnings (mxfp4_progressive: 4)"), std::string::npos);
@@ -284,6 +291,8 @@ charts.forEach(function(s){var id=s.id,sb=s.getBoundingClientRect();
  for(var i=0;i<leg.length;i++){var a=leg[i].getBoundingClientRect();
   for(var j=i+1;j<leg.length;j++)if(hit(a,leg[j].getBoundingClientRect()))out.push(id+': legend entries overlap: "'+leg[i].textContent+'" / "'+leg[j].textContent+'"');
   lab.forEach(function(t){if(hit(a,t.getBoundingClientRect()))out.push(id+': legend entry "'+leg[i].textContent+'" overlaps "'+t.textContent+'"')})}
+ var rot=[].slice.call(s.querySelectorAll('text[transform][class^=tick-]')).map(function(t){return t.getBoundingClientRect().right}).sort(function(a,b){return a-b});
+ for(var i=1;i<rot.length;i++)if(rot[i]-rot[i-1]<15)out.push(id+': rotated labels '+(rot[i]-rot[i-1]).toFixed(1)+' px apart');
  s.querySelectorAll('text').forEach(function(t){var b=t.getBoundingClientRect();
   if(b.left<sb.left-1||b.right>sb.right+1||b.top<sb.top-1||b.bottom>sb.bottom+1)out.push(id+': text outside the chart: "'+t.textContent+'"')})});
 var r=document.createElement('pre');r.id='mxqat-check';

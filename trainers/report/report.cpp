@@ -2,10 +2,12 @@
 #include "trainers/report/report.h"
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include "autograd/error.h"
@@ -462,24 +464,35 @@ std::string exponent_histogram(const Report& r) {
       first = &p;
       break;
     }
-  int lo = last.scale_exponents.begin()->first, hi = last.scale_exponents.rbegin()->first;
-  lo = std::min(lo, first->scale_exponents.begin()->first), hi = std::max(hi, first->scale_exponents.rbegin()->first);
+  // The exponents either report uses, with the unused ones between them; five or more unused in a
+  // row (e.g. between -127, the scale of all-zero blocks, and the bulk) are one empty "a..b" slot.
+  std::set<int> used;
+  for (const auto* p : {first, &last})
+    for (const auto& [e, n] : p->scale_exponents) used.insert(e);
   std::vector<std::string> cats;
   std::vector<std::vector<double>> v;
   std::vector<std::string> series = {"step " + std::to_string(first->step)};
   if (first != &last) series.push_back("step " + std::to_string(last.step));
-  for (int e = lo; e <= hi; ++e) {
-    cats.push_back(std::to_string(e));
-    auto get = [&](const TelemetryPoint& p) {
-      auto it = p.scale_exponents.find(e);
-      return double(it == p.scale_exponents.end() ? 0 : it->second);
-    };
-    v.push_back({get(*first)});
-    if (first != &last) v.back().push_back(get(last));
+  auto count = [](const TelemetryPoint& p, int e) {
+    auto it = p.scale_exponents.find(e);
+    return double(it == p.scale_exponents.end() ? 0 : it->second);
+  };
+  auto add = [&](const std::string& category, int e) {  // e = INT_MIN: a gap slot
+    cats.push_back(category);
+    v.push_back({e == INT_MIN ? 0.0 : count(*first, e)});
+    if (first != &last) v.back().push_back(e == INT_MIN ? 0.0 : count(last, e));
+  };
+  int prev = INT_MIN;
+  for (int e : used) {
+    if (prev != INT_MIN && e - prev > 5) add(std::to_string(prev + 1) + ".." + std::to_string(e - 1), INT_MIN);
+    else if (prev != INT_MIN)
+      for (int g = prev + 1; g < e; ++g) add(std::to_string(g), g);
+    add(std::to_string(e), e);
+    prev = e;
   }
   svg::BarOptions o;
   o.value_title = "blocks";
-  o.category_title = "E8M0 scale exponent (block scale = 2^e)";
+  o.category_title = "E8M0 scale exponent e (block scale 2^e; a..b: exponents no block uses)";
   o.from_zero = true;
   return figure("Scale exponents of the lowest-SQNR tensor, " + worst->name + " (" + last.codec + ", " +
                     num(last.sqnr_db, "%.2f") + " dB at step " + std::to_string(last.step) + ")",
