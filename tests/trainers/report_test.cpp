@@ -54,15 +54,18 @@ TEST(Svg, NiceTicksAreDistinctAndCoverTheData) {
   }
   const svg::Ticks t = svg::nice_ticks(0.9001, 0.9012, 5);
   EXPECT_EQ(t.labels, (std::vector<std::string>{"0.9000", "0.9002", "0.9004", "0.9006", "0.9008", "0.9010", "0.9012"}));
-  EXPECT_EQ(svg::nice_ticks(0, 5148, 5).labels, (std::vector<std::string>{"0", "1000", "2000", "3000", "4000", "5000", "6000"}));
-  EXPECT_EQ(svg::nice_ticks(2e6, 9e6, 4).labels, (std::vector<std::string>{"2.0e+06", "4.0e+06", "6.0e+06", "8.0e+06", "1.0e+07"}));
+  EXPECT_EQ(svg::nice_ticks(0, 5148, 5).labels,
+            (std::vector<std::string>{"0", "1000", "2000", "3000", "4000", "5000", "6000"}));
+  EXPECT_EQ(svg::nice_ticks(2e6, 9e6, 4).labels,
+            (std::vector<std::string>{"2.0e+06", "4.0e+06", "6.0e+06", "8.0e+06", "1.0e+07"}));
   EXPECT_EQ(svg::nice_ticks(NAN, 1, 5).labels.front(), "0.0");  // a bad bound: a unit axis
 }
 
 TEST(Svg, LegendEntriesWrapAndNeverOverlap) {
   const std::vector<std::string> names = {"mxfp4_direct", "mxfp4_progressive", "mxfp6_e2m3_direct",
                                           "mxfp6_e2m3_progressive", "mxfp8_e4m3_direct", "mxfp8_e4m3_progressive",
-                                          "FP32 baseline (0.9005)", "a", "an entry far longer than the row it must fit in at all"};
+                                          "FP32 baseline (0.9005)", "a",
+                                          "an entry far longer than the row it must fit in at all"};
   for (double width : {900.0, 400.0, 120.0}) {
     const auto boxes = svg::legend_layout(names, 50, 6, width);
     ASSERT_EQ(boxes.size(), names.size());
@@ -96,7 +99,8 @@ fs::path fixture_run(const std::string& name, bool gpt) {
   const double base = gpt ? 1.7154 : 0.9005;
   std::string train;
   for (int s = 50; s <= 2000; s += 50)
-    train += JsonObject().str("stage", "train").str("split", "train").integer("step", s).num("loss", 2.0 / std::sqrt(s)).dump() + "\n";
+    train += JsonObject().str("stage", "train").str("split", "train").integer("step", s)
+                 .num("loss", 2.0 / std::sqrt(s)).dump() + "\n";
   write(d / "baseline/summary.json", JsonObject().str("recipe", name).str("metric", metric).num(metric, base).dump());
   write(d / "baseline/metrics.jsonl", train);
   std::string rows = "[";
@@ -105,7 +109,8 @@ fs::path fixture_run(const std::string& name, bool gpt) {
     for (int m = 0; m < 3; ++m) {
       std::string layers = "[";
       for (const char* l : {"fc1", "fc2", "head"})
-        layers += (layers.size() > 1 ? "," : "") + JsonObject().str("layer", l).num("sqnr_db", 17.5 + 6.0 * double(f) + m).dump();
+        layers += (layers.size() > 1 ? "," : "") +
+                  JsonObject().str("layer", l).num("sqnr_db", 17.5 + 6.0 * double(f) + m).dump();
       rows += (rows.size() > 1 ? "," : "") +
               JsonObject().str("format", kFormats[f]).str("method", methods[m])
                   .num("value", gpt ? base + 0.04 - 0.001 * m - 0.01 * double(f) : base - 0.0004 + 0.0001 * m)
@@ -120,8 +125,10 @@ fs::path fixture_run(const std::string& name, bool gpt) {
       const bool main = f == 0 && prog;
       variants += (variants.size() > 1 ? "," : "") + JsonObject().str("id", id).str("format", kFormats[f])
                                                          .boolean("progressive", prog).boolean("main", main).dump();
-      const double v = gpt ? base - 0.001 * double(f) + 0.0005 * prog : base + 0.0007 - 0.0001 * double(f) + 0.0001 * prog;
-      write(d / "qat" / id / "summary.json", JsonObject().num("qat", v).num("direct_cast", gpt ? base + 0.04 : base - 0.0004).dump());
+      const double v = gpt ? base - 0.001 * double(f) + 0.0005 * prog
+                           : base + 0.0007 - 0.0001 * double(f) + 0.0001 * prog;
+      write(d / "qat" / id / "summary.json",
+            JsonObject().num("qat", v).num("direct_cast", gpt ? base + 0.04 : base - 0.0004).dump());
       std::string m;
       for (int s = 10; s <= 600; s += 10)
         m += JsonObject().str("stage", "qat").str("split", "train").integer("step", s)
@@ -141,10 +148,12 @@ fs::path fixture_run(const std::string& name, bool gpt) {
                 .integer("zero_blocks", 0).integer("flushed_blocks", 0);
             if (s > 100) o.num("flips", 0.05 / (s / 100.0));
             if (low) o.integer("scale_exp[-127]", 2);  // all-zero blocks: far below the others
-            o.integer("nan_scales", 0).integer("scale_exp[-7]", 30 + s / 100).integer("scale_exp[-6]", 90).integer("scale_exp[-5]", 8 - s / 100);
+            o.integer("nan_scales", 0).integer("scale_exp[-7]", 30 + s / 100).integer("scale_exp[-6]", 90)
+                .integer("scale_exp[-5]", 8 - s / 100);
             // the first records as an older build wrote them (no "warnings": the report re-runs
             // the check), the later ones with the warnings the run logged
-            if (s >= 500) o.raw("warnings", low ? "[\"tensor \\\"fc2.input\\\" (mxfp4): SQNR 4.25 dB is below the 5 dB threshold\"]" : "[]");
+            const char* logged = "[\"tensor \\\"fc2.input\\\" (mxfp4): SQNR 4.25 dB is below the 5 dB threshold\"]";
+            if (s >= 500) o.raw("warnings", low ? logged : "[]");
             m += o.dump() + "\n";
           }
         m += JsonObject().str("stage", "qat").str("event", "warning").integer("step", 250)
@@ -156,21 +165,24 @@ fs::path fixture_run(const std::string& name, bool gpt) {
         tensors += (tensors.size() > 1 ? "," : "") + JsonObject().str("name", t).num("sqnr_db", 19.0).dump();
       write(d / "export" / (id + ".json"), JsonObject().integer("bytes", 14602).raw("tensors", tensors + "]").dump());
     }
-  write(d / "qat/summary.json", JsonObject().str("recipe", name).str("main", "mxfp4_progressive").str("main_format", "mxfp4")
+  write(d / "qat/summary.json", JsonObject().str("recipe", name).str("main", "mxfp4_progressive")
+                                    .str("main_format", "mxfp4")
                                     .raw("variants", variants + "]").dump());
   write(d / "export/alignment.json",
         JsonObject().str("codec", "mxfp4").str("metric", metric).integer("samples", 300).num("max_abs_diff", 0)
             .boolean("bitwise_equal", true)
-            .raw("matrix", JsonObject().num("fp32_fp32", base).num("fp32_codec", base - 0.0004).num("qat_fp32", base + 0.001)
+            .raw("matrix", JsonObject().num("fp32_fp32", base).num("fp32_codec", base - 0.0004)
+                               .num("qat_fp32", base + 0.001)
                                .num("qat_codec", base + 0.0007).dump()).dump());
   if (gpt) {
     std::string samples = "[";
     for (const char* m : {"baseline (FP32)", "baseline, round to nearest", "QAT mxfp4_progressive"})
       samples += (samples.size() > 1 ? "," : "") +
-                 JsonObject().str("model", m).str("file", "x.h5").str("text", std::string("unto the <LORD> & ") + m + " " +
-                                                                              std::string(300, 'w')).dump();
-    write(d / "sample/samples.json", JsonObject().str("prompt", "And God said, ").integer("seed", 1).num("temperature", 0.8)
-                                         .integer("tokens", 160).raw("samples", samples + "]").dump());
+                 JsonObject().str("model", m).str("file", "x.h5")
+                     .str("text", std::string("unto the <LORD> & ") + m + " " + std::string(300, 'w')).dump();
+    write(d / "sample/samples.json", JsonObject().str("prompt", "And God said, ").integer("seed", 1)
+                                         .num("temperature", 0.8).integer("tokens", 160)
+                                         .raw("samples", samples + "]").dump());
     write(d / "sample/kv_cache.json",
           JsonObject().str("model", "mxfp4_progressive.h5").integer("windows", 32).integer("predictions", 4096)
               .raw("settings", "[" + JsonObject().str("kv_cache", "none").num("test_bits_per_byte", 1.8188)
@@ -192,7 +204,8 @@ size_t count(const std::string& s, const std::string& what) {
 // The text of every <text class="CLS"> of each chart, by chart id.
 std::vector<std::pair<std::string, std::vector<std::string>>> labels(const std::string& html, const std::string& cls) {
   std::vector<std::pair<std::string, std::vector<std::string>>> out;
-  const std::regex chart("<svg class=\"chart\" id=\"([^\"]+)\""), text("<text class=\"" + cls + "\"[^>]*>([^<]*)</text>");
+  const std::regex chart("<svg class=\"chart\" id=\"([^\"]+)\"");
+  const std::regex text("<text class=\"" + cls + "\"[^>]*>([^<]*)</text>");
   for (auto it = std::sregex_iterator(html.begin(), html.end(), chart); it != std::sregex_iterator(); ++it) {
     const size_t begin = size_t(it->position()), end = html.find("</svg>", begin);
     const std::string svg = html.substr(begin, end - begin);
@@ -225,7 +238,8 @@ TEST(Report, EveryMarkdownTableIsAnHtmlTableAndTheBestRowIsMarked) {
   EXPECT_EQ(charts.size(), 8u);
   for (const char* cls : {"tick-x", "tick-y", "tick-c"})
     for (const auto& [id, l] : labels(html, cls))
-      EXPECT_EQ(std::set<std::string>(l.begin(), l.end()).size(), l.size()) << id << " " << cls << ": " << ::testing::PrintToString(l);
+      EXPECT_EQ(std::set<std::string>(l.begin(), l.end()).size(), l.size())
+          << id << " " << cls << ": " << ::testing::PrintToString(l);
   for (const auto& [id, l] : labels(html, "axis-title")) EXPECT_FALSE(l.empty()) << id;
 }
 
@@ -246,8 +260,8 @@ TEST(Report, TelemetryAndWarningsWithStepAndTensor) {
   // three low-SQNR warnings: step 400 (re-run check on an old record), 500 and 600 (recorded),
   // and the skipped step
   EXPECT_NE(html.find("4 warnings (mxfp4_progressive: 4)"), std::string::npos);
-  EXPECT_NE(html.find("<td class=\"num\">400</td><td>fc2.input</td><td>tensor &quot;fc2.input&quot; (mxfp4): SQNR 4.25 dB "
-                      "is below the 5 dB threshold</td>"), std::string::npos);
+  EXPECT_NE(html.find("<td class=\"num\">400</td><td>fc2.input</td><td>tensor &quot;fc2.input&quot; (mxfp4): "
+                      "SQNR 4.25 dB is below the 5 dB threshold</td>"), std::string::npos);
   EXPECT_NE(html.find("<td class=\"num\">600</td><td>fc2.input</td>"), std::string::npos);
   EXPECT_NE(html.find("<td class=\"num\">250</td><td>-</td><td>loss is nan: step skipped"), std::string::npos);
   const Json rep = Json::read((d / "report/report.json").string());
@@ -261,44 +275,18 @@ TEST(Report, GptSamplesAndKvCacheTable) {
   const std::string html = read_file((d / "report/report.html").string());
   const std::string md = read_file((d / "report/report.md").string());
   EXPECT_NE(html.find("test_bits_per_byte by format and method (lower is better)"), std::string::npos);
-  EXPECT_EQ(count(html, "<pre class=\"sample\"><span class=\"prompt\">And God said, </span>unto the &lt;LORD&gt; &amp; "), 3u);
-  EXPECT_NE(html.find("<td>mxfp8_e4m3</td><td class=\"num\">1.8201</td><td class=\"num\">1.8188</td>"), std::string::npos);
+  EXPECT_EQ(count(html, "<pre class=\"sample\"><span class=\"prompt\">And God said, </span>"
+                        "unto the &lt;LORD&gt; &amp; "), 3u);
+  EXPECT_NE(html.find("<td>mxfp8_e4m3</td><td class=\"num\">1.8201</td><td class=\"num\">1.8188</td>"),
+            std::string::npos);
   EXPECT_NE(md.find("| mxfp8_e4m3 | 1.8201 | 1.8188 | 0.03 | 1600 |"), std::string::npos) << md;
   // lower is better: the best mxfp4 row is qat_direct (1.7154), not rtn (1.7554)
   EXPECT_NE(html.find("<tr class=\"best\"><td>mxfp4</td><td>qat_direct <span"), std::string::npos);
   EXPECT_EQ(count(html, "<table"), count(md, "\n|---"));
 }
 
-// Headless Chromium at 1200 px: a script added to a copy of the page measures what a reader
-// sees and writes its findings into the DOM, which --dump-dom prints.
-const char* kCheckScript = R"JS(<script>(function(){
-var out=[],de=document.documentElement;
-if(de.scrollWidth>de.clientWidth)out.push('page overflow: scrollWidth '+de.scrollWidth+' > clientWidth '+de.clientWidth);
-document.querySelectorAll('.table-wrap').forEach(function(w){if(w.scrollWidth>w.clientWidth+1)out.push('table wider than the page: '+w.firstElementChild.id)});
-function hit(a,b){return a.left<b.right-0.5&&b.left<a.right-0.5&&a.top<b.bottom-0.5&&b.top<a.bottom-0.5}
-var charts=document.querySelectorAll('svg.chart');
-charts.forEach(function(s){var id=s.id,sb=s.getBoundingClientRect();
- if(!s.querySelector('.axis-title'))out.push(id+': no axis title');
- var fig=s.closest('figure');if(!fig||!fig.querySelector('figcaption').textContent.trim())out.push(id+': no caption');
- var ticks=s.querySelectorAll('text[class^=tick-]');if(ticks.length<2)out.push(id+': no tick labels');
- var by={};ticks.forEach(function(t){var c=t.getAttribute('class');(by[c]=by[c]||[]).push(t)});
- for(var c in by){var seen={};by[c].forEach(function(t){if(seen[t.textContent])out.push(id+': duplicate '+c+' label "'+t.textContent+'"');seen[t.textContent]=1})}
- var flat=[];s.querySelectorAll('text').forEach(function(t){if(!t.getAttribute('transform')&&t.getAttribute('class')!=='cell')flat.push(t)});
- var lab=flat.filter(function(t){return t.getAttribute('class')!=='legend-text'});
- for(var i=0;i<lab.length;i++)for(var j=i+1;j<lab.length;j++)
-  if(hit(lab[i].getBoundingClientRect(),lab[j].getBoundingClientRect()))out.push(id+': labels overlap: "'+lab[i].textContent+'" / "'+lab[j].textContent+'"');
- var leg=[].slice.call(s.querySelectorAll('.legend-item'));
- for(var i=0;i<leg.length;i++){var a=leg[i].getBoundingClientRect();
-  for(var j=i+1;j<leg.length;j++)if(hit(a,leg[j].getBoundingClientRect()))out.push(id+': legend entries overlap: "'+leg[i].textContent+'" / "'+leg[j].textContent+'"');
-  lab.forEach(function(t){if(hit(a,t.getBoundingClientRect()))out.push(id+': legend entry "'+leg[i].textContent+'" overlaps "'+t.textContent+'"')})}
- var rot=[].slice.call(s.querySelectorAll('text[transform][class^=tick-]')).map(function(t){return t.getBoundingClientRect().right}).sort(function(a,b){return a-b});
- for(var i=1;i<rot.length;i++)if(rot[i]-rot[i-1]<15)out.push(id+': rotated labels '+(rot[i]-rot[i-1]).toFixed(1)+' px apart');
- s.querySelectorAll('text').forEach(function(t){var b=t.getBoundingClientRect();
-  if(b.left<sb.left-1||b.right>sb.right+1||b.top<sb.top-1||b.bottom>sb.bottom+1)out.push(id+': text outside the chart: "'+t.textContent+'"')})});
-var r=document.createElement('pre');r.id='mxqat-check';
-r.textContent='CHARTS '+charts.length+' WIDTH '+de.scrollWidth+'\n'+(out.length?out.join('\n'):'ALL OK');
-document.body.appendChild(r)})();</script>)JS";
-
+// Headless Chromium at 1200 px: report_check.js, added to a copy of the page, measures what a
+// reader sees and writes its findings into the DOM, which --dump-dom prints.
 std::string chromium() {
   for (const char* c : {"chromium", "chromium-browser"}) {
     const std::string cmd = std::string("command -v ") + c + " >/dev/null 2>&1";
@@ -310,10 +298,12 @@ std::string chromium() {
 // The check's result for report.html under `d`: "CHARTS n WIDTH w\n" and the problems found.
 std::string check_in_chromium(const std::string& browser, const fs::path& d) {
   std::string html = read_file((d / "report/report.html").string());
-  html.insert(html.rfind("</body>"), kCheckScript);
+  const std::string script = read_file(std::string(MXQAT_SOURCE_DIR) + "/tests/trainers/report_check.js");
+  html.insert(html.rfind("</body>"), "<script>" + script + "</script>");
   write_file_atomic((d / "checked.html").string(), html);
   fs::create_directories(d / "profile");
-  const std::string cmd = "timeout 120 " + browser + " --headless --no-sandbox --disable-gpu --disable-quic --no-first-run "
+  const std::string cmd = "timeout 120 " + browser +
+                          " --headless --no-sandbox --disable-gpu --disable-quic --no-first-run "
                           "--disable-background-networking --disable-component-update --disable-sync "
                           "--user-data-dir=" + (d / "profile").string() + " --window-size=1200,900 --dump-dom file://" +
                           (d / "checked.html").string() + " 2>/dev/null";
@@ -322,7 +312,7 @@ std::string check_in_chromium(const std::string& browser, const fs::path& d) {
   char buf[4096];
   for (size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;) dom.append(buf, n);
   ::pclose(p);
-  const size_t a = dom.find("<pre id=\"mxqat-check\">"), b = dom.find("</pre>", a);
+  const size_t a = dom.rfind("<pre id=\"mxqat-check\">"), b = dom.find("</pre>", a);
   if (a == std::string::npos) return "no result from chromium:\n" + dom.substr(0, 2000);
   return dom.substr(a + 22, b - a - 22);
 }
@@ -330,7 +320,8 @@ std::string check_in_chromium(const std::string& browser, const fs::path& d) {
 TEST(Report, RendersInChromiumAt1200PxWithEveryChartLabelled) {
   const std::string browser = chromium();
   if (browser.empty())
-    GTEST_SKIP() << "chromium is not installed: install it (scripts/install_deps.sh --browser) to check report.html in a browser";
+    GTEST_SKIP() << "chromium is not installed: install it (scripts/install_deps.sh --browser) to check "
+                    "report.html in a browser";
   for (bool gpt : {false, true}) {
     const fs::path d = fixture_run(gpt ? "report_browser_gpt" : "report_browser", gpt);
     write_report(d.string(), (d / "report").string());

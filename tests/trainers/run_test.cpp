@@ -142,7 +142,8 @@ TEST(Run, GptRunReportsSamplesAndKvCache) {
                     "name: tinygpt\nseed: 3\ndata: {dataset: text, dir: " + d.string() + ", batch_size: 4}\n"
                     "model: {type: gpt, layers: 1, d_model: 48, heads: 2, context: 16, mlp_hidden: 32}\n"
                     "train: {steps: 8, optimizer: {type: adamw, lr: 3.0e-3}, log_every: 4}\n"
-                    "quant: {weight: mxfp4, input: mxfp4, schedule: [{until: 0.5, format: mxfp8_e4m3}, {until: 1.0, format: mxfp4}]}\n"
+                    "quant: {weight: mxfp4, input: mxfp4,\n"
+                    "        schedule: [{until: 0.5, format: mxfp8_e4m3}, {until: 1.0, format: mxfp4}]}\n"
                     "qat: {steps: 6, optimizer: {type: adamw, lr: 1.0e-3}, log_every: 3, monitor_every: 3}\n"
                     "ptq: {methods: [rtn], calib_samples: 8}\ncompare: {formats: [mxfp4]}\n");
   const fs::path run = d / "run";
@@ -150,7 +151,8 @@ TEST(Run, GptRunReportsSamplesAndKvCache) {
   ASSERT_EQ(r.code, 0) << r.out;
   const std::string samples_text = read_file((run / "sample/samples.json").string());
   const Json samples = Json::parse(samples_text, "samples.json");
-  EXPECT_EQ(samples.at("prompt").string(), "In the ");  // the test split's second line: context / 2 bytes, cut at a word
+  // the test split's second line: context / 2 bytes, cut at a word
+  EXPECT_EQ(samples.at("prompt").string(), "In the ");
   EXPECT_EQ(samples.at("seed").number(), 3);
   std::vector<std::string> models;
   for (const Json& s : samples.at("samples").array()) {

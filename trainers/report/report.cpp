@@ -256,7 +256,8 @@ Table results_table(const Report& r) {
     else it->second = higher_is_better(r) ? std::max(it->second, x.value) : std::min(it->second, x.value);
   }
   for (const Row& x : r.rows) {
-    t.rows.push_back({x.codec, x.method, num(x.value), x.method == "baseline" ? "-" : num(x.value - r.baseline, "%+.4f"),
+    t.rows.push_back({x.codec, x.method, num(x.value),
+                      x.method == "baseline" ? "-" : num(x.value - r.baseline, "%+.4f"),
                       pct(x.recovered), std::to_string(x.bytes)});
     t.best.push_back(x.method != "baseline" && best.count(x.codec) && x.value == best[x.codec]);
   }
@@ -304,13 +305,15 @@ Table warnings_table(const Report& r) {
 }
 
 std::string warnings_note(const Report& r) {
-  if (r.warnings.empty()) return "No warnings: no NaN/Inf, no SQNR below the threshold, no flushed blocks, no skipped steps.";
+  if (r.warnings.empty())
+    return "No warnings: no NaN/Inf, no SQNR below the threshold, no flushed blocks, no skipped steps.";
   std::map<std::string, size_t> per;
   for (const auto& w : r.warnings) ++per[w.variant];
   std::string s = std::to_string(r.warnings.size()) + " warnings (";
   for (const auto& [v, n] : per) s += (s.back() == '(' ? "" : ", ") + v + ": " + std::to_string(n);
   s += ")";
-  if (r.warnings.size() > kMaxWarnings) s += "; the first " + std::to_string(kMaxWarnings) + " are listed, all are in qat/<run>/metrics.jsonl";
+  if (r.warnings.size() > kMaxWarnings)
+    s += "; the first " + std::to_string(kMaxWarnings) + " are listed, all are in qat/<run>/metrics.jsonl";
   return s + ".";
 }
 
@@ -320,7 +323,8 @@ Table kv_table(const Report& r) {
   if (r.kv_cache.kind() != Json::Kind::kObject) return t;
   for (const Json& s : r.kv_cache.at("settings").array())
     t.rows.push_back({s.at("kv_cache").string(), num(s.at("test_bits_per_byte").number()),
-                      num(s.at("full_forward_bits_per_byte").number()), num(s.at("max_abs_logit_diff").number(), "%.3g"),
+                      num(s.at("full_forward_bits_per_byte").number()),
+                      num(s.at("max_abs_logit_diff").number(), "%.3g"),
                       std::to_string(int64_t(s.at("kv_bytes_per_token").number()))});
   return t;
 }
@@ -338,12 +342,14 @@ std::string intro(const Report& r) {
          ". `recovered` = (value - rtn) / (baseline - rtn): the share of the round-to-nearest PTQ gap "
          "a method closes (\"-\" where rtn lost nothing). PTQ calibration: " + std::to_string(r.calib_samples) +
          " training samples; MX scale rule: " + (r.scale_rule.empty() ? "floor" : r.scale_rule) +
-         ". Exported model: QAT `" + r.main_variant + "`" + (r.qat_loss.empty() ? "" : "; QAT loss: " + r.qat_loss) + ".";
+         ". Exported model: QAT `" + r.main_variant + "`" +
+         (r.qat_loss.empty() ? "" : "; QAT loss: " + r.qat_loss) + ".";
 }
 
 std::string alignment_note(const Report& r) {
   return "Export vs training fake-quant forward: " + std::to_string(r.align.samples) + " test samples, max |logit "
-         "difference| = " + num(r.align.max_abs_diff, "%g") + ", bitwise equal: " + (r.align.bitwise_equal ? "yes" : "NO") + ".";
+         "difference| = " + num(r.align.max_abs_diff, "%g") +
+         ", bitwise equal: " + (r.align.bitwise_equal ? "yes" : "NO") + ".";
 }
 
 std::string markdown(const Report& r) {
@@ -431,7 +437,8 @@ std::string telemetry_heatmap(const Report& r, const std::string& id, const std:
   std::vector<std::vector<double>> v;
   double mx = 0;
   for (const auto& tr : t.tensors) {
-    if (tr.name.size() < suffix.size() || tr.name.compare(tr.name.size() - suffix.size(), suffix.size(), suffix)) continue;
+    const size_t n = tr.name.size();
+    if (n < suffix.size() || tr.name.compare(n - suffix.size(), suffix.size(), suffix)) continue;
     rows.push_back(tr.name.substr(0, tr.name.size() - suffix.size()));
     v.emplace_back(t.steps.size(), NAN);
     for (const auto& p : tr.points) {
@@ -514,7 +521,8 @@ std::string page_html(const Report& r) {
     acc[c][m] = x.value;
   }
   const std::string better = higher_is_better(r) ? "higher is better" : "lower is better";
-  std::string b = "<h1>mxqat report: " + svg::escape(r.recipe) + "</h1><p class=\"note\">" + inline_md(intro(r)) + "</p>";
+  std::string b = "<h1>mxqat report: " + svg::escape(r.recipe) + "</h1><p class=\"note\">" + inline_md(intro(r)) +
+                  "</p>";
   b += "<p class=\"note\">Sections: <a href=\"#results\">results</a> · <a href=\"#alignment\">alignment</a> · "
        "<a href=\"#sqnr\">per-layer SQNR</a> · <a href=\"#loss\">loss</a> · <a href=\"#telemetry\">telemetry</a> · "
        "<a href=\"#warnings\">warnings</a>" +
@@ -574,10 +582,12 @@ std::string page_html(const Report& r) {
     const std::string prompt = r.samples.at("prompt").string();
     b += section("samples", "Samples") + "<p class=\"note\">The same prompt (highlighted) and seed " +
          std::to_string(int64_t(r.samples.at("seed").number())) + " through every model, temperature " +
-         num(r.samples.at("temperature").number(), "%g") + ", " + std::to_string(int64_t(r.samples.at("tokens").number())) +
+         num(r.samples.at("temperature").number(), "%g") + ", " +
+         std::to_string(int64_t(r.samples.at("tokens").number())) +
          " new bytes each.</p>";
     for (const Json& s : r.samples.at("samples").array())
-      b += "<h3>" + svg::escape(s.at("model").string()) + " <span class=\"note\">(" + svg::escape(s.at("file").string()) +
+      b += "<h3>" + svg::escape(s.at("model").string()) + " <span class=\"note\">(" +
+           svg::escape(s.at("file").string()) +
            ")</span></h3><pre class=\"sample\"><span class=\"prompt\">" + svg::escape(prompt) + "</span>" +
            svg::escape(s.at("text").string()) + "</pre>";
   }

@@ -16,6 +16,7 @@ const char* const kColours[kStyles] = {"#0072b2", "#e69f00", "#009e73", "#cc79a7
                                        "#56b4e9", "#d55e00", "#555555", "#000000"};
 const char* const kDashes[kStyles] = {"", "8,3", "2,2", "10,3,2,3", "4,4", "14,4", "1,3", "6,2,2,2"};
 constexpr double kTickPx = 11, kTitlePx = 12, kPlotH = 240, kRight = 16;
+const char* const kReferenceStyle = "stroke=\"#000\" stroke-width=\"1.5\" stroke-dasharray=\"6,4\"";
 
 std::string f(double v) {
   char b[32];
@@ -46,7 +47,8 @@ std::string marker(int k, double x, double y) {
   };
   switch (k % kStyles) {
     case 0: return "<circle" + attr("cx", x) + attr("cy", y) + attr("r", r) + st + "/>";
-    case 1: return "<rect" + attr("x", x - r) + attr("y", y - r) + attr("width", 2 * r) + attr("height", 2 * r) + st + "/>";
+    case 1: return "<rect" + attr("x", x - r) + attr("y", y - r) + attr("width", 2 * r) + attr("height", 2 * r) +
+                   st + "/>";
     case 2: return poly({{0, -r - 0.8}, {r + 0.6, r}, {-r - 0.6, r}});
     case 3: return poly({{0, -r - 1}, {r + 1, 0}, {0, r + 1}, {-r - 1, 0}});
     case 4: return poly({{0, r + 0.8}, {r + 0.6, -r}, {-r - 0.6, -r}});
@@ -76,7 +78,8 @@ std::string bar_patterns(const std::string& id, size_t n) {
     s += "<pattern id=\"" + pid + "\" patternUnits=\"userSpaceOnUse\" width=\"6\" height=\"6\"" +
          " patternTransform=\"rotate(" + rot[kind] + ")\"><rect width=\"6\" height=\"6\" fill=\"" + c + "\"/>";
     if (kind == 6) s += "<circle cx=\"3\" cy=\"3\" r=\"1.3\" fill=\"#fff\"/>";
-    else if (kind == 5) s += line(0, 0, 0, 6, "stroke=\"#fff\" stroke-width=\"1.6\"") + line(0, 3, 6, 3, "stroke=\"#fff\" stroke-width=\"1.6\"");
+    else if (kind == 5) s += line(0, 0, 0, 6, "stroke=\"#fff\" stroke-width=\"1.6\"") +
+                             line(0, 3, 6, 3, "stroke=\"#fff\" stroke-width=\"1.6\"");
     else if (kind == 7) s += line(0, 0, 0, 6, "stroke=\"#000\" stroke-width=\"1.2\"");
     else if (kind > 0) s += line(0, 0, 0, 6, "stroke=\"#fff\" stroke-width=\"2\"");
     s += "</pattern>";
@@ -102,7 +105,7 @@ std::string legend(const std::string& id, const std::vector<std::string>& names,
       s += "<rect" + attr("x", b.x) + attr("y", cy - 6) + " width=\"22\" height=\"12\" fill=\"" + bar_fill(id, i) +
            "\" stroke=\"#333\" stroke-width=\"0.6\"/>";
     else if (kinds[i] == Swatch::kReference)
-      s += line(b.x, cy, b.x + 22, cy, "stroke=\"#000\" stroke-width=\"1.5\" stroke-dasharray=\"6,4\"");
+      s += line(b.x, cy, b.x + 22, cy, kReferenceStyle);
     else
       s += line(b.x, cy, b.x + 22, cy, line_style(int(i))) + marker(int(i), b.x + 11, cy);
     s += text(b.x + 28, cy + kFontPx * 0.35, names[i], "legend-text", "start", kFontPx) + "</g>";
@@ -184,7 +187,8 @@ Ticks nice_ticks(double lo, double hi, int target) {
   t.lo = first * step, t.hi = last * step;
   const double big = std::max(std::abs(t.lo), std::abs(t.hi));
   const bool sci = big >= 1e6 || step < 1e-4;
-  int digits = sci ? std::max(0, int(std::floor(std::log10(big))) - int(std::floor(std::log10(step)))) : decimals_for(step);
+  int digits = sci ? std::max(0, int(std::floor(std::log10(big))) - int(std::floor(std::log10(step))))
+                   : decimals_for(step);
   for (double i = first; i <= last + 0.5; ++i) t.values.push_back(i * step == 0 ? 0.0 : i * step);
   // Labels from integer multiples of the step: they differ by construction, and the loop below
   // only ever adds a digit should rounding still make two equal.
@@ -286,7 +290,7 @@ std::string bars(const std::string& id, const std::vector<std::string>& categori
     }
     body += line(left, top + kPlotH, left + plot_w, top + kPlotH, "stroke=\"#333\"");
     if (std::isfinite(o.reference))
-      body += line(left, Y(o.reference), left + plot_w, Y(o.reference), "stroke=\"#000\" stroke-width=\"1.5\" stroke-dasharray=\"6,4\"");
+      body += line(left, Y(o.reference), left + plot_w, Y(o.reference), kReferenceStyle);
     body += text(14, top + kPlotH / 2, o.value_title, "axis-title", "middle", kTitlePx,
                  " transform=\"rotate(-90 14 " + f(top + kPlotH / 2) + ")\"");
     if (!o.category_title.empty())
@@ -321,7 +325,7 @@ std::string bars(const std::string& id, const std::vector<std::string>& categori
   }
   body += line(left, top, left, top + plot_h, "stroke=\"#333\"");
   if (std::isfinite(o.reference))
-    body += line(X(o.reference), top, X(o.reference), top + plot_h, "stroke=\"#000\" stroke-width=\"1.5\" stroke-dasharray=\"6,4\"");
+    body += line(X(o.reference), top, X(o.reference), top + plot_h, kReferenceStyle);
   body += text(left + plot_w / 2, h - 6, o.value_title, "axis-title", "middle", kTitlePx);
   return body + "</svg>";
 }
@@ -343,7 +347,8 @@ std::string lines(const std::string& id, const std::vector<Series>& series, cons
   for (const auto& l : probe.labels) tick_w = std::max(tick_w, text_width(l, kTickPx));
   const double left = tick_w + 34, plot_w = kChartWidth - left - kRight;
   double legend_h = 0;
-  const std::string leg = legend(id, names, std::vector<Swatch>(names.size(), Swatch::kLine), left, 6, plot_w, legend_h);
+  const std::string leg =
+      legend(id, names, std::vector<Swatch>(names.size(), Swatch::kLine), left, 6, plot_w, legend_h);
   const Ticks tx = fitting_ticks(xlo, xhi, plot_w, 10);
   auto X = [&](double v) { return left + plot_w * (v - tx.lo) / (tx.hi - tx.lo); };
   // Marker labels in rows above the plot: a label that would touch the previous one in its row
@@ -433,7 +438,8 @@ std::string heatmap(const std::string& id, const std::vector<std::string>& rows,
        "patternTransform=\"rotate(45)\"><rect width=\"6\" height=\"6\" fill=\"#eee\"/>" +
        line(0, 0, 0, 6, "stroke=\"#bbb\" stroke-width=\"1.5\"") + "</pattern></defs>";
   const double sx = left, sw = 260;
-  s += text(sx, 14, value_title + (dark_high ? " (darker = higher)" : " (darker = lower)"), "axis-title", "start", kTitlePx) +
+  s += text(sx, 14, value_title + (dark_high ? " (darker = higher)" : " (darker = lower)"), "axis-title", "start",
+            kTitlePx) +
        "<rect" + attr("x", sx) + attr("y", 20) + attr("width", sw) + " height=\"10\" fill=\"url(#" + id +
        "-g)\" stroke=\"#333\" stroke-width=\"0.5\"/>";
   for (size_t i = 0; i < t.values.size(); ++i) {
@@ -451,7 +457,8 @@ std::string heatmap(const std::string& id, const std::vector<std::string>& rows,
       char b[48] = "no value";
       if (std::isfinite(v)) std::snprintf(b, sizeof b, fmt, v);
       s += "<rect" + attr("x", x) + attr("y", y) + attr("width", cell_w) + attr("height", cell_h) + " fill=\"" +
-           (std::isfinite(v) ? ramp(shade(v)) : "url(#" + id + "-na)") + "\" stroke=\"#fff\" stroke-width=\"1\"><title>" +
+           (std::isfinite(v) ? ramp(shade(v)) : "url(#" + id + "-na)") +
+           "\" stroke=\"#fff\" stroke-width=\"1\"><title>" +
            escape(rows[r] + ", " + column_title + " " + columns[c] + ": " + b) + "</title></rect>";
       if (std::isfinite(v) && text_width(b, 10) + 4 < cell_w && cell_h >= 12)
         s += text(x + cell_w / 2, y + cell_h / 2 + 3.5, b, "cell", "middle", 10,
