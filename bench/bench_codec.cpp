@@ -61,10 +61,6 @@ void set_rate(benchmark::State& st, int64_t bytes_per_iter) {
                                            benchmark::Counter::kIsRate);
 }
 
-int64_t encoded_bytes(const EncodedTensor& e) {
-  return static_cast<int64_t>(e.codes.size() + e.scale_codes.size() + 4 * e.scales.size() + e.zero_points.size());
-}
-
 bool same_bits(const float* a, const float* b, int64_t n) { return std::memcmp(a, b, static_cast<size_t>(n) * 4) == 0; }
 
 // Fast == reference on the first 64 rows (and on a ragged slice); abort if not.
@@ -128,7 +124,7 @@ void bm_encode(benchmark::State& st, const Codec& c) {
   int64_t bytes = 0;
   for (auto _ : st) {
     EncodedTensor e = c.encode(input().data(), kR, kK);
-    bytes = kN * 4 + encoded_bytes(e);
+    bytes = kN * 4 + mxqat::quant::encoded_bytes(e);
     benchmark::DoNotOptimize(e.codes.data());
   }
   set_rate(st, bytes);
@@ -141,7 +137,7 @@ void bm_decode(benchmark::State& st, const Codec& c) {
     c.decode(e, output().data());
     benchmark::ClobberMemory();
   }
-  set_rate(st, encoded_bytes(e) + kN * 4);
+  set_rate(st, mxqat::quant::encoded_bytes(e) + kN * 4);
 }
 
 }  // namespace

@@ -18,9 +18,9 @@
 #include <string>
 
 #include "layers/gpt.h"
-#include "trainers/runtime/generate.h"
 #include "trainers/model/model_factory.h"
 #include "trainers/recipe/recipe.h"
+#include "trainers/runtime/generate.h"
 #include "trainers/util/process.h"
 
 namespace {

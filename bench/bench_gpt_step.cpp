@@ -14,8 +14,8 @@
 #include "bench/bench_quant.h"
 #include "layers/gpt.h"
 #include "quant/codec/codec.h"
-#include "trainers/train/optim.h"
 #include "trainers/recipe/recipe.h"
+#include "trainers/train/optim.h"
 #include "trainers/util/process.h"
 
 namespace {

@@ -135,7 +135,7 @@ void bm_packed(benchmark::State& st, const std::string& codec) {
     mxqat::quant::packed_linear(w.packed, inputs().data(), M, nullptr, y.data());
     benchmark::ClobberMemory();
   }
-  set_rate(st, static_cast<int64_t>(w.packed.codes.size() + w.packed.scale_codes.size()));
+  set_rate(st, mxqat::quant::encoded_bytes(w.packed));
 }
 
 void bm_eigen(benchmark::State& st) {

@@ -24,8 +24,8 @@
 #include "bench/bench_quant.h"
 #include "layers/models.h"
 #include "quant/codec/codec.h"
-#include "trainers/train/optim.h"
 #include "trainers/recipe/recipe.h"
+#include "trainers/train/optim.h"
 #include "trainers/util/process.h"
 
 namespace {

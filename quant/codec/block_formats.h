@@ -19,6 +19,8 @@ const char* scale_rule_name(ScaleRule r);            // "floor" / "rceil"
 ScaleRule parse_scale_rule(const std::string& name);  // throws on anything else
 
 enum class BlockScheme : uint8_t { kMx, kNvfp4, kIntSym, kIntAsym };
+// The INT schemes (float32 scale per group, optional zero point) as opposed to MX / NVFP4.
+inline bool is_int(BlockScheme s) { return s == BlockScheme::kIntSym || s == BlockScheme::kIntAsym; }
 
 struct BlockFormat {
   std::string name;     // codec name, e.g. "mxfp4" (spec §9 attr `codec`)

@@ -3,6 +3,7 @@
 #include "quant/codec/codec.h"
 
 #include <cmath>
+#include <limits>
 
 #include "autograd/error.h"
 #include "quant/codec/kernels.h"
@@ -43,10 +44,8 @@ const std::vector<std::string>& Codec::names() {
   return all;
 }
 
-static bool is_int_scheme(BlockScheme s) { return s == BlockScheme::kIntSym || s == BlockScheme::kIntAsym; }
-
 int64_t Codec::block_size(int64_t K) const {
-  if (!is_int_scheme(fmt_->scheme)) return fmt_->block;
+  if (!is_int(fmt_->scheme)) return fmt_->block;
   return opt_.group_size > 0 ? opt_.group_size : K;
 }
 
@@ -69,15 +68,15 @@ void Codec::check_encoded(const EncodedTensor& e) const {
   MXQAT_CHECK(e.codec == name(), "decode: tensor was encoded with \"", e.codec,
               "\" but this codec is \"", name(), "\"; make the codec from the tensor's codec name");
   MXQAT_CHECK(e.rows >= 0 && e.cols >= 1, "decode: shape [", e.rows, ", ", e.cols, "] is invalid");
-  const bool is_int = is_int_scheme(fmt_->scheme);
-  MXQAT_CHECK(is_int ? e.block_size >= 1 : e.block_size == fmt_->block, "decode \"", name(),
+  const bool int_scheme = is_int(fmt_->scheme);
+  MXQAT_CHECK(int_scheme ? e.block_size >= 1 : e.block_size == fmt_->block, "decode \"", name(),
               "\": block_size ", e.block_size, " is invalid (MX 32, NVFP4 16, INT >= 1)");
   const int64_t nb = (e.cols + e.block_size - 1) / e.block_size;
   const int64_t bpr = packed_bytes(nb * e.block_size, fmt_->element_bits);
   const auto n_scales = static_cast<size_t>(e.rows * nb);
   MXQAT_CHECK(e.codes.size() == static_cast<size_t>(e.rows * bpr), "decode \"", name(), "\": ",
               e.codes.size(), " code bytes, expected ", e.rows, " x ", bpr, " (truncated data?)");
-  if (is_int) {
+  if (int_scheme) {
     MXQAT_CHECK(e.scales.size() == n_scales, "decode \"", name(), "\": ", e.scales.size(),
                 " scales, expected ", e.rows, " x ", nb);
     if (fmt_->scheme == BlockScheme::kIntAsym)
@@ -127,7 +126,7 @@ EncodedTensor Codec::encode(const float* x, int64_t R, int64_t K) const {
   const KernelSpec k = kernel_spec(K);
   e.codes.assign(static_cast<size_t>(R * k.bytes_per_row), 0);
   const auto n_scales = static_cast<size_t>(R * k.nb);
-  if (is_int_scheme(fmt_->scheme)) {
+  if (is_int(fmt_->scheme)) {
     e.scales.assign(n_scales, 0.0f);
     if (fmt_->scheme == BlockScheme::kIntAsym) e.zero_points.assign(n_scales, 0);
   } else {
@@ -166,5 +165,28 @@ void Codec::fake_quant_portable(const float* x, int64_t R, int64_t K, float* y, 
   const Nvfp4Global g = fmt_->scheme == BlockScheme::kNvfp4 ? nvfp4_global(x, R, K) : Nvfp4Global{0, 0, 0};
   kernels::fake_quant(kernel_spec(K), g, x, R, y, mask, /*simd=*/false);
 }
+
+int64_t encoded_bytes(const EncodedTensor& e) {
+  return static_cast<int64_t>(e.codes.size() + e.scale_codes.size() + 4 * e.scales.size() +
+                              e.zero_points.size());
+}
+
+double sqnr_db(double signal, double noise) {
+  if (noise == 0) return std::numeric_limits<double>::infinity();
+  return 10.0 * std::log10(signal / noise);
+}
+
+double sqnr_db(const float* x, const float* q, int64_t n) {
+  double signal = 0, noise = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    if (!std::isfinite(x[i]) || !std::isfinite(q[i])) continue;
+    const double d = static_cast<double>(x[i]) - static_cast<double>(q[i]);
+    signal += static_cast<double>(x[i]) * static_cast<double>(x[i]);
+    noise += d * d;
+  }
+  return sqnr_db(signal, noise);
+}
+
+double sqnr_for_json(double db) { return std::isinf(db) && db > 0 ? kSqnrExactDb : db; }
 
 }  // namespace mxqat::quant

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "quant/codec/codec.h"
+
 namespace mxqat::quant::kernels {
 
 ElemParams elem_params(const ElementFormat& f) {
@@ -20,8 +22,6 @@ ElemParams elem_params(const ElementFormat& f) {
   p.is_int = f.kind == FormatKind::kInt;
   return p;
 }
-
-static bool is_int(BlockScheme s) { return s == BlockScheme::kIntSym || s == BlockScheme::kIntAsym; }
 
 void fake_quant(const KernelSpec& k, const Nvfp4Global& g, const float* x, int64_t R, float* y,
                 uint8_t* mask, bool simd) {

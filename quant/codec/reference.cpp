@@ -46,8 +46,7 @@ EncodedTensor Codec::encode_reference(const float* x, int64_t R, int64_t K, uint
   e.scale_rule = opt_.scale_rule;
   e.codes.assign(static_cast<size_t>(R * bpr), 0);
   const BlockScheme scheme = fmt_->scheme;
-  const bool is_int = scheme == BlockScheme::kIntSym || scheme == BlockScheme::kIntAsym;
-  if (is_int) {
+  if (is_int(scheme)) {
     e.scales.assign(static_cast<size_t>(R * nb), 0.0f);
     if (scheme == BlockScheme::kIntAsym) e.zero_points.assign(static_cast<size_t>(R * nb), 0);
   } else {

@@ -14,7 +14,6 @@
 namespace mxqat::quant {
 namespace {
 
-bool is_int(BlockScheme s) { return s == BlockScheme::kIntSym || s == BlockScheme::kIntAsym; }
 float canon(float y) { return y != y ? canonical_nan() : y; }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "autograd/error.h"
+#include "quant/codec/codec.h"
 
 namespace mxqat::quant {
 
@@ -49,11 +50,6 @@ RowStats row_stats(const float* x, const float* q, const uint8_t* mask, int64_t 
     r.flushed_blocks += all_zero && !input_zero;
   }
   return r;
-}
-
-double sqnr_db(double sig, double err) {
-  if (err == 0) return std::numeric_limits<double>::infinity();
-  return 10.0 * std::log10(sig / err);
 }
 
 std::vector<std::pair<int, int64_t>> scale_histogram(const EncodedTensor& e, int64_t* nan_scales) {

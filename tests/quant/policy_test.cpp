@@ -6,9 +6,9 @@
 #include <string>
 
 #include "autograd/error.h"
-#include "tests/test_util.h"
 #include "quant/policy/plan.h"
 #include "quant/policy/policy.h"
+#include "tests/test_util.h"
 
 namespace mxqat::quant {
 namespace {

@@ -6,8 +6,8 @@
 #include <string>
 
 #include "autograd/error.h"
-#include "tests/test_util.h"
 #include "quant/schedule/schedule.h"
+#include "tests/test_util.h"
 
 namespace mxqat::quant {
 namespace {

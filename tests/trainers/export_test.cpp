@@ -12,11 +12,11 @@
 #include "quant/codec/codec.h"
 #include "tests/test_util.h"
 #include "trainers/io/h5file.h"
-#include "trainers/stages/export_stage.h"
 #include "trainers/runtime/infer.h"
+#include "trainers/stages/export_stage.h"
+#include "trainers/stages/train_stage.h"
 #include "trainers/util/json_read.h"
 #include "trainers/util/sha256.h"
-#include "trainers/stages/train_stage.h"
 
 namespace mxqat::trainers {
 namespace {
@@ -149,12 +149,12 @@ TEST(Export, ModelConfigThatDoesNotMatchTheWeights) {
   m.recipe_text = parse_recipe(kTiny, "<tinyx>", {"model.hidden=[40, 30]"}).text;
   const std::string path = (d / "edited.h5").string();
   write_export(path, m);
-  expect_error([&] { load_inference(read_export(path), path, 784, 10); },
+  expect_error([&] { load_inference(read_export(path), path); },
                {"fc2.weight", "[24, 40]", "[30, 40]", "does not match the weights"});
   m.tensors.pop_back();  // head.bias gone from the file altogether
   m.recipe_text = parse_recipe(kTiny, "<tinyx>").text;
   write_export(path, m);
-  expect_error([&] { load_inference(read_export(path), path, 784, 10); }, {"head.bias", "lacks"});
+  expect_error([&] { load_inference(read_export(path), path); }, {"head.bias", "lacks"});
 }
 
 TEST(Export, UnknownCodecVersionOrForeignFile) {
@@ -183,8 +183,8 @@ TEST(Export, FastPathAgreesWithReference) {
   for (const char* codec : {"mxfp4", "mxfp6_e2m3", "mxfp8_e4m3"}) {
     const std::string path = export_with(codec, d);
     const ExportModel m = read_export(path);
-    InferenceModel ref = load_inference(m, path, 784, 10);
-    InferenceModel fast = load_inference(m, path, 784, 10, InferPath::kFast);
+    InferenceModel ref = load_inference(m, path);
+    InferenceModel fast = load_inference(m, path, InferPath::kFast);
     EXPECT_EQ(fast.fast.size(), 3u) << codec;  // fc1, fc2, head all run packed
     Splits s = load_fashion_mnist(ref.recipe.data, 3);
     const autograd::Tensor a = predict(*ref.model, s.test), b = predict(*fast.model, s.test);

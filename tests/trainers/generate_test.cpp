@@ -10,9 +10,9 @@
 #include <fstream>
 
 #include "tests/test_util.h"
-#include "trainers/stages/export_stage.h"
-#include "trainers/runtime/generate.h"
 #include "trainers/data/text_data.h"
+#include "trainers/runtime/generate.h"
+#include "trainers/stages/export_stage.h"
 #include "trainers/stages/train_stage.h"
 
 namespace mxqat::trainers {

@@ -7,9 +7,12 @@
 
 #include "layers/models.h"
 #include "tests/test_util.h"
-#include "trainers/stages/qat.h"
-#include "trainers/util/json_write.h"
+#include "trainers/model/policy_model.h"
 #include "trainers/report/report_telemetry.h"
+#include "trainers/stages/qat.h"
+#include "trainers/stages/train_stage.h"
+#include "trainers/train/stage_run.h"
+#include "trainers/util/json_write.h"
 
 namespace mxqat::trainers {
 namespace {
@@ -219,17 +222,18 @@ TEST(Loop, NonFiniteLossStopsOrSkipsWithoutTouchingWeights) {
   StageSetup st = setup_stage(r);
   // poison the first example of the batch taken at step 3
   const int64_t bad = st.order->batch(3)[0];
-  st.data.train.x[bad * st.data.train.x.cols()] = NAN;
   for (bool skip : {false, true}) {
     StageSetup fresh = setup_stage(r);
-    fresh.data.train.x[bad * fresh.data.train.x.cols()] = NAN;
+    // the task owns its data read-only; this test writes into it (the object itself is not const)
+    Splits& data = *const_cast<Splits*>(fresh.task->images());
+    data.train.x[bad * data.train.x.cols()] = NAN;
     auto opt = make_optimizer(r.train.optimizer, fresh.model->named_parameters());
     fs::path d = fresh_dir(skip ? "skip" : "stop");
     JsonlWriter metrics;
     metrics.open((d / "metrics.jsonl").string());
     LoopContext c;
     c.stage = "train", c.recipe = &r, c.cfg = &r.train, c.model = fresh.model.get();
-    c.optimizer = opt.get(), c.data = &fresh.data, c.order = fresh.order.get(), c.metrics = &metrics;
+    c.optimizer = opt.get(), c.task = fresh.task.get(), c.order = fresh.order.get(), c.metrics = &metrics;
     c.ckpt_path = (d / "checkpoint.h5").string();
     c.total_steps = 8;
     c.skip_nonfinite = skip;

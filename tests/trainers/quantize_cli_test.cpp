@@ -27,6 +27,7 @@ namespace fs = std::filesystem;
 using quant::BlockScheme;
 using quant::Codec;
 using quant::EncodedTensor;
+using quant::is_int;
 using mxqat::testing::error_of;
 using mxqat::testing::CliResult;
 using mxqat::testing::run_cli;
@@ -34,7 +35,6 @@ using mxqat::testing::run_cli;
 constexpr int64_t kR = 3, kK = 37;  // ragged K: 37 = 32 + 5 = 2 x 16 + 5
 
 
-bool is_int(BlockScheme s) { return s == BlockScheme::kIntSym || s == BlockScheme::kIntAsym; }
 BlockScheme scheme_of(const std::string& codec) { return Codec::make(codec).block_format().scheme; }
 
 // Normal values with an outlier, an all-zero stretch and a NaN in the ragged tail of row 1, so

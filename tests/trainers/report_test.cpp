@@ -13,10 +13,10 @@
 #include <set>
 
 #include "tests/test_util.h"
-#include "trainers/util/json_read.h"
 #include "trainers/report/report.h"
-#include "trainers/util/json_write.h"
 #include "trainers/report/report_svg.h"
+#include "trainers/util/json_read.h"
+#include "trainers/util/json_write.h"
 
 namespace mxqat::trainers {
 namespace {

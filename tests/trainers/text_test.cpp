@@ -8,8 +8,8 @@
 #include <fstream>
 
 #include "tests/test_util.h"
-#include "trainers/recipe/recipe.h"
 #include "trainers/data/text_data.h"
+#include "trainers/recipe/recipe.h"
 #include "trainers/stages/train_stage.h"
 
 namespace mxqat::trainers {

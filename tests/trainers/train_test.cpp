@@ -10,8 +10,8 @@
 
 #include "tests/test_util.h"
 #include "trainers/io/ckpt.h"
-#include "trainers/util/json_write.h"
 #include "trainers/stages/train_stage.h"
+#include "trainers/util/json_write.h"
 
 namespace mxqat::trainers {
 namespace {

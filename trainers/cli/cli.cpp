@@ -10,7 +10,9 @@
 #include "autograd/error.h"
 #include "trainers/cli/cli_args.h"
 #include "trainers/cli/commands.h"
+#include "trainers/util/nearest.h"
 #include "trainers/util/process.h"
+#include "trainers/util/version.h"
 
 namespace mxqat::trainers {
 
@@ -70,7 +72,7 @@ const std::vector<Command>& commands() {
 }
 
 void print_help(std::ostream& os) {
-  os << "mxqat " << MXQAT_VERSION
+  os << "mxqat " << mxqat_version()
      << " - quantization-aware training in the OCP MX formats (FP8/FP6/FP4), NVFP4 and INT\n\n"
      << "usage: mxqat COMMAND [ARGS]\n\ncommands:\n";
   for (const auto& c : commands())
@@ -87,7 +89,7 @@ int cli_main(int argc, char** argv) {
     return args.empty() ? 2 : 0;
   }
   if (args[0] == "--version") {
-    std::cout << "mxqat " << MXQAT_VERSION << "\n";
+    std::cout << "mxqat " << mxqat_version() << "\n";
     return 0;
   }
   std::vector<std::string> names;

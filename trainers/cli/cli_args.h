@@ -39,8 +39,4 @@ double float_flag(const Args& a, const std::string& flag, double fallback);
 // --threads N (1..1024) sets the OpenMP threads; results never depend on it.
 void apply_threads(const Args& a);
 
-// Levenshtein distance, for "did you mean" hints (also used by the recipe validator).
-size_t edit_distance(const std::string& a, const std::string& b);
-std::string nearest(const std::string& word, const std::vector<std::string>& candidates);
-
 }  // namespace mxqat::trainers

@@ -14,12 +14,12 @@
 #include "trainers/cli/cli_args.h"
 #include "trainers/cli/commands.h"
 #include "trainers/data/data.h"
-#include "trainers/stages/export_stage.h"
-#include "trainers/runtime/infer.h"
-#include "trainers/util/json_read.h"
-#include "trainers/train/loop.h"
-#include "trainers/util/json_write.h"
+#include "trainers/data/evaluate.h"
 #include "trainers/data/task.h"
+#include "trainers/runtime/infer.h"
+#include "trainers/stages/export_stage.h"
+#include "trainers/util/json_read.h"
+#include "trainers/util/json_write.h"
 
 namespace mxqat::trainers {
 
@@ -129,14 +129,14 @@ int cmd_infer(const std::vector<std::string>& argv) {
          1, 1);
   apply_threads(a);
   const std::string path = a.positional()[0];
-  const ExportModel m = read_export(path);
-  const Recipe r = parse_recipe(m.recipe_text, path + ":/recipe");
-  const DataDims dims = data_dims(r);
-  InferenceModel im = load_inference(m, path, dims.features, dims.classes,
+  InferenceModel im = load_inference(read_export(path), path,
                                      a.has("--fast") ? InferPath::kFast : InferPath::kReference);
-  if (r.data.dataset == "text") {  // a language model: its test bits per byte
+  const Recipe& r = im.recipe;
+  const DataDims dims = data_dims(r);
+  if (data_kind(r) == DataKind::kText) {  // a language model: its test bits per byte
+    const std::unique_ptr<Task> task = Task::load(r);
     const auto t0 = std::chrono::steady_clock::now();
-    const double bpb = test_metric(setup_stage(r), *im.model);
+    const double bpb = task->test_metric(*im.model);
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     std::cout << JsonObject().str("export", path).str("path", a.has("--fast") ? "fast" : "reference")
                      .num("test_bits_per_byte", bpb).num("seconds", s).dump() << "\n";

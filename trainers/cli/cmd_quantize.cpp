@@ -9,9 +9,10 @@
 #include <fstream>
 #include <iostream>
 
-#include "trainers/io/ckpt_quant.h"
+#include "quant/codec/codec.h"
 #include "trainers/cli/cli_args.h"
 #include "trainers/cli/commands.h"
+#include "trainers/io/ckpt_quant.h"
 #include "trainers/util/json_write.h"
 
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
@@ -24,6 +25,7 @@ namespace {
 namespace fs = std::filesystem;
 using quant::BlockScheme;
 using quant::Codec;
+using quant::is_int;
 
 constexpr int64_t kMaxElements = int64_t{1} << 40;  // 4 TiB of float32: far beyond any input
 
@@ -65,7 +67,6 @@ float parse_amax(const std::string& text) {
   return a;
 }
 
-bool is_int(BlockScheme s) { return s == BlockScheme::kIntSym || s == BlockScheme::kIntAsym; }
 
 // The codec names whose scheme passes `keep`, for "applies to ... only" messages.
 std::string codecs_where(bool (*keep)(BlockScheme)) {
@@ -140,18 +141,6 @@ std::vector<float> read_input(const std::string& input, int64_t n, const std::st
   __builtin_unreachable();
 }
 
-// Signal-to-quantization-noise ratio over the finite inputs, in dB (inf when exact).
-double sqnr_db(const std::vector<float>& x, const std::vector<float>& y) {
-  double signal = 0, noise = 0;
-  for (size_t i = 0; i < x.size(); ++i) {
-    if (!std::isfinite(x[i])) continue;
-    const double d = static_cast<double>(x[i]) - static_cast<double>(y[i]);
-    signal += static_cast<double>(x[i]) * x[i];
-    noise += d * d;
-  }
-  return noise == 0 ? INFINITY : 10.0 * std::log10(signal / noise);
-}
-
 std::string as_bytes(const std::vector<float>& y) {
   return std::string(reinterpret_cast<const char*>(y.data()), y.size() * sizeof(float));
 }
@@ -198,12 +187,12 @@ int cmd_quantize(const std::vector<std::string>& argv) {
     if (!dequant.empty()) fs::remove(dequant);  // both outputs or neither
     throw;
   }
-  const size_t bytes = e.codes.size() + e.scale_codes.size() + 4 * e.scales.size() +
-                       e.zero_points.size();
+  const int64_t bytes = quant::encoded_bytes(e);
   char line[192];
   std::snprintf(line, sizeof line,
-                "%zu bytes of codes and scales (%.3f bits/element), SQNR %.2f dB", bytes,
-                8.0 * static_cast<double>(bytes) / static_cast<double>(R * K), sqnr_db(x, y));
+                "%lld bytes of codes and scales (%.3f bits/element), SQNR %.2f dB", (long long)bytes,
+                8.0 * static_cast<double>(bytes) / static_cast<double>(R * K),
+                quant::sqnr_db(x.data(), y.data(), R * K));
   std::cout << codec.name() << " " << autograd::shape_str(shape) << " -> " << h5_object(out, name)
             << "  " << line << (dequant.empty() ? "" : "  dequant -> " + dequant) << "\n";
   return 0;

@@ -8,8 +8,8 @@
 #include "autograd/error.h"
 #include "trainers/cli/cli_args.h"
 #include "trainers/cli/commands.h"
-#include "trainers/stages/ptq_stage.h"
 #include "trainers/report/report.h"
+#include "trainers/stages/ptq_stage.h"
 #include "trainers/stages/run.h"
 #include "trainers/stages/sample_stage.h"
 

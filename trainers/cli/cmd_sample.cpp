@@ -7,10 +7,10 @@
 
 #include "trainers/cli/cli_args.h"
 #include "trainers/cli/commands.h"
-#include "trainers/runtime/generate.h"
-#include "trainers/recipe/recipe.h"
-#include "trainers/util/json_write.h"
 #include "trainers/data/text_data.h"
+#include "trainers/recipe/recipe.h"
+#include "trainers/runtime/generate.h"
+#include "trainers/util/json_write.h"
 
 namespace mxqat::trainers {
 

@@ -5,16 +5,15 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 
-#include "trainers/io/ckpt.h"
 #include "trainers/cli/cli_args.h"
 #include "trainers/cli/commands.h"
-#include "trainers/runtime/infer.h"
-#include "trainers/model/model_factory.h"
-#include "trainers/util/json_write.h"
 #include "trainers/data/task.h"
+#include "trainers/runtime/infer.h"
 #include "trainers/stages/qat.h"
 #include "trainers/stages/train_stage.h"
+#include "trainers/util/json_write.h"
 
 namespace mxqat::trainers {
 
@@ -68,28 +67,21 @@ int cmd_eval(const std::vector<std::string>& argv) {
   Args a("eval", argv, {{"--recipe", true}, {"--set", true, true}, {"--threads", true}}, 1, 1);
   apply_threads(a);
   const std::string path = a.positional()[0];
-  if (is_export(path)) {  // an export: its reference inference path
-    const ExportModel m = read_export(path);
-    Recipe r = parse_recipe(m.recipe_text, path + ":/recipe", a.all("--set"));
-    const DataDims d = data_dims(r);
-    InferenceModel im = load_inference(m, path, d.features, d.classes);
-    std::cout << JsonObject().str("export", path)
-                     .num(task_metric(r).name, test_metric(setup_stage(r), *im.model)).dump() << "\n";
-    return 0;
-  }
-  Checkpoint c = load_checkpoint(path);
-  Recipe r = a.has("--recipe") ? load_recipe(*a.get("--recipe"), a.all("--set"))
-                               : parse_recipe(c.recipe_text, path + ":/recipe", a.all("--set"));
-  const StageSetup st = setup_stage(r);
-  layers::Module& model = *st.model;
-  load_parameters(model, c, path);
+  const bool exported = is_export(path);  // an export: its reference inference path
+  std::optional<Recipe> recipe;           // --recipe: another recipe builds a checkpoint's model
+  if (!exported && a.has("--recipe")) recipe = load_recipe(*a.get("--recipe"), a.all("--set"));
+  LoadOptions o;
+  o.overrides = a.all("--set");
+  o.recipe = recipe ? &*recipe : nullptr;
+  const InferenceModel im = load_model(path, o);
+  const std::unique_ptr<Task> task = Task::load(im.recipe);
+  const double metric = task->test_metric(*im.model);
+  JsonObject out;
+  if (exported) out.str("export", path).num(task->metric().name, metric);
   // A QAT checkpoint is evaluated as it was trained: fake-quant at its policy's final phase.
-  std::unique_ptr<quant::QuantPlan> plan;
-  if (c.meta.count("policy")) plan = attach_final_policy(model, quant::ResolvedPolicy::from_text(c.meta.at("policy")));
-  std::cout << JsonObject().str("checkpoint", path).integer("step", c.step)
-                   .num(task_metric(r).name, test_metric(st, model))
-                   .boolean("fake_quant", plan != nullptr).dump()
-            << "\n";
+  else out.str("checkpoint", path).integer("step", im.step).num(task->metric().name, metric)
+           .boolean("fake_quant", im.plan != nullptr);
+  std::cout << out.dump() << "\n";
   return 0;
 }
 

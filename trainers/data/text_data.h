@@ -9,7 +9,7 @@
 
 #include "autograd/tensor.h"
 #include "layers/module.h"
-#include "trainers/train/loop.h"
+#include "trainers/data/evaluate.h"
 
 namespace mxqat::trainers {
 

@@ -7,10 +7,7 @@
 #include <set>
 
 #include "trainers/io/h5file.h"
-
-#ifndef MXQAT_VERSION
-#define MXQAT_VERSION "unknown"
-#endif
+#include "trainers/util/version.h"
 
 namespace mxqat::trainers {
 
@@ -70,7 +67,7 @@ H5Reader open_checkpoint(const std::string& path) {
               "' has no 'mxqat_checkpoint_version' attribute, so it is damaged", kRegenerate);
   int64_t version = r.attr_i64("/", "mxqat_checkpoint_version");
   MXQAT_CHECK(version <= kCheckpointVersion, "checkpoint '", path, "' is version ", version,
-              ", this build of mxqat (", MXQAT_VERSION, ") reads version ", kCheckpointVersion,
+              ", this build of mxqat (", mxqat_version(), ") reads version ", kCheckpointVersion,
               "; load it with a newer mxqat");
   MXQAT_CHECK(version >= 1, "checkpoint '", path, "' has the invalid version ", version,
               kRegenerate);
@@ -121,7 +118,7 @@ void save_checkpoint(const std::string& path, const Checkpoint& c) {
   H5Writer w = H5Writer::create(path);
   w.set_attr_string("/", "mxqat_format", kFormat);
   w.set_attr_i64("/", "mxqat_checkpoint_version", kCheckpointVersion);
-  w.set_attr_string("/", "mxqat_version", MXQAT_VERSION);
+  w.set_attr_string("/", "mxqat_version", mxqat_version());
   w.set_attr_i64("/", "step", c.step);
   w.set_attr_i64("/", "epoch", c.epoch);
   w.write_string("/recipe", c.recipe_text);

@@ -11,6 +11,7 @@ namespace mxqat::trainers {
 using quant::BlockScheme;
 using quant::Codec;
 using quant::EncodedTensor;
+using quant::is_int;
 
 namespace {
 
@@ -18,7 +19,6 @@ constexpr const char* kPacking = "lsb_first";
 constexpr int64_t kMaxElements = int64_t{1} << 50;  // far above any tensor; keeps sizes exact
 constexpr int64_t kMaxGroup = int64_t{1} << 31;
 
-bool is_int(BlockScheme s) { return s == BlockScheme::kIntSym || s == BlockScheme::kIntAsym; }
 
 std::string known_codecs() {
   std::string known;

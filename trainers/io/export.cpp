@@ -4,16 +4,14 @@
 #include <cmath>
 #include <map>
 
+#include "quant/codec/codec.h"
 #include "quant/policy/policy.h"
-#include "trainers/io/h5file.h"
 #include "trainers/io/ckpt_quant.h"
+#include "trainers/io/h5file.h"
 #include "trainers/util/json_read.h"
 #include "trainers/util/json_write.h"
 #include "trainers/util/sha256.h"
-
-#ifndef MXQAT_VERSION
-#define MXQAT_VERSION "unknown"
-#endif
+#include "trainers/util/version.h"
 
 namespace mxqat::trainers {
 
@@ -31,25 +29,14 @@ std::pair<std::string, std::string> packed_hashes(const quant::EncodedTensor& e)
 }
 
 std::string shape_json(const autograd::Shape& s) {
-  std::string o = "[";
-  for (size_t i = 0; i < s.size(); ++i) o += (i ? ", " : "") + std::to_string(s[i]);
-  return o + "]";
-}
-
-double sqnr_db(const autograd::Tensor& x, const autograd::Tensor& y) {
-  double signal = 0, noise = 0;
-  for (int64_t i = 0; i < x.size(); ++i) {
-    const double d = double(x[i]) - double(y[i]);
-    signal += double(x[i]) * x[i];
-    noise += d * d;
-  }
-  return noise == 0 ? INFINITY : 10.0 * std::log10(signal / noise);
+  JsonArray a;
+  for (int64_t d : s) a.integer(d);
+  return a.dump();
 }
 
 std::string manifest_json(const ExportModel& m) {
-  std::string tensors = "[";
-  for (size_t i = 0; i < m.tensors.size(); ++i) {
-    const ExportTensor& t = m.tensors[i];
+  JsonArray tensors;
+  for (const ExportTensor& t : m.tensors) {
     JsonObject o;
     o.str("name", t.name).raw("shape", shape_json(t.shape)).integer("bytes", t.bytes());
     if (t.quantized) {
@@ -58,20 +45,18 @@ std::string manifest_json(const ExportModel& m) {
           .str("scale_rule", quant::scale_rule_name(t.packed.scale_rule))
           .raw("gemm_view", shape_json({t.packed.rows, t.packed.cols}))
           .str("sha256_codes", codes).str("sha256_scales", scales)
-          .num("sqnr_db", std::isinf(t.sqnr_db) ? 999.0 : t.sqnr_db);
+          .num("sqnr_db", quant::sqnr_for_json(t.sqnr_db));
     } else {
       o.str("codec", "float32").str("sha256", sha256_hex(t.value.data(), size_t(t.value.size()) * 4));
     }
-    tensors += (i ? ",\n  " : "\n  ") + o.dump();
+    tensors.add(o);
   }
-  std::string acts = "[";
-  for (size_t i = 0; i < m.activations.size(); ++i)
-    acts += (i ? ", " : "") +
-            JsonObject().str("layer", m.activations[i].layer).str("codec", m.activations[i].codec).dump();
+  JsonArray acts;
+  for (const ExportActivation& a : m.activations) acts.add(JsonObject().str("layer", a.layer).str("codec", a.codec));
   return JsonObject().integer("spec_version", kQuantSpecVersion).integer("export_version", kExportVersion)
-             .str("mxqat_version", MXQAT_VERSION).str("source", m.source).integer("step", m.step)
+             .str("mxqat_version", mxqat_version()).str("source", m.source).integer("step", m.step)
              .integer("bytes", m.bytes()).integer("float32_bytes", m.float32_bytes())
-             .raw("tensors", tensors + "]").raw("activations", acts + "]")
+             .raw("tensors", tensors.dump_lines()).raw("activations", acts.dump())
              .raw("verification", m.verification).dump() + "\n";
 }
 
@@ -124,8 +109,7 @@ ExportTensor read_tensor_entry(const H5Reader& r, const std::string& path, const
 
 int64_t ExportTensor::bytes() const {
   if (!quantized) return value.size() * 4;
-  return int64_t(packed.codes.size() + packed.scale_codes.size() + 4 * packed.scales.size() +
-                 packed.zero_points.size());
+  return quant::encoded_bytes(packed);
 }
 
 autograd::Tensor ExportTensor::decoded() const {
@@ -170,7 +154,7 @@ ExportModel make_export(const Checkpoint& c, const std::string& source, const st
       const int64_t n = t.shape[0], k = value.size() / n;
       t.quantized = true;
       t.packed = codec.encode(value.data(), n, k);
-      t.sqnr_db = sqnr_db(value, t.decoded());
+      t.sqnr_db = quant::sqnr_db(value.data(), t.decoded().data(), value.size());
     } else {
       t.value = value;
     }
@@ -183,7 +167,7 @@ void write_export(const std::string& path, const ExportModel& m) {
   H5Writer w = H5Writer::create(path);
   w.set_attr_string("/", "mxqat_format", "export");
   w.set_attr_i64("/", "mxqat_export_version", kExportVersion);
-  w.set_attr_string("/", "mxqat_version", MXQAT_VERSION);
+  w.set_attr_string("/", "mxqat_version", mxqat_version());
   w.write_string("recipe", m.recipe_text);
   w.write_string("policy", m.policy_text);
   std::vector<std::string> names;

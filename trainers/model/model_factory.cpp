@@ -2,6 +2,7 @@
 #include "trainers/model/model_factory.h"
 
 #include <cmath>
+#include <map>
 
 #include "layers/gpt.h"
 #include "layers/models.h"
@@ -49,5 +50,15 @@ std::shared_ptr<layers::Module> build_model(const Recipe& r, int64_t in_features
   if (m.type == "gpt") return std::make_shared<layers::Gpt>(gpt_config(m), seed);
   MXQAT_FAIL("model.type '", m.type, "' is not known; known: mlp, cnn, gpt");
 }
+
+void load_parameters(layers::Module& model, const Checkpoint& c, const std::string& path) {
+  std::vector<std::pair<std::string, autograd::Shape>> expected;
+  for (const auto& [name, v] : model.named_parameters()) expected.emplace_back(name, v.shape());
+  check_shapes(c, expected, path);
+  std::map<std::string, const autograd::Tensor*> by_name;
+  for (const auto& [name, t] : c.params) by_name[name] = &t;
+  for (auto [name, v] : model.named_parameters()) v.value() = *by_name.at(name);
+}
+
 
 }  // namespace mxqat::trainers

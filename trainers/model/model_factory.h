@@ -1,10 +1,13 @@
-// Builds the model a recipe names (mlp | cnn | gpt) with its parameter names, seeded.
-// gpt takes its sizes from the recipe (vocabulary included), not from the arguments.
+// Builds the model a recipe names (mlp | cnn | gpt) with its parameter names, seeded, and fills
+// it from a checkpoint. gpt takes its sizes from the recipe (vocabulary included), not from the
+// arguments.
 #pragma once
 #include <memory>
+#include <string>
 
 #include "layers/gpt.h"
 #include "layers/module.h"
+#include "trainers/io/ckpt.h"
 
 namespace mxqat::trainers {
 
@@ -12,5 +15,8 @@ struct Recipe;
 struct ModelCfg;
 layers::GptConfig gpt_config(const ModelCfg& m);
 std::shared_ptr<layers::Module> build_model(const Recipe& r, int64_t in_features, int64_t classes);
+// Copies the checkpoint's parameters into the model after checking every name and shape
+// (a mismatch names the parameter; `path` names the checkpoint in the message).
+void load_parameters(layers::Module& model, const Checkpoint& c, const std::string& path);
 
 }  // namespace mxqat::trainers

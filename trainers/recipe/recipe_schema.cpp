@@ -7,8 +7,8 @@
 #include <map>
 #include <set>
 
-#include "trainers/cli/cli_args.h"
 #include "trainers/recipe/recipe_table.h"
+#include "trainers/util/nearest.h"
 
 namespace mxqat::trainers::schema::detail {
 

@@ -11,12 +11,12 @@
 #include <sstream>
 
 #include "autograd/error.h"
-#include "trainers/util/json_read.h"
 #include "trainers/recipe/recipe.h"
-#include "trainers/util/json_write.h"
-#include "trainers/report/report_svg.h"
 #include "trainers/report/report_html.h"
+#include "trainers/report/report_svg.h"
 #include "trainers/report/report_telemetry.h"
+#include "trainers/util/json_read.h"
+#include "trainers/util/json_write.h"
 
 namespace mxqat::trainers {
 
@@ -389,11 +389,10 @@ std::string csv(const Report& r) {
 }
 
 std::string json(const Report& r) {
-  std::string rows = "[";
-  for (size_t i = 0; i < r.rows.size(); ++i)
-    rows += (i ? ",\n  " : "\n  ") + JsonObject().str("codec", r.rows[i].codec).str("method", r.rows[i].method)
-                                          .num("value", r.rows[i].value).num("recovered", r.rows[i].recovered)
-                                          .integer("bytes", r.rows[i].bytes).dump();
+  JsonArray rows;
+  for (const Row& x : r.rows)
+    rows.add(JsonObject().str("codec", x.codec).str("method", x.method).num("value", x.value)
+                 .num("recovered", x.recovered).integer("bytes", x.bytes));
   JsonObject a;
   if (r.align.present) {
     a.integer("samples", r.align.samples).num("max_abs_diff", r.align.max_abs_diff)
@@ -402,7 +401,7 @@ std::string json(const Report& r) {
                            .num("qat_fp32", r.align.cell[1][0]).num("qat_codec", r.align.cell[1][1]).dump());
   }
   return JsonObject().str("recipe", r.recipe).str("metric", r.metric).num("baseline", r.baseline)
-             .str("exported", r.main_variant).str("qat_loss", r.qat_loss).raw("rows", rows + "]")
+             .str("exported", r.main_variant).str("qat_loss", r.qat_loss).raw("rows", rows.dump_lines())
              .raw("alignment", r.align.present ? a.dump() : "null")
              .integer("warnings", int64_t(r.warnings.size())).dump() + "\n";
 }

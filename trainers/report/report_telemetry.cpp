@@ -8,8 +8,8 @@
 #include <sstream>
 
 #include "quant/monitor/monitor.h"
-#include "trainers/util/json_read.h"
 #include "trainers/recipe/recipe.h"
+#include "trainers/util/json_read.h"
 #include "trainers/util/json_write.h"
 
 namespace mxqat::trainers {

@@ -6,12 +6,6 @@
 #include <cmath>
 #include <numeric>
 
-#include "trainers/io/ckpt.h"
-#include "trainers/io/export.h"
-#include "trainers/train/loop.h"
-#include "trainers/model/model_factory.h"
-#include "trainers/stages/qat.h"
-#include "trainers/data/task.h"
 #include "trainers/data/text_data.h"
 
 namespace mxqat::trainers {
@@ -46,26 +40,10 @@ uint64_t SplitMix64::next() {
 double SplitMix64::uniform() { return double(next() >> 11) * 0x1.0p-53; }
 
 InferenceModel load_gpt(const std::string& path, InferPath p) {
-  if (is_export(path)) {
-    const ExportModel m = read_export(path);
-    check_gpt_recipe(parse_recipe(m.recipe_text, path + ":/recipe"), path);
-    const DataDims d = data_dims(parse_recipe(m.recipe_text, path + ":/recipe"));
-    return load_inference(m, path, d.features, d.classes, p);
-  }
-  MXQAT_CHECK(is_checkpoint(path), path, " is neither an mxqat export nor a checkpoint; give the "
-              "MODEL.h5 written by `mxqat export` or a run's checkpoint.h5");
-  const Checkpoint c = load_checkpoint(path);
-  InferenceModel im;
-  im.recipe = parse_recipe(c.recipe_text, path + ":/recipe");
-  check_gpt_recipe(im.recipe, path);
-  const DataDims d = data_dims(im.recipe);
-  im.model = build_model(im.recipe, d.features, d.classes);
-  load_parameters(*im.model, c, path);
-  im.model->train(false);
-  // A QAT checkpoint runs as it was trained: fake-quant at its policy's final phase.
-  if (c.meta.count("policy"))
-    im.plan = attach_final_policy(*im.model, quant::ResolvedPolicy::from_text(c.meta.at("policy")));
-  return im;
+  LoadOptions o;
+  o.path = p;
+  o.check_recipe = [&path](const Recipe& r) { check_gpt_recipe(r, path); };
+  return load_model(path, o);
 }
 
 layers::Gpt& gpt_of(const InferenceModel& m) {

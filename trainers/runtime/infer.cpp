@@ -3,9 +3,12 @@
 #include "trainers/runtime/infer.h"
 
 #include <map>
+#include <utility>
 
+#include "trainers/data/task.h"
+#include "trainers/io/ckpt.h"
 #include "trainers/model/model_factory.h"
-#include "trainers/stages/qat.h"
+#include "trainers/model/policy_model.h"
 
 namespace mxqat::trainers {
 
@@ -31,13 +34,13 @@ quant::ResolvedPolicy inference_policy(const ExportModel& m) {
   }
   return p;
 }
-}  // namespace
 
-InferenceModel load_inference(const ExportModel& m, const std::string& path, int64_t in_features,
-                              int64_t classes, InferPath which) {
+InferenceModel build_inference(const ExportModel& m, Recipe recipe, const std::string& path, InferPath which) {
   InferenceModel im;
-  im.recipe = parse_recipe(m.recipe_text, path + ":/recipe");
-  im.model = build_model(im.recipe, in_features, classes);
+  im.recipe = std::move(recipe);
+  const DataDims dims = data_dims(im.recipe);
+  im.model = build_model(im.recipe, dims.features, dims.classes);
+  im.step = m.step;
   std::map<std::string, const ExportTensor*> by_name;
   for (const auto& t : m.tensors) by_name[t.name] = &t;
   const auto params = im.model->named_parameters();
@@ -67,6 +70,35 @@ InferenceModel load_inference(const ExportModel& m, const std::string& path, int
       im.fast.push_back(std::move(q));
     }
   }
+  return im;
+}
+}  // namespace
+
+InferenceModel load_inference(const ExportModel& m, const std::string& path, InferPath which,
+                              const std::vector<std::string>& overrides) {
+  return build_inference(m, parse_recipe(m.recipe_text, path + ":/recipe", overrides), path, which);
+}
+
+InferenceModel load_model(const std::string& path, const LoadOptions& o) {
+  if (is_export(path)) {
+    const ExportModel m = read_export(path);
+    Recipe r = parse_recipe(m.recipe_text, path + ":/recipe", o.overrides);
+    if (o.check_recipe) o.check_recipe(r);
+    return build_inference(m, std::move(r), path, o.path);
+  }
+  MXQAT_CHECK(is_checkpoint(path), path, " is neither an mxqat export nor a checkpoint; give the "
+              "MODEL.h5 written by `mxqat export` or a run's checkpoint.h5");
+  const Checkpoint c = load_checkpoint(path);
+  InferenceModel im;
+  im.recipe = o.recipe ? *o.recipe : parse_recipe(c.recipe_text, path + ":/recipe", o.overrides);
+  if (o.check_recipe) o.check_recipe(im.recipe);
+  const DataDims dims = data_dims(im.recipe);
+  im.model = build_model(im.recipe, dims.features, dims.classes);
+  load_parameters(*im.model, c, path);
+  im.step = c.step;
+  im.model->train(false);
+  if (o.fake_quant && c.meta.count("policy"))
+    im.plan = attach_final_policy(*im.model, quant::ResolvedPolicy::from_text(c.meta.at("policy")));
   return im;
 }
 

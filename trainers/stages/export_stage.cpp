@@ -8,18 +8,14 @@
 #include <cstring>
 #include <filesystem>
 
-#include "trainers/data/data.h"
-#include "trainers/runtime/infer.h"
-#include "trainers/util/json_read.h"
-#include "trainers/train/loop.h"
-#include "trainers/model/model_factory.h"
-#include "trainers/stages/qat.h"
-#include "trainers/util/json_write.h"
 #include "trainers/data/task.h"
-
-#ifndef MXQAT_VERSION
-#define MXQAT_VERSION "unknown"
-#endif
+#include "trainers/model/model_factory.h"
+#include "trainers/model/policy_model.h"
+#include "trainers/runtime/infer.h"
+#include "trainers/train/stage_run.h"
+#include "trainers/util/json_read.h"
+#include "trainers/util/json_write.h"
+#include "trainers/util/version.h"
 
 namespace mxqat::trainers {
 
@@ -81,13 +77,12 @@ Verification verify_export(const std::string& export_path, const std::string& ag
   load_parameters(*model, c, against);
   auto plan = attach_final_policy(*model, quant::ResolvedPolicy::from_text(m.policy_text));
   // Inference side: the export's reference path.
-  const DataDims d = data_dims(r);
-  InferenceModel im = load_inference(m, export_path, d.features, d.classes);
+  InferenceModel im = load_inference(m, export_path);
   model->train(false);
   autograd::NoGradGuard no_grad;
   Verification v;
   int64_t logits = 0;
-  for_each_test_batch(st, limit, [&](const autograd::Tensor& x) {
+  st.task->for_each_test_batch(limit, [&](const autograd::Tensor& x) {
     const autograd::Tensor a = model->forward(autograd::Var(x)).value();
     const autograd::Tensor b = im.model->forward(autograd::Var(x)).value();
     MXQAT_CHECK(a.shape() == b.shape(), "verify: logits of shape ", autograd::shape_str(a.shape()),
@@ -107,7 +102,7 @@ Verification verify_export(const std::string& export_path, const std::string& ag
   v.json = JsonObject().str("split", "test").integer("samples", v.samples).integer("logits", logits)
                .integer("mismatched_samples", v.mismatched).num("max_abs_diff", v.max_abs_diff)
                .boolean("bitwise_equal", v.bitwise_equal).str("against", against)
-               .str("path", "reference").str("mxqat_version", MXQAT_VERSION).dump();
+               .str("path", "reference").str("mxqat_version", mxqat_version()).dump();
   m.verification = v.json;
   write_export(export_path, m);
   spdlog::info("verify {}: {} samples, max |difference| {}, bitwise equal: {}", export_path, v.samples,

@@ -13,14 +13,14 @@
 
 #include "quant/calib/hessian.h"
 #include "quant/calib/observer.h"
+#include "quant/codec/codec.h"
 #include "quant/ptq/ptq.h"
-#include "trainers/util/json_read.h"
-#include "trainers/train/loop.h"
-#include "trainers/stages/qat.h"
-#include "trainers/util/json_write.h"
-#include "trainers/data/task.h"
-#include "trainers/stages/train_stage.h"
+#include "trainers/model/model_factory.h"
+#include "trainers/model/policy_model.h"
 #include "trainers/recipe/variants.h"
+#include "trainers/train/stage_run.h"
+#include "trainers/util/json_read.h"
+#include "trainers/util/json_write.h"
 
 namespace mxqat::trainers {
 
@@ -46,19 +46,6 @@ void for_each_input(layers::Module& model, quant::QuantGemm& q, const std::vecto
     f(x);
   }
   q.set_capture(false);
-}
-
-double sqnr_db(const Tensor& w, const Tensor& q) {
-  double s = 0, e = 0;
-  for (int64_t i = 0; i < w.size(); ++i) {
-    const double d = double(w[i]) - double(q[i]);
-    s += double(w[i]) * w[i], e += d * d;
-  }
-  return e == 0 ? 999.0 : 10 * std::log10(s / e);
-}
-
-int64_t encoded_bytes(const quant::EncodedTensor& e) {
-  return int64_t(e.codes.size() + e.scale_codes.size() + 4 * e.scales.size() + e.zero_points.size());
 }
 
 struct Stage {
@@ -102,24 +89,24 @@ PtqRow run_method(Stage& s, const std::string& format, const std::string& method
       res = quant::ptq::gptq(w2, h, *spec.weight, go, wname);
     }
     const double out_err = quant::ptq::hessian_error(w2, res.weight, h);
-    row.layers.push_back({layers[i].first, spec.weight->name(), sqnr_db(w2, res.weight), out_err});
-    row.bytes += encoded_bytes(res.encoded) - 4 * w2.size();
+    const double sqnr = quant::sqnr_db(w2.data(), res.weight.data(), w2.size());
+    row.layers.push_back({layers[i].first, spec.weight->name(), quant::sqnr_for_json(sqnr), out_err});
+    row.bytes += quant::encoded_bytes(res.encoded) - 4 * w2.size();
     w.value() = res.weight.reshaped(w.value().shape());
     spec.weight.reset();  // the weight now holds its quantized values; inputs keep their codec
     q->set_spec(spec);
   }
-  row.value = test_metric(s.st, model);
+  row.value = s.st.task->test_metric(model);
   return row;
 }
 
 std::string row_json(const PtqRow& r) {
-  std::string layers = "[";
-  for (size_t i = 0; i < r.layers.size(); ++i)
-    layers += (i ? ", " : "") + JsonObject().str("layer", r.layers[i].layer).str("codec", r.layers[i].codec)
-                                    .num("sqnr_db", r.layers[i].sqnr_db)
-                                    .num("output_error", r.layers[i].output_error).dump();
+  JsonArray layers;
+  for (const PtqLayer& l : r.layers)
+    layers.add(JsonObject().str("layer", l.layer).str("codec", l.codec).num("sqnr_db", l.sqnr_db)
+                   .num("output_error", l.output_error));
   return JsonObject().str("format", r.format).str("method", r.method).num("value", r.value)
-      .integer("bytes", r.bytes).raw("layers", layers + "]").dump();
+      .integer("bytes", r.bytes).raw("layers", layers.dump()).dump();
 }
 
 PtqRow row_from(const Json& j) {
@@ -138,7 +125,7 @@ std::string activation_ranges(Stage& s) {
   quant::ResolvedPolicy none = resolve_model_policy(s.r, model);
   for (auto& lp : none.layers) lp.weight = lp.input = lp.grad_output = "none", lp.schedule = quant::Schedule();
   auto plan = attach_final_policy(model, none);
-  std::string out = "[";
+  JsonArray out;
   const auto layers = gemm_layers(model);
   const quant::Codec int8 = quant::Codec::make("int8_sym");
   for (size_t i = 0; i < layers.size(); ++i) {
@@ -150,11 +137,10 @@ std::string activation_ranges(Stage& s) {
     });
     const quant::calib::Range r = s.r.ptq.observer == "minmax" ? mm.range()
                                   : s.r.ptq.observer == "percentile" ? pc.range() : ms.range(int8).range;
-    out += (i ? ", " : "") + JsonObject().str("layer", layers[i].first).str("observer", s.r.ptq.observer)
-                                 .num("lo", r.lo).num("hi", r.hi).num("min", mm.range().lo)
-                                 .num("max", mm.range().hi).dump();
+    out.add(JsonObject().str("layer", layers[i].first).str("observer", s.r.ptq.observer).num("lo", r.lo)
+                .num("hi", r.hi).num("min", mm.range().lo).num("max", mm.range().hi));
   }
-  return out + "]";
+  return out.dump();
 }
 }  // namespace
 
@@ -169,13 +155,13 @@ PtqSummary ptq(const Recipe& r, const PtqOptions& opt) {
               "FP32 baseline (runs/<name>/baseline/checkpoint.h5)");
   for (const auto& [name, t] : base.params) s.baseline[name] = t;
   s.st.model->train(false);
-  s.calib = calibration_batches(s.st, r.ptq.calib_samples, static_cast<uint64_t>(r.seed));
+  s.calib = s.st.task->calibration_batches(r.ptq.calib_samples, static_cast<uint64_t>(r.seed));
   PtqSummary sum;
   sum.metric = task_metric(r).name;
-  sum.baseline = test_metric(s.st, *s.st.model);
+  sum.baseline = s.st.task->test_metric(*s.st.model);
   for (auto [name, v] : s.st.model->named_parameters()) sum.baseline_bytes += 4 * v.value().size();
   const std::string ranges = activation_ranges(s);
-  std::string rows = "[";
+  JsonArray rows;
   for (const auto& format : compare_formats(r)) {
     for (const auto& method : r.ptq.methods) {
       const std::string file = opt.out_dir + "/" + format + "_" + method + ".json";
@@ -188,7 +174,7 @@ PtqSummary ptq(const Recipe& r, const PtqOptions& opt) {
       }
       spdlog::info("ptq {} {}: {} {:.4f} (baseline {:.4f}), {} bytes", format, method, sum.metric,
                    row.value, sum.baseline, row.bytes);
-      rows += (sum.rows.empty() ? "\n  " : ",\n  ") + row_json(row);
+      rows.raw(row_json(row));
       sum.rows.push_back(std::move(row));
       if (interrupted()) return sum;  // the rows done so far are on disk; a rerun continues
     }
@@ -200,7 +186,7 @@ PtqSummary ptq(const Recipe& r, const PtqOptions& opt) {
                         .num("baseline", sum.baseline).integer("baseline_bytes", sum.baseline_bytes)
                         .integer("calib_samples", r.ptq.calib_samples).str("from", opt.from)
                         .num("gptq_damp", r.ptq.gptq_damp).raw("activations", ranges)
-                        .raw("rows", rows + "]").num("wall_s", wall).dump() + "\n");
+                        .raw("rows", rows.dump_lines()).num("wall_s", wall).dump() + "\n");
   return sum;
 }
 

@@ -2,14 +2,11 @@
 // layers, evaluate the direct cast (round-to-nearest PTQ), fine-tune under fake quantization
 // following the progressive schedule, and report how much of the gap QAT recovers.
 #pragma once
+#include <cstdint>
 #include <string>
 #include <vector>
 
-#include <memory>
-
-#include "quant/policy/plan.h"
-#include "quant/policy/policy.h"
-#include "trainers/stages/train_stage.h"
+#include "trainers/recipe/recipe.h"
 
 namespace mxqat::trainers {
 
@@ -35,19 +32,8 @@ struct QatSummary {
   bool completed = false;
 };
 
-// The model's GEMM layers (Linear, Conv2d) by module name, in model order.
-std::vector<std::pair<std::string, layers::GemmLayer*>> gemm_layers(layers::Module& m);
-// The recipe's quant section as a policy config (codec names are checked on resolution).
-quant::PolicyConfig policy_config(const QuantCfg& q);
-// Resolves the policy onto the model's GEMM layers (by module name).
-quant::ResolvedPolicy resolve_model_policy(const Recipe& r, layers::Module& model);
 // Share of the gap closed: (qat - cast) / (base - cast); NaN when there is no gap.
 double recovered_share(double baseline, double direct_cast, double qat);
-
-// Attaches the final-phase quantizers of `policy` to the model's GEMM layers (for evaluating a
-// QAT checkpoint in fake-quant mode). Returns the plan that owns them.
-std::unique_ptr<quant::QuantPlan> attach_final_policy(layers::Module& model,
-                                                      const quant::ResolvedPolicy& policy);
 
 QatSummary qat(const Recipe& recipe, const QatOptions& opt);
 

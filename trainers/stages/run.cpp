@@ -6,20 +6,17 @@
 #include <filesystem>
 #include <optional>
 
-#include "trainers/data/data.h"
-#include "trainers/stages/export_stage.h"
+#include "trainers/data/task.h"
+#include "trainers/recipe/variants.h"
+#include "trainers/report/report.h"
 #include "trainers/runtime/infer.h"
-#include "trainers/util/json_read.h"
-#include "trainers/train/loop.h"
-#include "trainers/model/model_factory.h"
+#include "trainers/stages/export_stage.h"
 #include "trainers/stages/ptq_stage.h"
 #include "trainers/stages/qat.h"
-#include "trainers/report/report.h"
-#include "trainers/util/json_write.h"
-#include "trainers/data/task.h"
-#include "trainers/stages/train_stage.h"
-#include "trainers/recipe/variants.h"
 #include "trainers/stages/sample_stage.h"
+#include "trainers/stages/train_stage.h"
+#include "trainers/util/json_read.h"
+#include "trainers/util/json_write.h"
 
 namespace mxqat::trainers {
 
@@ -87,7 +84,7 @@ bool stage_ptq(const Recipe& r, const std::string& dir) {
 }
 
 bool stage_qat(const Recipe& r, const std::string& dir, const std::vector<QatVariant>& variants) {
-  std::string list = "[";
+  JsonArray list;
   for (const auto& v : variants) {
     const std::string sd = dir + "/qat/" + v.id, ckpt = sd + "/checkpoint.h5";
     check_same_recipe(sd, v.recipe, {"ptq", "compare"});
@@ -102,14 +99,14 @@ bool stage_qat(const Recipe& r, const std::string& dir, const std::vector<QatVar
       spdlog::info("run: qat {} -> {}{}", v.id, sd, o.resume ? " (resuming)" : "");
       if (!qat(v.recipe, o).completed) return false;
     }
-    list += (list.size() > 1 ? ", " : "") + JsonObject().str("id", v.id).str("format", v.format)
-                                               .boolean("progressive", v.progressive).boolean("main", v.main).dump();
+    list.add(JsonObject().str("id", v.id).str("format", v.format).boolean("progressive", v.progressive)
+                 .boolean("main", v.main));
     if (interrupted()) return false;
   }
   const auto main = std::find_if(variants.begin(), variants.end(), [](const QatVariant& v) { return v.main; });
   write_file_atomic(dir + "/qat/summary.json",
                     JsonObject().str("recipe", r.name).str("main", main->id).str("main_format", main->format)
-                        .raw("variants", list + "]").dump() + "\n");
+                        .raw("variants", list.dump()).dump() + "\n");
   return true;
 }
 
@@ -149,15 +146,12 @@ bool stage_export(const Recipe& r, const std::string& dir, const std::vector<Qat
   return true;
 }
 
-double eval_export(const std::string& path, const StageSetup& st) {
-  const ExportModel m = read_export(path);
-  const DataDims d = data_dims(parse_recipe(m.recipe_text, path + ":/recipe"));
-  InferenceModel im = load_inference(m, path, d.features, d.classes);
-  return test_metric(st, *im.model);
+double eval_export(const std::string& path, const Task& task) {
+  return task.test_metric(*load_model(path).model);
 }
 
 bool stage_verify(const Recipe& r, const std::string& dir, const std::vector<QatVariant>& variants) {
-  std::string all = "[";
+  JsonArray all;
   Json main_v;
   const auto main = *std::find_if(variants.begin(), variants.end(), [](const QatVariant& v) { return v.main; });
   for (const auto& [path, ckpt] : exports_of(dir, variants)) {
@@ -169,7 +163,7 @@ bool stage_verify(const Recipe& r, const std::string& dir, const std::vector<Qat
     const Json v = Json::parse(m.verification, path + ":/manifest");
     MXQAT_CHECK(v.at("bitwise_equal").boolean(), "verify: ", path, " does not reproduce its training "
                 "model's logits bit for bit (", m.verification, "); this is a bug: please report it");
-    all += (all.size() > 1 ? ", " : "") + JsonObject().str("export", path).raw("verification", m.verification).dump();
+    all.add(JsonObject().str("export", path).raw("verification", m.verification));
     write_file_atomic(path.substr(0, path.size() - 3) + ".json", read_export_manifest(path));
     if (interrupted()) return false;
   }
@@ -178,22 +172,24 @@ bool stage_verify(const Recipe& r, const std::string& dir, const std::vector<Qat
   fs::copy_file(dir + "/export/" + main.id + ".h5", tmp, fs::copy_options::overwrite_existing);
   fs::rename(tmp, model);
   // The 2x2 alignment matrix: {trained FP32, QAT} x {inferred FP32, with the codec}.
-  const StageSetup st = setup_stage(r);
+  const std::unique_ptr<Task> task = Task::load(r);
   const std::string qat_ckpt = dir + "/qat/" + main.id + "/checkpoint.h5";
-  const Checkpoint q = load_checkpoint(qat_ckpt);
-  load_parameters(*st.model, q, qat_ckpt);  // QAT weights, no quantizer: inferred in FP32
+  LoadOptions fp32;  // QAT weights built by the run's recipe, no quantizer: inferred in FP32
+  fp32.recipe = &r;
+  fp32.fake_quant = false;
+  const InferenceModel qat_model = load_model(qat_ckpt, fp32);
   const Json mv = Json::parse(read_export(model).verification, model);
   const std::string metric = task_metric(r).name;
   const std::string matrix =
       JsonObject().num("fp32_fp32", Json::read(dir + "/baseline/summary.json").at(metric).number())
-          .num("fp32_codec", eval_export(dir + "/export/baseline_rtn.h5", st))
-          .num("qat_fp32", test_metric(st, *st.model))
-          .num("qat_codec", eval_export(model, st)).dump();
+          .num("fp32_codec", eval_export(dir + "/export/baseline_rtn.h5", *task))
+          .num("qat_fp32", task->test_metric(*qat_model.model))
+          .num("qat_codec", eval_export(model, *task)).dump();
   write_file_atomic(dir + "/export/alignment.json",
                     JsonObject().str("codec", main.format).str("metric", metric).integer("samples", int64_t(mv.at("samples").number()))
                         .num("max_abs_diff", mv.at("max_abs_diff").number())
                         .boolean("bitwise_equal", mv.at("bitwise_equal").boolean()).raw("matrix", matrix)
-                        .raw("exports", all + "]").dump() + "\n");
+                        .raw("exports", all.dump()).dump() + "\n");
   return true;
 }
 }  // namespace

@@ -8,11 +8,11 @@
 #include <utility>
 #include <vector>
 
+#include "trainers/data/text_data.h"
+#include "trainers/recipe/recipe.h"
 #include "trainers/runtime/generate.h"
 #include "trainers/util/json_read.h"
-#include "trainers/recipe/recipe.h"
 #include "trainers/util/json_write.h"
-#include "trainers/data/text_data.h"
 
 namespace mxqat::trainers {
 

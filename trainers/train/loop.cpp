@@ -10,9 +10,8 @@
 #include <map>
 
 #include "layers/models.h"
-#include "trainers/util/progress.h"
 #include "trainers/train/sched.h"
-#include "trainers/data/text_data.h"
+#include "trainers/util/progress.h"
 
 namespace mxqat::trainers {
 
@@ -44,8 +43,7 @@ Checkpoint make_checkpoint(const LoopContext& c, int64_t step) {
 
 // Forward + backward of one batch; returns the loss (gradients only when it is finite).
 double step_loss(LoopContext& c, int64_t step, Tensor& xb, std::vector<int32_t>& yb) {
-  if (c.text) c.text->train_batch(step, xb, yb);
-  else c.data->train.gather(c.order->batch(step), xb, yb);
+  c.task->train_batch(step, *c.order, xb, yb);
   auto flat = [](Var v) {  // [B, T, V] -> [B*T, V]
     return v.value().ndim() == 3 ? reshape(v, {-1, v.value().dim(-1)}) : v;
   };
@@ -142,16 +140,16 @@ LoopResult run_loop(LoopContext& c) {
     }
     if (c.hooks.after_step) c.hooks.after_step(done);
     if (done % eval_every == 0 || done == c.total_steps) {
-      EvalResult v = c.text ? evaluate_text(*c.model, c.text->val, c.text->context)
-                            : evaluate(*c.model, c.data->val);
+      const EvalResult v = c.task->evaluate(*c.model, Split::kVal);
       progress.finish();
-      spdlog::info("{} step {} epoch {:.2f}: val loss {:.4f} accuracy {:.4f}{}", c.stage, done,
-                   double(done) / double(spe), v.loss, v.accuracy,
-                   c.text ? fmt::format(" bits/byte {:.4f}", bits_per_byte(v.loss)) : "");
       JsonObject line;
       line.str("stage", c.stage).str("split", "val").integer("step", done).num("loss", v.loss)
           .num("accuracy", v.accuracy);
-      if (c.text) line.num("bits_per_byte", bits_per_byte(v.loss)).num("perplexity", perplexity(v.loss));
+      std::string views;
+      for (const auto& [name, value] : c.task->loss_views(v.loss))
+        line.num(name, value), views += fmt::format(" {} {:.4f}", name, value);
+      spdlog::info("{} step {} epoch {:.2f}: val loss {:.4f} accuracy {:.4f}{}", c.stage, done,
+                   double(done) / double(spe), v.loss, v.accuracy, views);
       c.metrics->write(line);
       if (c.hooks.after_eval) c.hooks.after_eval(done, v);
       c.model->train(true);
@@ -163,55 +161,6 @@ LoopResult run_loop(LoopContext& c) {
   if (step < c.total_steps)
     spdlog::warn("{}: stopped at step {} of {}; continue with --resume", c.stage, step, c.total_steps);
   return LoopResult{step, step == c.total_steps};
-}
-
-Tensor predict(layers::Module& model, const Dataset& d, int64_t batch) {
-  autograd::NoGradGuard ng;
-  const bool was = model.training();
-  model.train(false);
-  Tensor out;
-  std::vector<int64_t> idx;
-  Tensor xb;
-  std::vector<int32_t> yb;
-  for (int64_t s = 0; s < d.size(); s += batch) {
-    idx.clear();
-    for (int64_t i = s; i < std::min(d.size(), s + batch); ++i) idx.push_back(i);
-    d.gather(idx, xb, yb);
-    Tensor logits = model.forward(Var(xb)).value();
-    if (out.empty()) out = Tensor({d.size(), logits.cols()});
-    std::copy(logits.data(), logits.data() + logits.size(), out.data() + s * logits.cols());
-  }
-  model.train(was);
-  return out;
-}
-
-EvalResult evaluate(layers::Module& model, const Dataset& d, int64_t batch) {
-  Tensor logits = predict(model, d, batch);
-  EvalResult r;
-  r.samples = d.size();
-  double loss = 0;
-  int64_t correct = 0;
-  const int64_t c = logits.cols();
-  for (int64_t i = 0; i < d.size(); ++i) {
-    const float* row = logits.data() + i * c;
-    const float mx = *std::max_element(row, row + c);
-    double se = 0;
-    for (int64_t j = 0; j < c; ++j) se += std::exp(double(row[j]) - mx);
-    loss += std::log(se) + mx - row[d.y[static_cast<size_t>(i)]];
-    correct += (std::max_element(row, row + c) - row) == d.y[static_cast<size_t>(i)];
-  }
-  r.loss = d.size() ? loss / double(d.size()) : 0.0;
-  r.accuracy = d.size() ? double(correct) / double(d.size()) : 0.0;
-  return r;
-}
-
-void load_parameters(layers::Module& model, const Checkpoint& c, const std::string& path) {
-  std::vector<std::pair<std::string, autograd::Shape>> expected;
-  for (const auto& [name, v] : model.named_parameters()) expected.emplace_back(name, v.shape());
-  check_shapes(c, expected, path);
-  std::map<std::string, const Tensor*> by_name;
-  for (const auto& [name, t] : c.params) by_name[name] = &t;
-  for (auto [name, v] : model.named_parameters()) v.value() = *by_name.at(name);
 }
 
 }  // namespace mxqat::trainers

@@ -7,20 +7,13 @@
 #include <string>
 
 #include "layers/module.h"
+#include "trainers/data/task.h"
 #include "trainers/io/ckpt.h"
-#include "trainers/data/data.h"
-#include "trainers/train/optim.h"
 #include "trainers/recipe/recipe.h"
+#include "trainers/train/optim.h"
 #include "trainers/util/json_write.h"
 
 namespace mxqat::trainers {
-
-struct TextData;
-
-struct EvalResult {
-  double loss = 0, accuracy = 0;
-  int64_t samples = 0;
-};
 
 struct LoopHooks {
   std::function<void(int64_t step)> before_step;     // e.g. move the precision schedule
@@ -35,9 +28,8 @@ struct LoopContext {
   const TrainCfg* cfg = nullptr;  // recipe->train or recipe->qat.train
   layers::Module* model = nullptr;
   Optimizer* optimizer = nullptr;
-  const Splits* data = nullptr;
+  const Task* task = nullptr;    // batches and validation metrics come from it
   BatchOrder* order = nullptr;   // with text: only its steps_per_epoch (a pass over the bytes)
-  const TextData* text = nullptr;  // set for language models: batches and val metrics come from it
   layers::Module* teacher = nullptr;  // qat.distill: the FP32 baseline, in eval mode
   float distill_weight = 0.f, distill_temperature = 1.f;
   JsonlWriter* metrics = nullptr;
@@ -55,14 +47,6 @@ struct LoopResult {
 };
 
 LoopResult run_loop(LoopContext& ctx);
-
-// Mean cross-entropy (no smoothing) and accuracy over the whole dataset, in eval mode, no_grad.
-EvalResult evaluate(layers::Module& model, const Dataset& d, int64_t batch = 1000);
-// Logits of the whole dataset [N, classes], in eval mode (for bitwise comparisons).
-autograd::Tensor predict(layers::Module& model, const Dataset& d, int64_t batch = 1000);
-
-// Copies the checkpoint's parameters into the model after checking every name and shape.
-void load_parameters(layers::Module& model, const Checkpoint& c, const std::string& path);
 
 // Set by SIGINT/SIGTERM: the loop checkpoints at the next step boundary and returns.
 void install_interrupt_handler();

@@ -55,6 +55,24 @@ std::string JsonObject::dump() const {
   return o + "}";
 }
 
+JsonArray& JsonArray::integer(int64_t v) { return raw(std::to_string(v)); }
+JsonArray& JsonArray::raw(const std::string& json) {
+  items_.push_back(json);
+  return *this;
+}
+
+std::string JsonArray::dump() const {
+  std::string o = "[";
+  for (size_t i = 0; i < items_.size(); ++i) o += (i ? ", " : "") + items_[i];
+  return o + "]";
+}
+
+std::string JsonArray::dump_lines() const {
+  std::string o = "[";
+  for (size_t i = 0; i < items_.size(); ++i) o += (i ? ",\n  " : "\n  ") + items_[i];
+  return o + "]";
+}
+
 void JsonlWriter::open(const std::string& path) {
   path_ = path;
   out_.open(path, std::ios::app);

@@ -1,4 +1,4 @@
-// Small writers for the run directory: JSON objects (summary.json), JSON-lines metrics
+// Small writers for the run directory: JSON objects (summary.json) and arrays, JSON-lines metrics
 // (metrics.jsonl, appended and flushed per line), and atomic text files (temp + rename).
 #pragma once
 #include <cstdint>
@@ -21,6 +21,21 @@ class JsonObject {
 
  private:
   std::vector<std::pair<std::string, std::string>> items_;
+};
+
+// A JSON array built element by element: objects, numbers or raw JSON. dump() writes it on one
+// line, "[a, b]"; dump_lines() one element per line, "[\n  a,\n  b]" (files people read).
+class JsonArray {
+ public:
+  JsonArray& add(const JsonObject& o) { return raw(o.dump()); }
+  JsonArray& integer(int64_t v);
+  JsonArray& raw(const std::string& json);
+  bool empty() const { return items_.empty(); }
+  std::string dump() const;
+  std::string dump_lines() const;
+
+ private:
+  std::vector<std::string> items_;
 };
 
 std::string json_escape(const std::string& s);
