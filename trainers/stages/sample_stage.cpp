@@ -77,33 +77,31 @@ bool write_gpt_samples(const std::string& run_dir, const SampleStageOptions& o) 
   so.temperature = float(o.temperature);
   so.seed = uint64_t(r.seed);
   const std::string prompt = prompt_of(text.test, context);
-  std::string list = "[";
+  JsonArray list;
   for (const auto& [label, path] : models) {
     const InferenceModel im = load_gpt(path);
     const Generation g = generate(gpt_of(im), prompt, so);
-    list += (list.size() > 1 ? ",\n  " : "\n  ") +
-            JsonObject().str("model", label).str("file", path.substr(run_dir.size() + 1)).str("text", g.text).dump();
+    list.add(JsonObject().str("model", label).str("file", path.substr(run_dir.size() + 1)).str("text", g.text));
   }
   write_file_atomic(samples_path, JsonObject().str("prompt", prompt).integer("seed", int64_t(so.seed))
                                       .num("temperature", o.temperature).integer("tokens", so.tokens)
-                                      .raw("samples", list + "]").dump() + "\n");
+                                      .raw("samples", list.dump_lines()).dump() + "\n");
   spdlog::info("samples: {} models, {} bytes each from the same prompt and seed -> {}", models.size(),
                so.tokens, samples_path);
 
   const int64_t windows = std::min<int64_t>(o.kv_windows, (int64_t(text.test.size()) - 1) / context);
-  std::string rows = "[";
+  JsonArray rows;
   for (const char* kv : {"none", "mxfp8_e4m3", "int8_sym"}) {
     if (windows < 1) break;  // a test split shorter than one window: no table
     const KvEval e = eval_kv_cache(gpt_of(main), text.test, windows, kv);
-    rows += (rows.size() > 1 ? ",\n  " : "\n  ") +
-            JsonObject().str("kv_cache", e.kv_cache).num("test_bits_per_byte", e.bits_per_byte)
-                .num("full_forward_bits_per_byte", e.full_bits_per_byte)
-                .num("max_abs_logit_diff", e.max_abs_logit_diff).integer("kv_bytes_per_token", e.bytes_per_token)
-                .num("seconds", e.seconds).dump();
+    rows.add(JsonObject().str("kv_cache", e.kv_cache).num("test_bits_per_byte", e.bits_per_byte)
+                 .num("full_forward_bits_per_byte", e.full_bits_per_byte)
+                 .num("max_abs_logit_diff", e.max_abs_logit_diff).integer("kv_bytes_per_token", e.bytes_per_token)
+                 .num("seconds", e.seconds));
   }
   write_file_atomic(kv_path, JsonObject().str("model", main_export.substr(run_dir.size() + 1))
                                  .integer("windows", windows).integer("predictions", windows * context)
-                                 .raw("settings", rows + "]").dump() + "\n");
+                                 .raw("settings", rows.dump_lines()).dump() + "\n");
   spdlog::info("samples: KV-cache table over {} test windows -> {}", windows, kv_path);
   return true;
 }
