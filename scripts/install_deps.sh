@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
 # Installs every Debian package mxqat builds, tests and runs with. Idempotent, non-interactive.
-# Usage: scripts/install_deps.sh [--bench] [--torch]
-#   --bench  adds python3-torch for the PyTorch comparisons of bench/
-#   --torch  adds python3-torch + numpy for the PyTorch llama reference of the import test
-#            (scripts/llama_reference.py; without it that ctest is skipped)
+# Usage: scripts/install_deps.sh [--bench] [--browser] [--torch]
+#   --bench    adds python3-torch for the PyTorch comparisons
+#   --browser  adds chromium, for the test that renders report.html headless (skipped without it)
+#   --torch    adds python3-torch + numpy for the PyTorch llama reference of the import test
+#              (scripts/llama_reference.py; skipped without it)
 set -euo pipefail
 pkgs=(cmake g++ make pkg-config libeigen3-dev libhdf5-dev hdf5-tools libspdlog-dev libfmt-dev
       libyaml-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev zlib1g-dev libgomp1
       dataset-fashion-mnist)
-for arg in "$@"; do
-  case "$arg" in
+for opt in "$@"; do
+  case "$opt" in
     --bench) pkgs+=(python3 python3-torch python3-numpy libopenblas0-pthread) ;;
+    --browser) pkgs+=(chromium fonts-dejavu-core) ;;
     --torch) pkgs+=(python3 python3-torch python3-numpy) ;;
-    *) echo "install_deps.sh: unknown option $arg (known: --bench, --torch)" >&2; exit 2 ;;
+    *) echo "install_deps.sh: unknown option '$opt' (known: --bench, --browser, --torch)" >&2; exit 2 ;;
   esac
 done
 missing=()
