@@ -21,8 +21,9 @@ namespace fs = std::filesystem;
 
 // Up to 40 bytes from the start of the split's second line (the first may be cut), ending at a
 // word boundary; the split's start when it holds one line.
-std::string prompt_of(const std::vector<uint8_t>& split, int64_t context) {
-  const std::string text(split.begin(), split.begin() + std::min<size_t>(split.size(), 4096));
+std::string prompt_of(const TokenIds& split, int64_t context) {
+  std::string text;  // byte-level text: every id is a byte
+  for (size_t i = 0; i < std::min<size_t>(split.size(), 4096); ++i) text += static_cast<char>(split[i]);
   size_t start = text.find('\n');
   start = start == std::string::npos || start + 2 >= text.size() ? 0 : start + 1;
   const size_t limit = size_t(std::min<int64_t>(40, std::max<int64_t>(1, context / 2)));
@@ -50,6 +51,11 @@ bool write_gpt_samples(const std::string& run_dir, const SampleStageOptions& o) 
               "finished; run 'mxqat run RECIPE --out ", run_dir, "' (it resumes) first");
   const Recipe r = load_recipe(recipe_path);
   if (r.model.type != "gpt") return false;
+  if (r.data.dataset == "tokens") {  // ids of the user's tokenizer: no text to prompt or print
+    spdlog::info("samples: skipped, a token-id model has no tokenizer in mxqat "
+                 "(`mxqat sample MODEL --eval-kv N` measures its KV cache)");
+    return false;
+  }
   // (label, model file): the FP32 baseline checkpoint, its RTN export, every QAT export.
   std::vector<std::pair<std::string, std::string>> models = {
       {"baseline (FP32)", run_dir + "/baseline/checkpoint.h5"},
