@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs every Debian package mxqat builds, tests and runs with. Idempotent, non-interactive.
-# Usage: scripts/install_deps.sh [--bench] [--torch] [--llamacpp]
+# Usage: scripts/install_deps.sh [--bench] [--browser] [--torch] [--llamacpp]
 #   --bench     adds python3-torch for the PyTorch comparisons of bench/
+#   --browser   adds chromium, for the test that renders report.html headless (skipped without it)
 #   --torch     adds python3-torch + numpy for the PyTorch llama reference of the import test
-#               (scripts/llama_reference.py; without it that ctest is skipped)
+#               (scripts/llama_reference.py; skipped without it)
 #   --llamacpp  adds nodejs and git (and npm unless present), and installs a prebuilt llama.cpp
 #               into .llamacpp/ (git-ignored): npm packages node-llama-cpp (its llama.cpp source
 #               bundle: the headers) and @node-llama-cpp/linux-x64 (the CPU libraries), for
@@ -14,14 +15,15 @@ pkgs=(cmake g++ make pkg-config libeigen3-dev libhdf5-dev hdf5-tools libspdlog-d
       libyaml-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev zlib1g-dev libgomp1
       dataset-fashion-mnist)
 llamacpp=0
-for arg in "$@"; do
-  case "$arg" in
+for opt in "$@"; do
+  case "$opt" in
     --bench) pkgs+=(python3 python3-torch python3-numpy libopenblas0-pthread) ;;
+    --browser) pkgs+=(chromium fonts-dejavu-core) ;;
     --torch) pkgs+=(python3 python3-torch python3-numpy) ;;
     --llamacpp) pkgs+=(nodejs git ca-certificates); llamacpp=1
                 # Debian's npm; a nodejs from elsewhere (e.g. NodeSource) brings its own npm
                 command -v npm >/dev/null || pkgs+=(npm) ;;
-    *) echo "install_deps.sh: unknown option $arg (known: --bench, --torch, --llamacpp)" >&2; exit 2 ;;
+    *) echo "install_deps.sh: unknown option '$opt' (known: --bench, --browser, --torch, --llamacpp)" >&2; exit 2 ;;
   esac
 done
 missing=()

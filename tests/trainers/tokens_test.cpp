@@ -157,6 +157,7 @@ TEST(Tokens, ImportedLlamaRunsEndToEnd) {
   EXPECT_TRUE(rep.at("alignment").at("bitwise_equal").boolean());
   EXPECT_EQ(rep.at("alignment").at("max_abs_diff").number(), 0.0);
   for (const char* f : {"report.md", "report.html"}) EXPECT_TRUE(fs::exists(run / "report" / f)) << f;
+  EXPECT_FALSE(fs::exists(run / "sample/samples.json"));  // no tokenizer: no text samples
 
   // The export through the runtime: the fast path, and incremental decoding with a GQA KV cache
   // (teacher-forced on the test tokens) against the full forward.
