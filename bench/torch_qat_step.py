@@ -2,7 +2,7 @@
 """PyTorch eager counterpart of bench/bench_qat_step.cpp: one QAT training step (forward +
 backward + AdamW) of the MLP 784-1024-1024-10 (ReLU), batch 256, float32 on CPU, with every
 Linear's weight and input activation through an MXFP4 fake-quant written in plain PyTorch ops
-(spec/formats.md §4: FLOOR scale from the exponent bits, RNE to the E2M1 grid, saturation at
+(docs/formats.md §4: FLOOR scale from the exponent bits, RNE to the E2M1 grid, saturation at
 ±6, blocks of 32 along the reduction axis; backward: clipped STE).
 
 Before anything is timed, the fake-quant is checked bit for bit against mxqat's on the file

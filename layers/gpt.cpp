@@ -14,27 +14,46 @@ void check_gpt_config(const GptConfig& c) {
   MXQAT_CHECK(c.d_model % c.heads == 0, "gpt: d_model ", c.d_model, " is not divisible by heads ",
               c.heads, "; set model.d_model to a multiple of model.heads (e.g. ",
               (c.d_model / c.heads + 1) * c.heads, ")");
+  MXQAT_CHECK(c.kv_heads >= 0 && c.kv_heads <= c.heads && c.heads % c.kv_head_count() == 0,
+              "gpt: kv_heads ", c.kv_heads, " must divide heads ", c.heads,
+              " (grouped-query attention: each key/value head serves heads / kv_heads query "
+              "heads); set model.kv_heads to a divisor of model.heads, or 0 for kv_heads = heads");
   MXQAT_CHECK((c.d_model / c.heads) % 2 == 0, "gpt: the head size d_model / heads = ",
               c.d_model / c.heads, " must be even for the rotary embedding; change model.heads");
 }
 
-Attention::Attention(const GptConfig& c, std::mt19937_64& rng) : heads_(c.heads), theta_(c.rope_theta) {
+Attention::Attention(const GptConfig& c, std::mt19937_64& rng)
+    : heads_(c.heads), kv_heads_(c.kv_head_count()), theta_(c.rope_theta) {
   q_ = add_module("q", std::make_shared<Linear>(c.d_model, c.d_model, false, rng));
-  k_ = add_module("k", std::make_shared<Linear>(c.d_model, c.d_model, false, rng));
-  v_ = add_module("v", std::make_shared<Linear>(c.d_model, c.d_model, false, rng));
+  k_ = add_module("k", std::make_shared<Linear>(c.d_model, c.kv_dim(), false, rng));
+  v_ = add_module("v", std::make_shared<Linear>(c.d_model, c.kv_dim(), false, rng));
   o_ = add_module("o", std::make_shared<Linear>(c.d_model, c.d_model, false, rng));
 }
 
+namespace {
+// [B, T, G * D] -> [B, T, G * r * D]: each of the G heads repeated r times in place (head h of
+// the result is head h / r of x), differentiable (the gradient sums over the copies).
+Var repeat_heads(const Var& x, int64_t G, int64_t r) {
+  if (r == 1) return x;
+  const Shape& s = x.shape();
+  const int64_t D = s[2] / G;
+  Var x4 = reshape(x, {s[0] * s[1], G, 1, D});
+  return reshape(concat(std::vector<Var>(size_t(r), x4), 2), {s[0], s[1], G * r * D});
+}
+}  // namespace
+
 Var Attention::forward(const Var& x) {
   Var q = rope(q_->forward(x), heads_, 0, theta_);
-  Var k = rope(k_->forward(x), heads_, 0, theta_);
-  return o_->forward(causal_attention(q, k, v_->forward(x), heads_));
+  Var k = rope(k_->forward(x), kv_heads_, 0, theta_);
+  const int64_t r = heads_ / kv_heads_;
+  return o_->forward(causal_attention(q, repeat_heads(k, kv_heads_, r),
+                                      repeat_heads(v_->forward(x), kv_heads_, r), heads_));
 }
 
 Var Attention::forward_cached(const Var& x, KvCache& cache, int64_t layer) {
   const int64_t pos0 = cache.length();
   Var q = rope(q_->forward(x), heads_, pos0, theta_);
-  Var k = rope(k_->forward(x), heads_, pos0, theta_);
+  Var k = rope(k_->forward(x), kv_heads_, pos0, theta_);
   cache.store(layer, k.value(), v_->forward(x).value());
   return o_->forward(Var(cache.attend(layer, q.value())));
 }

@@ -1,7 +1,7 @@
-// The llama-style byte-level GPT: token embedding, N blocks of [RMSNorm -> causal multi-head
-// attention with rotary embedding -> residual, RMSNorm -> SwiGLU MLP -> residual], final RMSNorm,
-// output head; no biases. Every projection (q, k, v, o, gate, up, down, head) is a Linear, so
-// the quant hook applies to each. Parameter names follow llama: tok_emb.weight,
+// The llama-style GPT (byte-level by default): token embedding, N blocks of [RMSNorm -> causal
+// multi-head attention with rotary embedding (grouped-query when kv_heads < heads) -> residual,
+// RMSNorm -> SwiGLU MLP -> residual], final RMSNorm, output head; no biases. Every projection
+// (q, k, v, o, gate, up, down, head) is a Linear, so the quant hook applies to each. Parameter names follow llama: tok_emb.weight,
 // blocks.0.attn_norm.weight, blocks.0.attn.{q,k,v,o}.weight, blocks.0.mlp_norm.weight,
 // blocks.0.mlp.{gate,up,down}.weight, norm.weight, head.weight.
 #pragma once
@@ -20,17 +20,24 @@ struct GptConfig {
   int64_t layers = 4;
   int64_t d_model = 256;
   int64_t heads = 4;        // d_model / heads must be an even head size (rope pairs)
+  int64_t kv_heads = 0;     // key/value heads (grouped-query attention), dividing heads; 0 = heads
   int64_t context = 128;    // longest sequence the model accepts
   int64_t mlp_hidden = 768;
   float rope_theta = 10000.f;
   float norm_eps = 1e-5f;
+
+  int64_t head_dim() const { return d_model / heads; }
+  int64_t kv_head_count() const { return kv_heads > 0 ? kv_heads : heads; }
+  int64_t kv_dim() const { return kv_head_count() * head_dim(); }  // width of k and v
 };
 
 // Refuses sizes the model cannot be built with (d_model not a multiple of heads, odd head size,
-// non-positive sizes), naming the recipe keys.
+// non-positive sizes, kv_heads not dividing heads), naming the recipe keys.
 void check_gpt_config(const GptConfig& c);
 
 // x [B, T, C] -> [B, T, C]: q, k, v projections, rope on q and k, fused causal attention, o.
+// With kv_heads < heads, k and v are [B, T, kv_heads * D] and query head h attends with key/value
+// head h / (heads / kv_heads), as llama's grouped-query attention.
 class Attention : public Module {
  public:
   Attention(const GptConfig& c, std::mt19937_64& rng);
@@ -41,7 +48,7 @@ class Attention : public Module {
   std::string kind() const override { return "Attention"; }
 
  private:
-  int64_t heads_;
+  int64_t heads_, kv_heads_;
   float theta_;
   std::shared_ptr<Linear> q_, k_, v_, o_;
 };

@@ -33,7 +33,8 @@ const std::vector<std::string>& KvCache::codec_names() {
 }
 
 KvCache::KvCache(const GptConfig& c, const std::string& codec, int64_t capacity)
-    : layers_(c.layers), heads_(c.heads), C_(c.d_model), D_(c.d_model / c.heads),
+    : layers_(c.layers), heads_(c.heads), kv_heads_(c.kv_head_count()), C_(c.d_model),
+      Ckv_(c.kv_dim()), D_(c.head_dim()),
       capacity_(capacity == 0 ? c.context : capacity), codec_name_(codec) {
   check_gpt_config(c);
   MXQAT_CHECK(capacity_ > 0 && capacity_ <= c.context, "KV cache: capacity ", capacity,
@@ -44,8 +45,8 @@ KvCache::KvCache(const GptConfig& c, const std::string& codec, int64_t capacity)
                 "mxfp8_e4m3 or int8_sym");
     codec_ = quant::Codec::make(codec);
   }
-  k_.assign(size_t(layers_), Tensor(Shape{capacity_, C_}));
-  v_.assign(size_t(layers_), Tensor(Shape{capacity_, C_}));
+  k_.assign(size_t(layers_), Tensor(Shape{capacity_, Ckv_}));
+  v_.assign(size_t(layers_), Tensor(Shape{capacity_, Ckv_}));
 }
 
 void KvCache::check_room(int64_t n) const {
@@ -56,21 +57,21 @@ void KvCache::check_room(int64_t n) const {
 
 void KvCache::store(int64_t layer, const Tensor& k, const Tensor& v) {
   MXQAT_CHECK(layer >= 0 && layer < layers_, "KV cache: layer ", layer, " of ", layers_);
-  MXQAT_CHECK(k.cols() == C_ && v.cols() == C_ && k.rows() == v.rows(), "KV cache: k ",
+  MXQAT_CHECK(k.cols() == Ckv_ && v.cols() == Ckv_ && k.rows() == v.rows(), "KV cache: k ",
               autograd::shape_str(k.shape()), " and v ", autograd::shape_str(v.shape()),
-              " must be [n, ", C_, "] with one n");
+              " must be [n, ", Ckv_, "] with one n");
   const int64_t n = k.rows();
   check_room(n);
-  float* kd = k_[size_t(layer)].data() + length_ * C_;
-  float* vd = v_[size_t(layer)].data() + length_ * C_;
+  float* kd = k_[size_t(layer)].data() + length_ * Ckv_;
+  float* vd = v_[size_t(layer)].data() + length_ * Ckv_;
   if (!codec_) {
-    std::copy(k.data(), k.data() + n * C_, kd);
-    std::copy(v.data(), v.data() + n * C_, vd);
+    std::copy(k.data(), k.data() + n * Ckv_, kd);
+    std::copy(v.data(), v.data() + n * Ckv_, vd);
     return;
   }
-  // n rows of [heads, D]: n * heads codec rows of D elements, blocks along the head dimension.
-  codec_->fake_quant(k.data(), n * heads_, D_, kd);
-  codec_->fake_quant(v.data(), n * heads_, D_, vd);
+  // n rows of [kv_heads, D]: n * kv_heads codec rows of D elements, blocks along the head dimension.
+  codec_->fake_quant(k.data(), n * kv_heads_, D_, kd);
+  codec_->fake_quant(v.data(), n * kv_heads_, D_, vd);
 }
 
 // Per new row i (position p = length + i) and head h, over the stored positions j <= p:
@@ -91,11 +92,12 @@ Tensor KvCache::attend(int64_t layer, const Tensor& q) const {
 #pragma omp parallel for schedule(static) if (pairs > 1 && pairs * L * D_ > (1 << 15))
   for (int64_t ih = 0; ih < pairs; ++ih) {
     const int64_t i = ih / heads_, h0 = (ih % heads_) * D_, len = length_ + i + 1;
+    const int64_t g0 = (ih % heads_) / (heads_ / kv_heads_) * D_;  // its key/value head
     const float* qr = q.data() + i * C_ + h0;
     float* s = scores.data() + ih * L;
     float m = -INFINITY;
     for (int64_t j = 0; j < len; ++j) {
-      s[j] = dot(qr, K + j * C_ + h0, D_) * scale;
+      s[j] = dot(qr, K + j * Ckv_ + g0, D_) * scale;
       m = std::max(m, s[j]);
     }
     float total = 0.f;
@@ -105,7 +107,7 @@ Tensor KvCache::attend(int64_t layer, const Tensor& q) const {
     std::fill(o, o + D_, 0.f);
     for (int64_t j = 0; j < len; ++j) {
       const float p = s[j] * inv;
-      const float* vr = V + j * C_ + h0;
+      const float* vr = V + j * Ckv_ + g0;
       for (int64_t d = 0; d < D_; ++d) o[d] += p * vr[d];
     }
   }
@@ -122,13 +124,13 @@ void KvCache::commit(int64_t n) {
 // INT: a float32 scale, and a zero-point byte if asymmetric). NVFP4's one per-tensor float is not
 // counted.
 int64_t KvCache::bytes_per_token() const {
-  if (!codec_) return 2 * layers_ * 4 * C_;
+  if (!codec_) return 2 * layers_ * 4 * Ckv_;
   const auto scheme = codec_->block_format().scheme;
   const int64_t scale_bytes = scheme == quant::BlockScheme::kIntSym    ? 4
                               : scheme == quant::BlockScheme::kIntAsym ? 5
                                                                        : 1;
   const int64_t row = (D_ * codec_->element_bits() + 7) / 8 + codec_->num_blocks(D_) * scale_bytes;
-  return 2 * layers_ * heads_ * row;
+  return 2 * layers_ * kv_heads_ * row;
 }
 
 }  // namespace mxqat::layers

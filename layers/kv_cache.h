@@ -1,5 +1,6 @@
 // The key/value cache of incremental GPT decoding (one sequence): per layer, the rotated keys and
-// the values of every position seen so far, [capacity, C], and the attention of new queries
+// the values of every position seen so far, [capacity, Ckv] (Ckv = kv_heads * head_dim: a
+// grouped-query model stores only its key/value heads), and the attention of new queries
 // against them. Optionally quantized with a block codec (quant/codec): each stored row is viewed
 // as [heads, head_dim] and fake-quantized with blocks along the head dimension, so no block
 // straddles two heads (blocks may be ragged, e.g. 32 + 16 for head_dim 48). No autograd: used
@@ -32,12 +33,13 @@ class KvCache {
 
   // Refuses (mxqat::Error naming the lengths) to take n more positions past the capacity.
   void check_room(int64_t n) const;
-  // Stores layer `layer`'s new rows k, v [n, C] at positions length() .. length() + n - 1,
+  // Stores layer `layer`'s new rows k, v [n, Ckv] at positions length() .. length() + n - 1,
   // quantized by the cache's codec. The length moves only with commit(n), after every layer.
   void store(int64_t layer, const autograd::Tensor& k, const autograd::Tensor& v);
   // Causal attention of the new queries q [n, C] (positions length() .. length() + n - 1) over the
-  // stored rows 0 .. length() + i of the same layer, per head: softmax(q k^T / sqrt(D)) v.
-  // Returns [n, C]. Each (row, head) is one sequential computation: same bits for any threads.
+  // stored rows 0 .. length() + i of the same layer, per query head h with key/value head
+  // h / (heads / kv_heads): softmax(q k^T / sqrt(D)) v. Returns [n, C]. Each (row, head) is
+  // one sequential computation: same bits for any threads.
   autograd::Tensor attend(int64_t layer, const autograd::Tensor& q) const;
   void commit(int64_t n);
 
@@ -47,11 +49,11 @@ class KvCache {
   int64_t bytes_per_token() const;
 
  private:
-  int64_t layers_, heads_, C_, D_, capacity_;
+  int64_t layers_, heads_, kv_heads_, C_, Ckv_, D_, capacity_;
   int64_t length_ = 0;
   std::string codec_name_;
   std::optional<quant::Codec> codec_;
-  std::vector<autograd::Tensor> k_, v_;  // per layer [capacity, C]
+  std::vector<autograd::Tensor> k_, v_;  // per layer [capacity, Ckv]
 };
 
 }  // namespace mxqat::layers

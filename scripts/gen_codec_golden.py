@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Golden element conversions for quant/codec from independent references (spec/formats.md §11).
+"""Golden element conversions for quant/codec from independent references (docs/formats.md §11).
 
 Writes tests/golden/codec_<format>.csv, one file per row of quant/codec/formats.cpp:
     enc,<float32 input bits hex>,<expected code hex>     float32 -> element code (RNE, §2)

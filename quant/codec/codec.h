@@ -1,4 +1,4 @@
-// Codec: one block codec of spec/formats.md (MX §4, NVFP4 §5, INT §6) as a value: encode
+// Codec: one block codec of docs/formats.md (MX §4, NVFP4 §5, INT §6) as a value: encode
 // (floats -> packed codes + scales), decode, and fake_quant (floats -> floats + in-range mask),
 // with fake_quant(x) == decode(encode(x)) bit for bit. Used by quant/fake (training), export and
 // inference. Tensors are row-major [R, K] float32, blocks run along K (spec §7). Never logs.

@@ -1,4 +1,4 @@
-// Element formats (spec/formats.md §1-§3): one table row per format, and the generic scalar
+// Element formats (docs/formats.md §1-§3): one table row per format, and the generic scalar
 // encode/decode that reads the row. Not the block codecs (codec.h). Depends on nothing of ours
 // but autograd/error.h; used by the block codecs, tests and benches.
 #pragma once

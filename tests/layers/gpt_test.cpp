@@ -66,6 +66,7 @@ void rope_ref(Mat& x, int64_t heads, double theta) {
 Mat reference_logits(const std::map<std::string, Tensor>& p, const GptConfig& c,
                      const std::vector<int32_t>& ids) {
   const int64_t T = int64_t(ids.size()), C = c.d_model, H = c.heads, D = C / H;
+  const int64_t KV = c.kv_head_count(), G = H / KV;  // query head hd reads key/value head hd / G
   Mat x(ids.size(), std::vector<double>(static_cast<size_t>(C)));
   for (int64_t t = 0; t < T; ++t)
     for (int64_t i = 0; i < C; ++i) x[t][i] = p.at("tok_emb.weight")[ids[t] * C + i];
@@ -75,19 +76,19 @@ Mat reference_logits(const std::map<std::string, Tensor>& p, const GptConfig& c,
     Mat q = lin(h, p.at(b + "attn.q.weight")), k = lin(h, p.at(b + "attn.k.weight")),
         v = lin(h, p.at(b + "attn.v.weight"));
     rope_ref(q, H, c.rope_theta);
-    rope_ref(k, H, c.rope_theta);
+    rope_ref(k, KV, c.rope_theta);
     Mat att(ids.size(), std::vector<double>(static_cast<size_t>(C)));
     for (int64_t hd = 0; hd < H; ++hd)
       for (int64_t t = 0; t < T; ++t) {
         std::vector<double> s(static_cast<size_t>(t + 1));
         double m = -1e300, z = 0;
         for (int64_t u = 0; u <= t; ++u) {
-          for (int64_t i = 0; i < D; ++i) s[u] += q[t][hd * D + i] * k[u][hd * D + i] / std::sqrt(double(D));
+          for (int64_t i = 0; i < D; ++i) s[u] += q[t][hd * D + i] * k[u][hd / G * D + i] / std::sqrt(double(D));
           m = std::max(m, s[u]);
         }
         for (auto& e : s) z += (e = std::exp(e - m));
         for (int64_t u = 0; u <= t; ++u)
-          for (int64_t i = 0; i < D; ++i) att[t][hd * D + i] += s[u] / z * v[u][hd * D + i];
+          for (int64_t i = 0; i < D; ++i) att[t][hd * D + i] += s[u] / z * v[u][hd / G * D + i];
       }
     Mat o = lin(att, p.at(b + "attn.o.weight"));
     for (int64_t t = 0; t < T; ++t)
@@ -120,9 +121,22 @@ TEST(Gpt, ParameterNames) {
   EXPECT_EQ(gemms, 8);  // q k v o gate up down head
 }
 
-TEST(Gpt, ForwardMatchesReference) {
-  const GptConfig c = tiny_config();
+// Grouped-query attention: 4 query heads over 2 key/value heads of size 4.
+GptConfig gqa_config() {
+  GptConfig c = tiny_config();
+  c.d_model = 16, c.heads = 4, c.kv_heads = 2;
+  return c;
+}
+
+class GptForward : public ::testing::TestWithParam<bool> {};
+
+TEST_P(GptForward, MatchesReference) {
+  const GptConfig c = GetParam() ? gqa_config() : tiny_config();
   Gpt m(c, 3);
+  if (GetParam()) {
+    EXPECT_EQ(m.named_parameters()[3].second.shape(), (Shape{8, 16}));  // k: kv_heads x 4 rows
+    EXPECT_EQ(m.named_parameters()[4].second.shape(), (Shape{8, 16}));  // v
+  }
   // Non-trivial norm gains, so that a swapped or ignored gain shows.
   for (auto [n, v] : m.named_parameters())
     if (v.value().ndim() == 1)
@@ -142,8 +156,13 @@ TEST(Gpt, ForwardMatchesReference) {
   EXPECT_TRUE(m.forward(Var(fid)).value().same_bits(y));
 }
 
-TEST(Gpt, GradientOfEveryParameterMatchesFiniteDifferences) {
-  GptConfig c = tiny_config();
+INSTANTIATE_TEST_SUITE_P(Gpt, GptForward, ::testing::Values(false, true),
+                         [](const auto& info) { return info.param ? "GroupedQuery" : "MultiHead"; });
+
+class GptGradient : public ::testing::TestWithParam<bool> {};
+
+TEST_P(GptGradient, EveryParameterMatchesFiniteDifferences) {
+  GptConfig c = GetParam() ? gqa_config() : tiny_config();
   c.context = 5;
   Gpt m(c, 5);
   const std::vector<int32_t> ids{1, 6, 2, 2, 0, 4, 3, 5, 1, 1}, targets{6, 2, 2, 0, 3, 3, 5, 1, 1, 4};
@@ -170,6 +189,9 @@ TEST(Gpt, GradientOfEveryParameterMatchesFiniteDifferences) {
   EXPECT_LT(worst, 2e-3) << where;
 }
 
+INSTANTIATE_TEST_SUITE_P(Gpt, GptGradient, ::testing::Values(false, true),
+                         [](const auto& info) { return info.param ? "GroupedQuery" : "MultiHead"; });
+
 TEST(Gpt, FutureTokensDoNotChangeEarlierLogits) {
   Gpt m(tiny_config(), 7);
   std::vector<int32_t> ids{0, 1, 2, 3, 4, 5};
@@ -188,6 +210,11 @@ TEST(Gpt, RefusesBadConfigurationsAndInputs) {
   testing::expect_error([&] { Gpt m(c, 1); }, {"d_model 10", "heads 4", "model.d_model"});
   c.d_model = 6, c.heads = 2;
   testing::expect_error([&] { Gpt m(c, 1); }, {"head size", "even"});
+  c = gqa_config();
+  c.kv_heads = 3;
+  testing::expect_error([&] { Gpt m(c, 1); }, {"kv_heads 3", "divide heads 4", "model.kv_heads"});
+  c.kv_heads = 8;
+  testing::expect_error([&] { Gpt m(c, 1); }, {"kv_heads 8"});
   Gpt m(tiny_config(), 1);
   testing::expect_error([&] { m.forward_ids(std::vector<int32_t>(7, 1), 7); },
                         {"7 tokens", "context of 6"});

@@ -64,6 +64,31 @@ TEST(KvCache, IncrementalDecodingEqualsFullForward) {
   for (int64_t j = 0; j < 11; ++j) EXPECT_NEAR(step[j], pre[6 * 11 + j], 2e-5) << j;
 }
 
+// Grouped-query attention: 4 query heads over 2 stored key/value heads (head_dim 24); the cache
+// holds only the key/value heads, and decoding still equals the full forward.
+TEST(KvCache, GroupedQueryDecodingEqualsFullForwardAndStoresKvHeadsOnly) {
+  GptConfig c = small_config();
+  c.heads = 4, c.kv_heads = 2;
+  Gpt m(c, 4);
+  const Tensor full = m.forward_ids(kIds, 10).value().reshaped({10, 11});
+  for (int64_t prompt : {1, 5}) {
+    KvCache cache(m.config());
+    EXPECT_LT(max_abs_diff(incremental(m, cache, prompt), full), 2e-5) << "prompt " << prompt;
+  }
+  EXPECT_EQ(KvCache(c).bytes_per_token(), 2 * 2 * 48 * 4);  // K and V, 2 layers, 2 x 24 floats
+  EXPECT_EQ(KvCache(c, "mxfp8_e4m3").bytes_per_token(), 2 * 2 * 2 * (24 + 1));
+  // One stored position: query head h returns stored value head h / 2.
+  Tensor k({1, 48}), v({1, 48}), q({1, 96});
+  for (int64_t i = 0; i < 48; ++i) k[i] = 0.1f * float(i), v[i] = float(i);
+  for (int64_t i = 0; i < 96; ++i) q[i] = 1.f;
+  KvCache cache(c);
+  cache.store(0, k, v);
+  const Tensor got = cache.attend(0, q);
+  for (int64_t h = 0; h < 4; ++h)
+    for (int64_t d = 0; d < 24; ++d) EXPECT_EQ(got[h * 24 + d], v[h / 2 * 24 + d]) << h << " " << d;
+  testing::expect_error([&] { cache.store(0, q, q); }, {"must be [n, 48]"});
+}
+
 TEST(KvCache, QuantizedCacheStoresCodecRowsPerHead) {
   const GptConfig c = small_config();
   std::mt19937_64 rng(9);

@@ -8,6 +8,7 @@
 #include "layers/models.h"
 #include "tests/test_util.h"
 #include "trainers/model/policy_model.h"
+#include "trainers/report/report_telemetry.h"
 #include "trainers/stages/qat.h"
 #include "trainers/stages/train_stage.h"
 #include "trainers/train/stage_run.h"
@@ -88,6 +89,41 @@ TEST(Qat, SummaryPhasesAndTelemetry) {
   const size_t at = r2.out.find("\"test_accuracy\": ");
   ASSERT_NE(at, std::string::npos);
   EXPECT_NEAR(std::stod(r2.out.substr(at + 17)), s.qat, 1e-9);
+}
+
+// Every monitor record carries the warnings the run logged for it; the report reads them back
+// with their step and tensor, and for a file without them (written before they were recorded)
+// re-runs the monitor's check on the recorded statistics, which gives the same list.
+TEST(Qat, WarningsAreRecordedWithStepAndTensor) {
+  Recipe r = parse_recipe(kTinyQat, "<tinyq>", {"qat.steps=10", "qat.sqnr_warn_db=100", "qat.eval_every=0"});
+  fs::path d = fresh_dir("warnings");
+  ASSERT_TRUE(qat(r, QatOptions{d.string(), baseline(), false, -1}).completed);
+  const auto recorded = read_warnings(d.string(), "v");
+  const Telemetry t = read_telemetry(d.string());
+  ASSERT_EQ(t.steps, (std::vector<int64_t>{5, 10}));
+  ASSERT_EQ(t.tensors.size(), 5u);  // fc1, fc2: weight and input; head: weight only
+  EXPECT_EQ(t.tensors[0].name, "fc1.weight");
+  ASSERT_EQ(recorded.size(), 10u);  // every tensor at both steps is below 100 dB
+  EXPECT_EQ(recorded[0].step, 5);
+  EXPECT_EQ(recorded[0].tensor, "fc1.weight");
+  EXPECT_EQ(recorded[9].step, 10);
+  EXPECT_NE(recorded[0].message.find("below the 100 dB threshold"), std::string::npos) << recorded[0].message;
+  std::string text = read_file((d / "metrics.jsonl").string());
+  size_t records = 0;  // the run wrote them: one list per monitor record, each with its message
+  for (size_t a = 0; (a = text.find("\"warnings\": [\"tensor \\\"", a)) != std::string::npos; ++a) ++records;
+  EXPECT_EQ(records, 10u);
+  for (size_t a = 0; (a = text.find(", \"warnings\": [", a)) != std::string::npos;) {
+    const size_t e = text.find(']', a);
+    text.erase(a, e + 1 - a);
+  }
+  write_file_atomic((d / "metrics.jsonl").string(), text);
+  const auto rerun = read_warnings(d.string(), "v");
+  ASSERT_EQ(rerun.size(), recorded.size());
+  for (size_t i = 0; i < rerun.size(); ++i) {
+    EXPECT_EQ(rerun[i].step, recorded[i].step);
+    EXPECT_EQ(rerun[i].tensor, recorded[i].tensor);
+    EXPECT_EQ(rerun[i].message, recorded[i].message);
+  }
 }
 
 TEST(Qat, StaticPolicyPhaseIsNamedAfterTheDefaultLayers) {
@@ -213,6 +249,12 @@ TEST(Loop, NonFiniteLossStopsOrSkipsWithoutTouchingWeights) {
       EXPECT_TRUE(res.completed);
       EXPECT_EQ(c.skipped, 1);
       EXPECT_EQ(load_checkpoint(c.ckpt_path).counters.at("skipped_steps"), 1);
+      // The skip is a warning the report lists, with its step.
+      const auto w = read_warnings(d.string(), "train");
+      ASSERT_EQ(w.size(), 1u);
+      EXPECT_EQ(w[0].step, 3);
+      EXPECT_EQ(w[0].tensor, "");
+      EXPECT_NE(w[0].message.find("step skipped"), std::string::npos) << w[0].message;
     }
     for (const auto& [name, v] : fresh.model->named_parameters())
       EXPECT_TRUE(v.value().arr().isFinite().all()) << name;

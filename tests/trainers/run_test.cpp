@@ -126,6 +126,61 @@ TEST(Run, BaselineFromAnFp32RecipeIsExportedWithTheRunPolicy) {
   EXPECT_NE(r.out.find("mxfp4"), std::string::npos) << r.out;
 }
 
+// A gpt run: the report step writes the samples (the same prompt and seed through the baseline,
+// its RTN export and both QAT exports) and the KV-cache table, and the report shows them;
+// `compare` keeps them while the exports are unchanged and writes the same again without them.
+TEST(Run, GptRunReportsSamplesAndKvCache) {
+  const fs::path d = fresh_dir("run_gpt");
+  const std::string verse = "In the beginning God created the heaven and the earth.\n";
+  for (auto [name, copies] : {std::pair<const char*, int>{"train", 30}, {"val", 3}, {"test", 4}}) {
+    std::string text;
+    for (int i = 0; i < copies; ++i) text += verse;
+    write_file_atomic((d / (std::string(name) + ".txt")).string(), text);
+  }
+  const std::string recipe = (d / "tinygpt.yaml").string();
+  write_file_atomic(recipe,
+                    "name: tinygpt\nseed: 3\ndata: {dataset: text, dir: " + d.string() + ", batch_size: 4}\n"
+                    "model: {type: gpt, layers: 1, d_model: 48, heads: 2, context: 16, mlp_hidden: 32}\n"
+                    "train: {steps: 8, optimizer: {type: adamw, lr: 3.0e-3}, log_every: 4}\n"
+                    "quant: {weight: mxfp4, input: mxfp4,\n"
+                    "        schedule: [{until: 0.5, format: mxfp8_e4m3}, {until: 1.0, format: mxfp4}]}\n"
+                    "qat: {steps: 6, optimizer: {type: adamw, lr: 1.0e-3}, log_every: 3, monitor_every: 3}\n"
+                    "ptq: {methods: [rtn], calib_samples: 8}\ncompare: {formats: [mxfp4]}\n");
+  const fs::path run = d / "run";
+  auto r = run_cli("run " + recipe + " --out " + run.string() + " --threads 1");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const std::string samples_text = read_file((run / "sample/samples.json").string());
+  const Json samples = Json::parse(samples_text, "samples.json");
+  // the test split's second line: context / 2 bytes, cut at a word
+  EXPECT_EQ(samples.at("prompt").string(), "In the ");
+  EXPECT_EQ(samples.at("seed").number(), 3);
+  std::vector<std::string> models;
+  for (const Json& s : samples.at("samples").array()) {
+    models.push_back(s.at("model").string() + " " + s.at("file").string());
+    EXPECT_EQ(s.at("text").string().size(), 160u) << s.at("model").string();
+  }
+  EXPECT_EQ(models, (std::vector<std::string>{"baseline (FP32) baseline/checkpoint.h5",
+                                              "baseline, round to nearest export/baseline_rtn.h5",
+                                              "QAT mxfp4_direct export/mxfp4_direct.h5",
+                                              "QAT mxfp4_progressive export/mxfp4_progressive.h5"}));
+  const Json kv = Json::read((run / "sample/kv_cache.json").string());
+  EXPECT_EQ(kv.at("windows").number(), 13);  // (4 x 56 - 1) / 16 test windows, fewer than 32
+  ASSERT_EQ(kv.at("settings").array().size(), 3u);
+  EXPECT_EQ(kv.at("settings").array()[1].at("kv_cache").string(), "mxfp8_e4m3");
+  const std::string html = read_file((run / "report/report.html").string());
+  EXPECT_NE(html.find("<span class=\"prompt\">In the </span>"), std::string::npos);
+  EXPECT_NE(html.find("id=\"kv-cache\""), std::string::npos);
+  EXPECT_NE(html.find("id=\"heat-sqnr-w\""), std::string::npos);
+  // compare keeps the files while the exports are unchanged, and writes the same without them
+  const auto stamp = fs::last_write_time(run / "sample/samples.json");
+  ASSERT_EQ(run_cli("compare " + run.string()).code, 0);
+  EXPECT_EQ(fs::last_write_time(run / "sample/samples.json"), stamp);
+  fs::remove_all(run / "sample");
+  r = run_cli("compare " + run.string());
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(read_file((run / "sample/samples.json").string()), samples_text);
+}
+
 TEST(Run, BadArgumentsFailBeforeAnyWork) {
   const fs::path d = fresh_dir("run_bad");
   const std::string recipe = recipe_file(d);

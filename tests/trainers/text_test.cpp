@@ -58,7 +58,7 @@ TEST(TextData, TrainWindowsArePureFunctionsOfSeedAndStep) {
 }
 
 TEST(TextData, EvaluationWindowsAreContiguous) {
-  const std::vector<uint8_t> s{'a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'};
+  const TokenIds s{'a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'};
   autograd::Tensor x;
   std::vector<int32_t> y;
   text_windows(s, 3, 0, 2, x, y);  // windows [0, 4) and [3, 7): every byte after the first once

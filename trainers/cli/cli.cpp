@@ -36,14 +36,21 @@ const std::vector<Command>& commands() {
       {"ptq", "RECIPE [--from BASELINE.h5] [--out DIR] [--set k=v ...] [--threads N]",
        "post-training quantization of the baseline with each ptq.methods (rtn, mse, gptq) at "
        "each compare.formats, evaluated through the fake-quant forward", cmd_ptq},
+      {"import", "HF_DIR --out RUN_DIR|CHECKPOINT.h5 [--recipe RECIPE] [--set k=v ...] "
+       "[--context N] | HF_DIR --print-recipe",
+       "import a Hugging Face llama checkpoint (config.json + safetensors, F32/F16/BF16, sharded "
+       "or not) as a gpt baseline checkpoint; --print-recipe prints a recipe with its model "
+       "(model.from: HF_DIR makes `mxqat run` start from it)", cmd_import},
       {"compare", "RECIPE|RUN_DIR [--out DIR]",
        "write the run's report (report.md, .csv, .json, .html)", cmd_compare},
       {"eval", "CHECKPOINT.h5|EXPORT.h5 [--recipe RECIPE] [--threads N]",
        "evaluate a checkpoint (fake-quant if QAT) or an export (reference path) on the test split",
        cmd_eval},
-      {"export", "RUN_DIR|CHECKPOINT.h5 --out MODEL.h5",
-       "pack a checkpoint's weights with their codecs into an HDF5 export (spec §9 groups, "
-       "manifest with SHA-256 of every tensor)", cmd_export},
+      {"export", "RUN_DIR|CHECKPOINT.h5|MODEL.h5 --out PATH [--format h5|gguf|compressed-tensors] "
+                 "[--weights packed|f32] [--dtype f32|bf16]",
+       "pack a checkpoint's weights with their codecs into an HDF5 export (docs/formats.md §9, "
+       "manifest with SHA-256 of every tensor), or a gpt into GGUF for llama.cpp (§12) or a "
+       "compressed-tensors directory for vLLM (§13)", cmd_export},
       {"verify", "MODEL.h5 [--against CHECKPOINT.h5] [--limit N] [--out RESULT.json] [--record] "
        "[--threads N]",
        "prove the export infers exactly like training: bitwise equal logits on the test split; "

@@ -15,6 +15,8 @@
 #include "trainers/cli/commands.h"
 #include "trainers/data/data.h"
 #include "trainers/data/evaluate.h"
+#include "trainers/interop/compressed_tensors.h"
+#include "trainers/interop/gguf.h"
 #include "trainers/data/task.h"
 #include "trainers/runtime/infer.h"
 #include "trainers/stages/export_stage.h"
@@ -95,11 +97,51 @@ Dataset infer_inputs(const Args& a, const Recipe& r, int64_t features) {
 }  // namespace
 
 int cmd_export(const std::vector<std::string>& argv) {
-  Args a("export", argv, {{"--out", true}}, 1, 1);
-  MXQAT_CHECK(a.has("--out"), "mxqat export: --out MODEL.h5 is required");
-  const ExportModel m = export_checkpoint(a.positional()[0], *a.get("--out"));
-  std::cout << "exported " << m.tensors.size() << " tensors, " << m.bytes() << " bytes (float32 "
-            << m.float32_bytes() << ") -> " << *a.get("--out") << "\n";
+  Args a("export", argv, {{"--out", true}, {"--format", true}, {"--weights", true}, {"--dtype", true}},
+         1, 1);
+  MXQAT_CHECK(a.has("--out"), "mxqat export: --out PATH is required");
+  const std::string format = a.get_or("--format", "h5"), out = *a.get("--out");
+  const std::string src = a.positional()[0];
+  MXQAT_CHECK(format == "h5" || format == "gguf" || format == "compressed-tensors",
+              "mxqat export: --format '", format, "' is not known; use h5 (default), gguf or "
+              "compressed-tensors");
+  MXQAT_CHECK(!a.has("--weights") || format == "gguf", "mxqat export: --weights applies to "
+              "--format gguf only");
+  MXQAT_CHECK(!a.has("--dtype") || format == "compressed-tensors", "mxqat export: --dtype applies "
+              "to --format compressed-tensors only");
+  if (format == "h5") {
+    const ExportModel m = export_checkpoint(src, out);
+    std::cout << "exported " << m.tensors.size() << " tensors, " << m.bytes() << " bytes (float32 "
+              << m.float32_bytes() << ") -> " << out << "\n";
+    return 0;
+  }
+  // The other formats start from an HDF5 export (its packed codes are what they carry) or pack a
+  // checkpoint in memory exactly as `--format h5` would.
+  ExportModel m;
+  if (is_export(src)) {
+    m = read_export(src);
+  } else {
+    const std::string path = resolve_checkpoint(src);
+    const Checkpoint c = load_checkpoint(path);
+    m = make_export(c, path, export_policy(c, path));
+  }
+  if (format == "gguf") {
+    fs::create_directories(fs::absolute(out).parent_path());
+    const std::string w = a.get_or("--weights", "packed");
+    MXQAT_CHECK(w == "packed" || w == "f32", "mxqat export: --weights '", w,
+                "' is not known; use packed (MXFP4 weights as ggml MXFP4, default) or f32");
+    const GgufSummary s = write_gguf(m, out, w == "f32" ? GgufWeights::kF32 : GgufWeights::kPacked);
+    std::cout << "exported " << s.tensors << " tensors (" << s.mxfp4_tensors << " MXFP4), "
+              << s.bytes << " bytes -> " << out << "\n";
+    return 0;
+  }
+  const std::string dtype = a.get_or("--dtype", "f32");
+  MXQAT_CHECK(dtype == "f32" || dtype == "bf16", "mxqat export: --dtype '", dtype,
+              "' is not known; use f32 (default) or bf16 for the tensors left unquantized");
+  const CompressedTensorsSummary s =
+      write_compressed_tensors(m, out, dtype == "bf16" ? FloatDtype::kBF16 : FloatDtype::kF32);
+  std::cout << "exported " << s.tensors << " tensors (" << s.quantized << " layers packed as "
+            << s.format << "), " << s.bytes << " bytes -> " << out << "/{config.json,model.safetensors}\n";
   return 0;
 }
 
@@ -147,13 +189,13 @@ int cmd_infer(const std::vector<std::string>& argv) {
                                      a.has("--fast") ? InferPath::kFast : InferPath::kReference);
   const Recipe& r = im.recipe;
   const DataDims dims = data_dims(r);
-  if (data_kind(r) == DataKind::kText) {  // a language model: its test bits per byte
+  if (data_kind(r) == DataKind::kText) {  // a language model: test bits per byte / token
     const std::unique_ptr<Task> task = Task::load(r);
     const auto t0 = std::chrono::steady_clock::now();
     const double bpb = task->test_metric(*im.model);
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     std::cout << JsonObject().str("export", path).str("path", a.has("--fast") ? "fast" : "reference")
-                     .num("test_bits_per_byte", bpb).num("seconds", s).dump() << "\n";
+                     .num(task_metric(r).name, bpb).num("seconds", s).dump() << "\n";
     return 0;
   }
   const Dataset d = infer_inputs(a, r, dims.features);

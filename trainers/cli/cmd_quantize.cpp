@@ -1,4 +1,4 @@
-// `mxqat quantize` and `mxqat dequantize`: one tensor through one codec of spec/formats.md, to and
+// `mxqat quantize` and `mxqat dequantize`: one tensor through one codec of docs/formats.md, to and
 // from a spec §9 HDF5 group (trainers/ckpt_quant). How users quantize single tensors and how
 // conformance is checked from outside; not an export of whole models. Every input is checked
 // before anything is written, and every output is written atomically (temp file + rename).

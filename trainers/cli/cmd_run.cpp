@@ -11,6 +11,7 @@
 #include "trainers/report/report.h"
 #include "trainers/stages/ptq_stage.h"
 #include "trainers/stages/run.h"
+#include "trainers/stages/sample_stage.h"
 
 namespace mxqat::trainers {
 
@@ -37,6 +38,15 @@ int cmd_compare(const std::vector<std::string>& argv) {
   std::string dir = arg;
   if (!std::filesystem::is_directory(arg)) dir = "runs/" + load_recipe(arg, a.all("--set")).name;
   const std::string out = a.get_or("--out", dir + "/report");
+  // A finished gpt run gets its samples and KV-cache table here if it lacks them; models this
+  // build cannot read leave the report without them, saying why.
+  if (std::filesystem::exists(dir + "/export/alignment.json")) {
+    try {
+      write_gpt_samples(dir);
+    } catch (const Error& e) {
+      spdlog::warn("compare: the report goes without samples and KV-cache table: {}", e.what());
+    }
+  }
   std::cout << "report: " << write_report(dir, out) << " (and report.html, report.csv, report.json)\n";
   return 0;
 }

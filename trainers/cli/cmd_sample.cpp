@@ -19,7 +19,7 @@ namespace {
 int eval_kv(const Args& a, const InferenceModel& im, const std::string& path) {
   const Recipe r = parse_recipe(im.recipe.text, path + ":/recipe", a.all("--set"));
   layers::Gpt& gpt = gpt_of(im);
-  const TextData text = load_text(r.data, gpt.config().context, 1, uint64_t(r.seed));
+  const TextData text = load_text(r.data, gpt.config().context, 1, uint64_t(r.seed), r.model.vocab);
   const int64_t windows = int_flag(a, "--eval-kv", 0, 1);
   const std::vector<std::string> settings =
       a.has("--kv-cache") ? std::vector<std::string>{*a.get("--kv-cache")}
@@ -28,8 +28,8 @@ int eval_kv(const Args& a, const InferenceModel& im, const std::string& path) {
     const KvEval e = eval_kv_cache(gpt, text.test, windows, s);
     std::cout << JsonObject().str("model", path).str("kv_cache", e.kv_cache)
                      .integer("windows", e.windows).integer("predictions", e.predictions)
-                     .num("test_bits_per_byte", e.bits_per_byte)
-                     .num("full_forward_bits_per_byte", e.full_bits_per_byte)
+                     .num("test_bits_per_" + text.unit, e.bits_per_byte)
+                     .num("full_forward_bits_per_" + text.unit, e.full_bits_per_byte)
                      .num("max_abs_logit_diff", e.max_abs_logit_diff)
                      .integer("kv_bytes_per_token", e.bytes_per_token)
                      .num("seconds", e.seconds).dump()
@@ -50,6 +50,9 @@ int cmd_sample(const std::vector<std::string>& argv) {
   const InferenceModel im = load_gpt(path, a.has("--fast") ? InferPath::kFast : InferPath::kReference);
   if (a.has("--eval-kv")) return eval_kv(a, im, path);
   MXQAT_CHECK(a.has("--prompt"), "mxqat sample: --prompt TEXT is required (or --eval-kv N)");
+  MXQAT_CHECK(im.recipe.data.dataset != "tokens", "mxqat sample: ", path, " reads token ids of "
+              "its own tokenizer (data.dataset: tokens), and mxqat has no tokenizer to turn --prompt "
+              "into ids or ids into text; --eval-kv N still measures it on the test split");
   SampleOptions o;
   o.tokens = int_flag(a, "--tokens", o.tokens, 0);
   o.temperature = float(float_flag(a, "--temperature", o.temperature));

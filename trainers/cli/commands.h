@@ -18,5 +18,6 @@ int cmd_ptq(const std::vector<std::string>& args);
 int cmd_compare(const std::vector<std::string>& args);
 int cmd_sample(const std::vector<std::string>& args);
 int cmd_run(const std::vector<std::string>& args);
+int cmd_import(const std::vector<std::string>& args);
 int cmd_seal(const std::vector<std::string>& args);
 }  // namespace mxqat::trainers

@@ -67,7 +67,8 @@ class TextTask final : public Task {
  public:
   TextTask(const Recipe& r, TaskMetric m)
       : Task(std::move(m)),
-        t_(load_text(r.data, r.model.context, r.data.batch_size, static_cast<uint64_t>(r.seed))),
+        t_(load_text(r.data, r.model.context, r.data.batch_size, static_cast<uint64_t>(r.seed),
+                     r.model.vocab)),
         vocab_(r.model.vocab) {
     spdlog::info("{}", t_.description);
   }
@@ -81,7 +82,7 @@ class TextTask final : public Task {
     return evaluate_text(m, s == Split::kVal ? t_.val : t_.test, t_.context);
   }
   std::vector<std::pair<std::string, double>> loss_views(double loss) const override {
-    return {{"bits_per_byte", bits_per_byte(loss)}, {"perplexity", perplexity(loss)}};
+    return {{"bits_per_" + t_.unit, bits_per_byte(loss)}, {"perplexity", perplexity(loss)}};
   }
   double metric_of(const EvalResult& e) const override { return bits_per_byte(e.loss); }
   void for_each_test_batch(int64_t limit,
@@ -114,13 +115,14 @@ class TextTask final : public Task {
 }  // namespace
 
 DataKind data_kind(const Recipe& r) {
-  if (r.data.dataset == "text") return DataKind::kText;
+  if (r.data.dataset == "text" || r.data.dataset == "tokens") return DataKind::kText;
   MXQAT_CHECK(r.data.dataset == "fashion_mnist", "data.dataset '", r.data.dataset,
-              "' is not known; known: fashion_mnist, text");
+              "' is not known; known: fashion_mnist, text, tokens");
   return DataKind::kImages;
 }
 
 TaskMetric task_metric(const Recipe& r) {
+  if (r.data.dataset == "tokens") return {"test_bits_per_token", false};
   return data_kind(r) == DataKind::kText ? TaskMetric{"test_bits_per_byte", false}
                                          : TaskMetric{"test_accuracy", true};
 }

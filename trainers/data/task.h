@@ -1,7 +1,7 @@
 // The task a recipe trains for, chosen once from data.dataset and then asked through one
 // interface by the loop, the stages and the CLI: image classification (Fashion-MNIST; metric test
-// accuracy, higher is better) or a byte-level language model (text; metric test bits per byte,
-// lower is better). A task owns its data and knows its training batches, its evaluation on the
+// accuracy, higher is better) or a language model (text: bytes, metric test bits per byte; tokens:
+// the ids of the user's tokenizer, metric test bits per token; lower is better). A task owns its data and knows its training batches, its evaluation on the
 // validation and test splits, the loss views it reports (bits per byte, perplexity), test inputs
 // in batches (for bitwise logit comparisons) and calibration inputs from the training split.
 #pragma once
@@ -22,11 +22,11 @@
 namespace mxqat::trainers {
 
 enum class DataKind { kImages, kText };
-// data.dataset as a kind (fashion_mnist | text); anything else is an error naming the known ones.
+// data.dataset as a kind (fashion_mnist | text, tokens); anything else is an error naming the known ones.
 DataKind data_kind(const Recipe& r);
 
 struct TaskMetric {
-  std::string name;       // "test_accuracy" | "test_bits_per_byte" (the summary.json key)
+  std::string name;  // "test_accuracy" | "test_bits_per_byte" | "test_bits_per_token" (summary key)
   bool higher_is_better;
 };
 TaskMetric task_metric(const Recipe& r);

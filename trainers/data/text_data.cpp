@@ -19,7 +19,7 @@ uint64_t mix(uint64_t z) {
   return z ^ (z >> 31);
 }
 
-std::vector<uint8_t> read_split(const std::string& dir, const std::string& name, int64_t context) {
+TokenIds read_split(const std::string& dir, const std::string& name, int64_t context) {
   const std::string path = dir + "/" + name + ".txt";
   std::error_code ec;
   MXQAT_CHECK(std::filesystem::is_regular_file(path, ec) && std::filesystem::file_size(path, ec) > 0,
@@ -30,10 +30,42 @@ std::vector<uint8_t> read_split(const std::string& dir, const std::string& name,
   MXQAT_CHECK(!in.bad(), "cannot read ", path);
   MXQAT_CHECK(static_cast<int64_t>(bytes.size()) > context, path, " holds ", bytes.size(),
               " bytes, fewer than one window of model.context + 1 = ", context + 1);
-  return bytes;
+  return TokenIds(bytes.begin(), bytes.end());
 }
 
-void fill(const std::vector<uint8_t>& s, int64_t start, int64_t row, int64_t T, float* x,
+// dir/name.bin: little-endian ids of `width` bytes (2: uint16, 4: uint32), each below vocab.
+TokenIds read_token_split(const std::string& dir, const std::string& name, int64_t context,
+                          int64_t width, int64_t vocab) {
+  const std::string path = dir + "/" + name + ".bin";
+  std::error_code ec;
+  MXQAT_CHECK(std::filesystem::is_regular_file(path, ec), "token split ", path, " is missing; "
+              "write the train, val and test token ids of your tokenizer as ", dir,
+              "/{train,val,test}.bin (little-endian uint", 8 * width, "), or set data.dir");
+  const auto size = static_cast<int64_t>(std::filesystem::file_size(path, ec));
+  MXQAT_CHECK(!ec && size % width == 0, "token split ", path, " holds ", size, " bytes, not a "
+              "whole number of ", width, "-byte ids (data.token_bytes: ", width, "); set "
+              "data.token_bytes to the width the ids were written with (2: uint16, 4: uint32)");
+  const int64_t n = size / width;
+  MXQAT_CHECK(n > context, path, " holds ", n, " tokens, fewer than one window of model.context + 1 = ",
+              context + 1);
+  std::ifstream in(path, std::ios::binary);
+  std::vector<uint8_t> raw(static_cast<size_t>(size));
+  in.read(reinterpret_cast<char*>(raw.data()), static_cast<std::streamsize>(size));
+  MXQAT_CHECK(in.good(), "cannot read ", path);
+  TokenIds ids(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) {
+    const uint8_t* b = raw.data() + i * width;
+    uint32_t id = uint32_t(b[0]) | uint32_t(b[1]) << 8;
+    if (width == 4) id |= uint32_t(b[2]) << 16 | uint32_t(b[3]) << 24;
+    MXQAT_CHECK(id < static_cast<uint64_t>(vocab), "token split ", path, ": token ", i, " is id ",
+                id, ", outside the model's vocabulary of ", vocab, " (ids 0..", vocab - 1,
+                "); set model.vocab to the tokenizer's vocabulary size, or check data.token_bytes");
+    ids[static_cast<size_t>(i)] = static_cast<int32_t>(id);
+  }
+  return ids;
+}
+
+void fill(const TokenIds& s, int64_t start, int64_t row, int64_t T, float* x,
           std::vector<int32_t>& y) {
   for (int64_t t = 0; t < T; ++t) {
     x[row * T + t] = static_cast<float>(s[static_cast<size_t>(start + t)]);
@@ -42,22 +74,35 @@ void fill(const std::vector<uint8_t>& s, int64_t start, int64_t row, int64_t T, 
 }
 }  // namespace
 
-TextData load_text(const DataCfg& cfg, int64_t context, int64_t batch, uint64_t seed) {
-  MXQAT_CHECK(cfg.dataset == "text", "data.dataset '", cfg.dataset, "' is not text");
+TextData load_text(const DataCfg& cfg, int64_t context, int64_t batch, uint64_t seed, int64_t vocab) {
+  MXQAT_CHECK(cfg.dataset == "text" || cfg.dataset == "tokens", "data.dataset '", cfg.dataset,
+              "' is neither text nor tokens");
   TextData d;
-  d.train = read_split(cfg.dir, "train", context);
-  d.val = read_split(cfg.dir, "val", context);
-  d.test = read_split(cfg.dir, "test", context);
+  if (cfg.dataset == "tokens") {
+    // Ids travel as floats into the embedding: exact below 2^24.
+    MXQAT_CHECK(vocab <= (int64_t(1) << 24), "model.vocab ", vocab, " is above 2^24 ids");
+    d.unit = "token";
+    d.train = read_token_split(cfg.dir, "train", context, cfg.token_bytes, vocab);
+    d.val = read_token_split(cfg.dir, "val", context, cfg.token_bytes, vocab);
+    d.test = read_token_split(cfg.dir, "test", context, cfg.token_bytes, vocab);
+  } else {
+    MXQAT_CHECK(vocab >= 256, "byte-level text needs a vocabulary of 256, the model has ", vocab);
+    d.train = read_split(cfg.dir, "train", context);
+    d.val = read_split(cfg.dir, "val", context);
+    d.test = read_split(cfg.dir, "test", context);
+  }
   d.context = context;
   d.batch = batch;
   d.seed = seed;
-  d.description = "text " + cfg.dir + ": " + std::to_string(d.train.size()) + " train, " +
+  d.description = cfg.dataset + " " + cfg.dir + ": " + std::to_string(d.train.size()) + " train, " +
                   std::to_string(d.val.size()) + " val, " + std::to_string(d.test.size()) +
-                  " test bytes; windows of " + std::to_string(context) + " + 1";
+                  " test " + d.unit + "s" +
+                  (cfg.dataset == "tokens" ? " (uint" + std::to_string(8 * cfg.token_bytes) + ")" : "") +
+                  "; windows of " + std::to_string(context) + " + 1";
   return d;
 }
 
-int64_t TextData::windows(const std::vector<uint8_t>& split) const {
+int64_t TextData::windows(const TokenIds& split) const {
   return (static_cast<int64_t>(split.size()) - 1) / context;
 }
 
@@ -72,7 +117,7 @@ void TextData::train_batch(int64_t step, autograd::Tensor& x, std::vector<int32_
   }
 }
 
-void text_windows(const std::vector<uint8_t>& split, int64_t T, int64_t first, int64_t count,
+void text_windows(const TokenIds& split, int64_t T, int64_t first, int64_t count,
                   autograd::Tensor& x, std::vector<int32_t>& y) {
   MXQAT_CHECK(first >= 0 && count >= 0 && (first + count) * T + 1 <= static_cast<int64_t>(split.size()),
               "text windows ", first, "..", first + count - 1, " of ", T, " + 1 bytes run past the ",
@@ -82,7 +127,7 @@ void text_windows(const std::vector<uint8_t>& split, int64_t T, int64_t first, i
   for (int64_t w = 0; w < count; ++w) fill(split, (first + w) * T, w, T, x.data(), y);
 }
 
-EvalResult evaluate_text(layers::Module& model, const std::vector<uint8_t>& split, int64_t context,
+EvalResult evaluate_text(layers::Module& model, const TokenIds& split, int64_t context,
                          int64_t batch) {
   autograd::NoGradGuard ng;
   const bool was = model.training();

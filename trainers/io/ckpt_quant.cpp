@@ -1,4 +1,4 @@
-// Quantized tensors as spec/formats.md §9 HDF5 groups (API in ckpt_quant.h). The writer and the
+// Quantized tensors as docs/formats.md §9 HDF5 groups (API in ckpt_quant.h). The writer and the
 // reader share one description of what a group of a given codec and shape must hold (Layout), so
 // what we write is exactly what we accept; every check names the group and the object.
 #include "trainers/io/ckpt_quant.h"
@@ -150,7 +150,7 @@ EncodedTensor read_checked(const H5File& f, const std::string& g, const std::str
   const int64_t version = need_int(f, g, at, "spec_version");
   MXQAT_CHECK(version == kQuantSpecVersion, at, " is spec_version ", version,
               ", this build reads spec_version ", kQuantSpecVersion,
-              " (spec/formats.md); re-quantize it with this build or read it with a newer mxqat");
+              " (docs/formats.md); re-quantize it with this build or read it with a newer mxqat");
   EncodedTensor e;
   e.codec = need_string(f, g, at, "codec");
   MXQAT_CHECK(quant::find_block_format(e.codec), at, ": unknown codec \"", e.codec,

@@ -1,4 +1,4 @@
-// Quantized tensors in HDF5, laid out as spec/formats.md §9: one group per tensor with the packed
+// Quantized tensors in HDF5, laid out as docs/formats.md §9: one group per tensor with the packed
 // element codes, the block scales (INT: float32 scales and asymmetric zero points) and the
 // attributes a decoder needs. Used by `mxqat quantize/dequantize` and by model exports; training
 // checkpoints (float32 parameters) are ckpt.h. Built on h5file.h, so it never includes HDF5.

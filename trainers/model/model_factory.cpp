@@ -18,6 +18,9 @@ layers::GptConfig gpt_config(const ModelCfg& m) {
   c.heads = m.heads;
   c.context = m.context;
   c.mlp_hidden = m.mlp_hidden;
+  c.kv_heads = m.kv_heads;
+  c.rope_theta = static_cast<float>(m.rope_theta);
+  c.norm_eps = static_cast<float>(m.norm_eps);
   return c;
 }
 

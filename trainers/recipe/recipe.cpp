@@ -53,13 +53,20 @@ const Table& lr_schedule_table() {
 
 const Table& data_table() {
   static const Table kTable = schema::table<DataCfg>({
-      field("dataset", &DataCfg::dataset).one_of({"fashion_mnist", "text"}),
+      field("dataset", &DataCfg::dataset).one_of({"fashion_mnist", "text", "tokens"}),
       field("dir", &DataCfg::dir),
       field("batch_size", &DataCfg::batch_size).ge(1),
       field("val_size", &DataCfg::val_size).ge(0),
       field("train_limit", &DataCfg::train_limit).ge(0),
       field("test_limit", &DataCfg::test_limit).ge(0),
       field("normalize", &DataCfg::normalize),
+      field("token_bytes", &DataCfg::token_bytes).ge(2).le(4),
+      rule<DataCfg>("token_bytes", [](const DataCfg& d) -> std::string {
+        return d.token_bytes == 2 || d.token_bytes == 4
+                   ? ""
+                   : "token_bytes " + std::to_string(d.token_bytes) +
+                         " is neither 2 (uint16 ids) nor 4 (uint32 ids)";
+      }),
   });
   return kTable;
 }
@@ -73,12 +80,26 @@ const Table& model_table() {
       field("channels", &ModelCfg::channels).ge(1).non_empty(),
       field("kernel", &ModelCfg::kernel).ge(1).odd(),
       field("fc", &ModelCfg::fc).ge(1),
-      field("vocab", &ModelCfg::vocab).ge(256),
+      field("vocab", &ModelCfg::vocab).ge(2),
       field("layers", &ModelCfg::layers).ge(1),
       field("d_model", &ModelCfg::d_model).ge(2),
       field("heads", &ModelCfg::heads).ge(1),
       field("context", &ModelCfg::context).ge(1),
       field("mlp_hidden", &ModelCfg::mlp_hidden).ge(1),
+      field("kv_heads", &ModelCfg::kv_heads).ge(0),
+      field("rope_theta", &ModelCfg::rope_theta).gt(0),
+      field("norm_eps", &ModelCfg::norm_eps).gt(0),
+      field("from", &ModelCfg::from),
+      rule<ModelCfg>("kv_heads", [](const ModelCfg& m) -> std::string {
+        if (m.type != "gpt" || m.kv_heads == 0 || (m.kv_heads <= m.heads && m.heads % m.kv_heads == 0))
+          return "";
+        return "kv_heads " + std::to_string(m.kv_heads) + " must divide heads " +
+               std::to_string(m.heads) + " (grouped-query attention); use a divisor, or 0 for heads";
+      }),
+      rule<ModelCfg>("from", [](const ModelCfg& m) -> std::string {
+        return m.from.empty() || m.type == "gpt" ? "" : "model.from imports a llama checkpoint "
+               "into a gpt model; set model.type: gpt or remove model.from";
+      }),
       rule<ModelCfg>("d_model", [](const ModelCfg& m) -> std::string {
         if (m.type != "gpt") return "";
         if (m.d_model % m.heads != 0)
@@ -256,14 +277,21 @@ const Table& recipe_table() {
       nest("ptq", ptq_table(), &Recipe::ptq),
       nest("compare", compare_table(), &Recipe::compare),
       rule<Recipe>("train", [](const Recipe& r) {
-        return r.train.epochs > 0 || r.train.steps > 0
+        return r.train.epochs > 0 || r.train.steps > 0 || !r.model.from.empty()
                    ? std::string()
-                   : std::string("set train.epochs or train.steps to a positive number");
+                   : std::string("set train.epochs or train.steps to a positive number (or "
+                                 "model.from: a llama checkpoint to import instead of training)");
       }),
       rule<Recipe>("model.type", [](const Recipe& r) {
-        if ((r.model.type == "gpt") == (r.data.dataset == "text")) return std::string();
+        if ((r.model.type == "gpt") == (r.data.dataset != "fashion_mnist")) return std::string();
         return "model.type " + r.model.type + " does not read data.dataset " + r.data.dataset +
-               "; gpt trains on dataset: text, mlp and cnn on fashion_mnist";
+               "; gpt trains on dataset: text or tokens, mlp and cnn on fashion_mnist";
+      }),
+      rule<Recipe>("model.vocab", [](const Recipe& r) {
+        if (r.model.type != "gpt" || r.data.dataset != "text" || r.model.vocab >= 256)
+          return std::string();
+        return "model.vocab " + std::to_string(r.model.vocab) + " is below 256, but data.dataset "
+               "text is byte-level (ids 0..255); set vocab: 256, or use dataset: tokens";
       }),
       rule<Recipe>("name", [](const Recipe& r) {
         return r.name.empty() ? std::string() : name_problem(r.name);

@@ -24,13 +24,16 @@ struct LrScheduleCfg {
 };
 
 struct DataCfg {
-  std::string dataset = "fashion_mnist";  // fashion_mnist | text (dir/{train,val,test}.txt, bytes)
+  // fashion_mnist | text (dir/{train,val,test}.txt, bytes) | tokens (dir/{train,val,test}.bin,
+  // little-endian token ids of token_bytes each, from the user's own tokenizer)
+  std::string dataset = "fashion_mnist";
   std::string dir = "/usr/share/datasets/fashion-mnist";
   int64_t batch_size = 128;
   int64_t val_size = 5000;   // held out from the training split
   int64_t train_limit = 0;   // 0 = all
   int64_t test_limit = 0;    // 0 = all
   bool normalize = true;
+  int64_t token_bytes = 2;   // tokens: 2 (uint16) or 4 (uint32) per id
 };
 
 struct ModelCfg {
@@ -41,12 +44,19 @@ struct ModelCfg {
   std::vector<int64_t> channels = {32, 64};  // cnn: conv widths
   int64_t kernel = 5;                        // cnn: odd kernel size
   int64_t fc = 128;                          // cnn: width of the hidden fully connected layer
-  int64_t vocab = 256;                       // gpt: byte-level, so at least 256
+  int64_t vocab = 256;                       // gpt: 256 bytes for text; the tokenizer's for tokens
   int64_t layers = 4;                        // gpt: transformer blocks
   int64_t d_model = 256;                     // gpt: width, a multiple of heads
   int64_t heads = 4;                         // gpt: attention heads (head size d_model / heads, even)
+  int64_t kv_heads = 0;                      // gpt: key/value heads dividing heads (GQA); 0 = heads
   int64_t context = 128;                     // gpt: tokens per training window and longest input
   int64_t mlp_hidden = 768;                  // gpt: SwiGLU hidden width
+  double rope_theta = 10000;                 // gpt: rotary base
+  double norm_eps = 1e-5;                    // gpt: RMSNorm epsilon
+  // gpt: a Hugging Face llama checkpoint directory (config.json + *.safetensors); the train
+  // stage imports it instead of training, and the sizes above must match its config.json
+  // (`mxqat import DIR --print-recipe` prints them).
+  std::string from;
 };
 
 struct TrainCfg {

@@ -2,15 +2,19 @@
 #include "trainers/report/report.h"
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include "autograd/error.h"
 #include "trainers/recipe/recipe.h"
+#include "trainers/report/report_html.h"
 #include "trainers/report/report_svg.h"
+#include "trainers/report/report_telemetry.h"
 #include "trainers/util/json_read.h"
 #include "trainers/util/json_write.h"
 #include "trainers/util/files.h"
@@ -47,6 +51,9 @@ struct Report {
   std::vector<svg::Series> train_curve, qat_curves;
   std::vector<svg::Marker> phase_marks;
   Alignment align;
+  Telemetry telemetry;                     // of the exported (main) QAT variant
+  std::vector<TelemetryWarning> warnings;  // of every QAT variant
+  Json samples, kv_cache;                  // gpt runs: DIR/sample/*.json (null when absent)
 };
 
 Json need(const std::string& path, const std::string& stage) {
@@ -119,6 +126,8 @@ void add_qat(Report& rep, const std::string& dir, std::map<std::string, double>&
     if (fs::exists(exp)) row.bytes = int64_t(Json::read(exp).at("bytes").number());
     rep.rows.push_back(row);
     rep.qat_curves.push_back(loss_curve(dir + "/qat/" + id + "/metrics.jsonl", id));
+    const auto w = read_warnings(dir + "/qat/" + id, id);
+    rep.warnings.insert(rep.warnings.end(), w.begin(), w.end());
     if (id == rep.main_variant) {
       rep.phase_marks = phase_marks(dir + "/qat/" + id + "/metrics.jsonl");
       rep.qat_loss = qat_loss(dir + "/qat/" + id + "/recipe.yaml");
@@ -192,6 +201,9 @@ Report collect(const std::string& dir) {
   rep.rows.insert(rep.rows.begin(), Row{"fp32", "baseline", rep.baseline, NAN, rep.baseline_bytes});
   add_sqnr(rep, dir);
   add_alignment(rep, dir);
+  rep.telemetry = read_telemetry(dir + "/qat/" + rep.main_variant);
+  if (fs::exists(dir + "/sample/samples.json")) rep.samples = Json::read(dir + "/sample/samples.json");
+  if (fs::exists(dir + "/sample/kv_cache.json")) rep.kv_cache = Json::read(dir + "/sample/kv_cache.json");
   return rep;
 }
 
@@ -202,44 +214,169 @@ std::string num(double v, const char* f = "%.4f") {
   return b;
 }
 
-std::string pct(double v) { return std::isfinite(v) ? num(100 * v, "%.1f") + "%" : "-"; }
+std::string pct(double v, const char* f = "%.1f") { return std::isfinite(v) ? num(100 * v, f) + "%" : "-"; }
+
+bool higher_is_better(const Report& r) { return r.metric == "test_accuracy"; }
+
+// One table of the report, rendered both as markdown (report.md) and as HTML (report.html).
+struct Table {
+  std::string id;
+  std::vector<html::Column> columns;
+  std::vector<std::vector<std::string>> rows;
+  std::vector<bool> best;
+  size_t badge_column = 0;
+};
+
+std::string md_table(const Table& t) {
+  auto cell = [](std::string s) {
+    for (size_t p = 0; (p = s.find('|', p)) != std::string::npos; p += 2) s.replace(p, 1, "\\|");
+    return s;
+  };
+  std::string o = "|", sep = "|";
+  for (const auto& c : t.columns) o += " " + cell(c.title) + " |", sep += c.numeric ? "---:|" : "---|";
+  o += "\n" + sep + "\n";
+  for (const auto& row : t.rows) {
+    o += "|";
+    for (size_t j = 0; j < t.columns.size(); ++j) o += " " + cell(j < row.size() ? row[j] : "") + " |";
+    o += "\n";
+  }
+  return o;
+}
+
+std::string html_table(const Table& t) { return html::table(t.id, t.columns, t.rows, t.best, t.badge_column); }
+
+// The comparison: every method at every format; the best method of each format marked.
+Table results_table(const Report& r) {
+  Table t{"results", {{"codec"}, {"method"}, {r.metric, true}, {"delta vs baseline", true}, {"recovered", true},
+                      {"bytes", true}}, {}, {}, 1};
+  std::map<std::string, double> best;
+  for (const Row& x : r.rows) {
+    if (x.method == "baseline" || !std::isfinite(x.value)) continue;
+    auto it = best.find(x.codec);
+    if (it == best.end()) best[x.codec] = x.value;
+    else it->second = higher_is_better(r) ? std::max(it->second, x.value) : std::min(it->second, x.value);
+  }
+  for (const Row& x : r.rows) {
+    t.rows.push_back({x.codec, x.method, num(x.value),
+                      x.method == "baseline" ? "-" : num(x.value - r.baseline, "%+.4f"),
+                      pct(x.recovered), std::to_string(x.bytes)});
+    t.best.push_back(x.method != "baseline" && best.count(x.codec) && x.value == best[x.codec]);
+  }
+  return t;
+}
+
+Table alignment_table(const Report& r) {
+  return {"alignment", {{"trained \\ inferred"}, {"FP32", true}, {"with the codec", true}},
+          {{"FP32 baseline", num(r.align.cell[0][0]), num(r.align.cell[0][1])},
+           {"QAT", num(r.align.cell[1][0]), num(r.align.cell[1][1])}}, {}, 0};
+}
+
+Table sqnr_table(const Report& r) {
+  Table t{"sqnr", {{"layer"}}, {}, {}, 0};
+  for (const auto& s : r.sqnr_series) t.columns.push_back({s, true});
+  for (const auto& [layer, vals] : r.sqnr) {
+    t.rows.push_back({layer});
+    for (double v : vals) t.rows.back().push_back(num(v, "%.2f"));
+  }
+  return t;
+}
+
+// Each monitored tensor at the last monitor step.
+Table telemetry_table(const Report& r) {
+  Table t{"telemetry", {{"tensor"}, {"codec"}, {"SQNR (dB)", true}, {"saturated", true}, {"flushed", true},
+                        {"code flips", true}, {"all-zero blocks", true}, {"NaN/Inf", true}}, {}, {}, 0};
+  for (const auto& tr : r.telemetry.tensors) {
+    const TelemetryPoint& p = tr.points.back();
+    t.rows.push_back({tr.name, p.codec, std::isinf(p.sqnr_db) ? "exact" : num(p.sqnr_db, "%.2f"),
+                      pct(p.saturated, "%.3f"), pct(p.flushed, "%.3f"), pct(p.flips, "%.3f"),
+                      std::to_string(p.zero_blocks), std::to_string(p.nonfinite)});
+  }
+  return t;
+}
+
+constexpr size_t kMaxWarnings = 200;  // listed; the count says how many there were
+
+Table warnings_table(const Report& r) {
+  Table t{"warnings", {{"QAT run"}, {"step", true}, {"tensor"}, {"warning"}}, {}, {}, 0};
+  for (size_t i = 0; i < r.warnings.size() && i < kMaxWarnings; ++i) {
+    const auto& w = r.warnings[i];
+    t.rows.push_back({w.variant, std::to_string(w.step), w.tensor.empty() ? "-" : w.tensor, w.message});
+  }
+  return t;
+}
+
+std::string warnings_note(const Report& r) {
+  if (r.warnings.empty())
+    return "No warnings: no NaN/Inf, no SQNR below the threshold, no flushed blocks, no skipped steps.";
+  std::map<std::string, size_t> per;
+  for (const auto& w : r.warnings) ++per[w.variant];
+  std::string s = std::to_string(r.warnings.size()) + " warnings (";
+  for (const auto& [v, n] : per) s += (s.back() == '(' ? "" : ", ") + v + ": " + std::to_string(n);
+  s += ")";
+  if (r.warnings.size() > kMaxWarnings)
+    s += "; the first " + std::to_string(kMaxWarnings) + " are listed, all are in qat/<run>/metrics.jsonl";
+  return s + ".";
+}
+
+Table kv_table(const Report& r) {
+  Table t{"kv-cache", {{"KV cache"}, {"test bits/byte, incremental", true}, {"full forward", true},
+                       {"max |logit diff|", true}, {"bytes/token", true}}, {}, {}, 0};
+  if (r.kv_cache.kind() != Json::Kind::kObject) return t;
+  for (const Json& s : r.kv_cache.at("settings").array())
+    t.rows.push_back({s.at("kv_cache").string(), num(s.at("test_bits_per_byte").number()),
+                      num(s.at("full_forward_bits_per_byte").number()),
+                      num(s.at("max_abs_logit_diff").number(), "%.3g"),
+                      std::to_string(int64_t(s.at("kv_bytes_per_token").number()))});
+  return t;
+}
+
+std::string kv_note(const Report& r) {
+  return "Exported model `" + r.kv_cache.at("model").string() + "`, first " +
+         std::to_string(int64_t(r.kv_cache.at("windows").number())) + " test windows decoded one byte at a time "
+         "from an empty cache (teacher forcing), against the same bytes through the full forward.";
+}
+
+bool is_gpt(const Report& r) { return r.samples.kind() == Json::Kind::kObject; }
+
+std::string intro(const Report& r) {
+  return "Metric: " + r.metric + (higher_is_better(r) ? " (higher is better)" : " (lower is better)") +
+         ". `recovered` = (value - rtn) / (baseline - rtn): the share of the round-to-nearest PTQ gap "
+         "a method closes (\"-\" where rtn lost nothing). PTQ calibration: " + std::to_string(r.calib_samples) +
+         " training samples; MX scale rule: " + (r.scale_rule.empty() ? "floor" : r.scale_rule) +
+         ". Exported model: QAT `" + r.main_variant + "`" +
+         (r.qat_loss.empty() ? "" : "; QAT loss: " + r.qat_loss) + ".";
+}
+
+std::string alignment_note(const Report& r) {
+  return "Export vs training fake-quant forward: " + std::to_string(r.align.samples) + " test samples, max |logit "
+         "difference| = " + num(r.align.max_abs_diff, "%g") +
+         ", bitwise equal: " + (r.align.bitwise_equal ? "yes" : "NO") + ".";
+}
 
 std::string markdown(const Report& r) {
   std::ostringstream o;
-  o << "# mxqat report: " << r.recipe << "\n\nMetric: " << r.metric
-    << (r.metric == "test_accuracy" ? " (higher is better)" : " (lower is better)") << ". "
-    << "`recovered` = (value - rtn) / (baseline - rtn): the share of the round-to-nearest PTQ gap "
-    << "a method closes (\"-\" where rtn lost nothing). PTQ calibration: " << r.calib_samples << " training samples; MX scale rule: "
-    << (r.scale_rule.empty() ? "floor" : r.scale_rule) << ". Exported model: QAT `" << r.main_variant << "`"
-    << (r.qat_loss.empty() ? "" : "; QAT loss: " + r.qat_loss) << ".\n\n"
-    << "| codec | method | " << r.metric << " | delta vs baseline | recovered | bytes |\n|---|---|---:|---:|---:|---:|\n";
-  for (const Row& x : r.rows)
-    o << "| " << x.codec << " | " << x.method << " | " << num(x.value) << " | "
-      << (x.method == "baseline" ? "-" : num(x.value - r.baseline, "%+.4f")) << " | " << pct(x.recovered)
-      << " | " << x.bytes << " |\n";
+  o << "# mxqat report: " << r.recipe << "\n\n" << intro(r) << "\n\n" << md_table(results_table(r));
   o << "\n## Train/infer alignment (" << r.align.codec << ")\n\n";
-  if (r.align.present) {
-    o << "| trained \\ inferred | FP32 | with the codec |\n|---|---:|---:|\n"
-      << "| FP32 baseline | " << num(r.align.cell[0][0]) << " | " << num(r.align.cell[0][1]) << " |\n"
-      << "| QAT | " << num(r.align.cell[1][0]) << " | " << num(r.align.cell[1][1]) << " |\n\n"
-      << "Export vs training fake-quant forward: " << r.align.samples << " test samples, max |logit "
-      << "difference| = " << num(r.align.max_abs_diff, "%g") << ", bitwise equal: "
-      << (r.align.bitwise_equal ? "yes" : "NO") << ".\n";
-  } else {
-    o << "Not verified yet (the verify stage has not run).\n";
-  }
-  o << "\n## Per-layer weight SQNR (dB) at the exported format\n\n| layer |";
-  for (const auto& s : r.sqnr_series) o << " " << s << " |";
-  o << "\n|---|";
-  for (size_t i = 0; i < r.sqnr_series.size(); ++i) o << "---:|";
-  o << "\n";
-  for (const auto& [layer, vals] : r.sqnr) {
-    o << "| " << layer << " |";
-    for (double v : vals) o << " " << num(v, "%.2f") << " |";
-    o << "\n";
-  }
+  if (r.align.present) o << md_table(alignment_table(r)) << "\n" << alignment_note(r) << "\n";
+  else o << "Not verified yet (the verify stage has not run).\n";
+  o << "\n## Per-layer weight SQNR (dB) at the exported format\n\n" << md_table(sqnr_table(r));
   o << "\n## QAT schedule (" << r.main_variant << ")\n\n";
   for (const auto& m : r.phase_marks) o << "- step " << num(m.x, "%.0f") << ": " << m.label << "\n";
+  if (!r.telemetry.tensors.empty())
+    o << "\n## QAT telemetry (" << r.main_variant << ", step " << r.telemetry.steps.back() << ")\n\n"
+      << md_table(telemetry_table(r));
+  o << "\n## Warnings\n\n" << warnings_note(r) << "\n";
+  if (!r.warnings.empty()) o << "\n" << md_table(warnings_table(r));
+  if (is_gpt(r)) {
+    o << "\n## Samples\n\nPrompt \"" << r.samples.at("prompt").string() << "\", seed "
+      << int64_t(r.samples.at("seed").number()) << ", temperature " << num(r.samples.at("temperature").number(), "%g")
+      << ", " << int64_t(r.samples.at("tokens").number()) << " bytes each.\n";
+    for (const Json& s : r.samples.at("samples").array())
+      o << "\n**" << s.at("model").string() << "**\n\n```\n" << r.samples.at("prompt").string() << s.at("text").string()
+        << "\n```\n";
+  }
+  if (r.kv_cache.kind() == Json::Kind::kObject)
+    o << "\n## KV cache\n\n" << kv_note(r) << "\n\n" << md_table(kv_table(r));
   return o.str();
 }
 
@@ -266,10 +403,110 @@ std::string json(const Report& r) {
   }
   return JsonObject().str("recipe", r.recipe).str("metric", r.metric).num("baseline", r.baseline)
              .str("exported", r.main_variant).str("qat_loss", r.qat_loss).raw("rows", rows.dump_lines())
-             .raw("alignment", r.align.present ? a.dump() : "null").dump() + "\n";
+             .raw("alignment", r.align.present ? a.dump() : "null")
+             .integer("warnings", int64_t(r.warnings.size())).dump() + "\n";
 }
 
-std::string html(const Report& r) {
+
+// Escaped text with `code` spans.
+std::string inline_md(const std::string& s) {
+  std::string o;
+  bool code = false;
+  for (char c : s) {
+    if (c == '`') o += (code = !code) ? "<code>" : "</code>";
+    else o += svg::escape(std::string(1, c));
+  }
+  return o + (code ? "</code>" : "");
+}
+
+std::string figure(const std::string& caption, const std::string& chart) {
+  return "<figure class=\"fig\"><figcaption>" + svg::escape(caption) + "</figcaption>" + chart + "</figure>";
+}
+
+std::string section(const std::string& id, const std::string& title) {
+  return "<h2 id=\"" + id + "\">" + svg::escape(title) + "</h2>";
+}
+
+// A heatmap of one telemetry field, tensors (those whose name ends in `suffix`) x monitor steps.
+std::string telemetry_heatmap(const Report& r, const std::string& id, const std::string& suffix,
+                              double TelemetryPoint::*field, double scale, const std::string& what,
+                              bool dark_high) {
+  const Telemetry& t = r.telemetry;
+  std::vector<std::string> rows, cols;
+  for (int64_t s : t.steps) cols.push_back(std::to_string(s));
+  std::vector<std::vector<double>> v;
+  double mx = 0;
+  for (const auto& tr : t.tensors) {
+    const size_t n = tr.name.size();
+    if (n < suffix.size() || tr.name.compare(n - suffix.size(), suffix.size(), suffix)) continue;
+    rows.push_back(tr.name.substr(0, tr.name.size() - suffix.size()));
+    v.emplace_back(t.steps.size(), NAN);
+    for (const auto& p : tr.points) {
+      const size_t c = size_t(std::lower_bound(t.steps.begin(), t.steps.end(), p.step) - t.steps.begin());
+      const double x = p.*field * scale;
+      v.back()[c] = std::isfinite(x) ? x : NAN;
+      if (std::isfinite(x)) mx = std::max(mx, std::abs(x));
+    }
+  }
+  if (rows.empty()) return "";
+  return figure(what + " of each layer's " + (suffix == ".weight" ? "weight" : "input activation") +
+                    " over the QAT steps",
+                svg::heatmap(id, rows, cols, v, "QAT step", what, dark_high, mx < 1 ? 3 : mx < 10 ? 2 : 1));
+}
+
+// The E8M0 scale exponents of the tensor with the lowest SQNR at the last monitor step: at its
+// first report under the same codec and at the last.
+std::string exponent_histogram(const Report& r) {
+  const TensorTrace* worst = nullptr;
+  for (const auto& tr : r.telemetry.tensors) {
+    const auto& p = tr.points.back();
+    if (p.scale_exponents.empty() || !std::isfinite(p.sqnr_db)) continue;
+    if (!worst || p.sqnr_db < worst->points.back().sqnr_db) worst = &tr;
+  }
+  if (!worst) return "";
+  const TelemetryPoint& last = worst->points.back();
+  const TelemetryPoint* first = &last;
+  for (const auto& p : worst->points)
+    if (p.codec == last.codec && !p.scale_exponents.empty()) {
+      first = &p;
+      break;
+    }
+  // The exponents either report uses, with the unused ones between them; five or more unused in a
+  // row (e.g. between -127, the scale of all-zero blocks, and the bulk) are one empty "a..b" slot.
+  std::set<int> used;
+  for (const auto* p : {first, &last})
+    for (const auto& [e, n] : p->scale_exponents) used.insert(e);
+  std::vector<std::string> cats;
+  std::vector<std::vector<double>> v;
+  std::vector<std::string> series = {"step " + std::to_string(first->step)};
+  if (first != &last) series.push_back("step " + std::to_string(last.step));
+  auto count = [](const TelemetryPoint& p, int e) {
+    auto it = p.scale_exponents.find(e);
+    return double(it == p.scale_exponents.end() ? 0 : it->second);
+  };
+  auto add = [&](const std::string& category, int e) {  // e = INT_MIN: a gap slot
+    cats.push_back(category);
+    v.push_back({e == INT_MIN ? 0.0 : count(*first, e)});
+    if (first != &last) v.back().push_back(e == INT_MIN ? 0.0 : count(last, e));
+  };
+  int prev = INT_MIN;
+  for (int e : used) {
+    if (prev != INT_MIN && e - prev > 5) add(std::to_string(prev + 1) + ".." + std::to_string(e - 1), INT_MIN);
+    else if (prev != INT_MIN)
+      for (int g = prev + 1; g < e; ++g) add(std::to_string(g), g);
+    add(std::to_string(e), e);
+    prev = e;
+  }
+  svg::BarOptions o;
+  o.value_title = "blocks";
+  o.category_title = "E8M0 scale exponent e (block scale 2^e; a..b: exponents no block uses)";
+  o.from_zero = true;
+  return figure("Scale exponents of the lowest-SQNR tensor, " + worst->name + " (" + last.codec + ", " +
+                    num(last.sqnr_db, "%.2f") + " dB at step " + std::to_string(last.step) + ")",
+                svg::bars("exponents", cats, series, v, o));
+}
+
+std::string page_html(const Report& r) {
   std::vector<std::string> codecs, methods;
   for (const Row& x : r.rows) {
     if (x.method == "baseline") continue;
@@ -283,21 +520,80 @@ std::string html(const Report& r) {
     const size_t m = size_t(std::find(methods.begin(), methods.end(), x.method) - methods.begin());
     acc[c][m] = x.value;
   }
+  const std::string better = higher_is_better(r) ? "higher is better" : "lower is better";
+  std::string b = "<h1>mxqat report: " + svg::escape(r.recipe) + "</h1><p class=\"note\">" + inline_md(intro(r)) +
+                  "</p>";
+  b += "<p class=\"note\">Sections: <a href=\"#results\">results</a> · <a href=\"#alignment\">alignment</a> · "
+       "<a href=\"#sqnr\">per-layer SQNR</a> · <a href=\"#loss\">loss</a> · <a href=\"#telemetry\">telemetry</a> · "
+       "<a href=\"#warnings\">warnings</a>" +
+       std::string(is_gpt(r) ? " · <a href=\"#samples\">samples</a>" : "") +
+       (r.kv_cache.kind() == Json::Kind::kObject ? " · <a href=\"#kv\">KV cache</a>" : "") +
+       ". Click a table header to sort.</p>";
+
+  b += section("results", "Results") + html_table(results_table(r)) +
+       "<p class=\"note\">Bold with a <span class=\"badge\">best</span> badge: the best method at each format (" +
+       better + ").</p>";
+  svg::BarOptions bo;
+  bo.value_title = r.metric;
+  bo.reference = r.baseline;
+  bo.reference_label = "FP32 baseline (" + num(r.baseline) + ")";
+  bo.category_title = "format";
+  b += figure(r.metric + " by format and method (" + better + ")", svg::bars("by-method", codecs, methods, acc, bo));
+
+  b += section("alignment", "Train/infer alignment (" + r.align.codec + ")");
+  b += r.align.present ? html_table(alignment_table(r)) + "<p class=\"note\">" + svg::escape(alignment_note(r)) + "</p>"
+                       : "<p>Not verified yet (the verify stage has not run).</p>";
+
+  b += section("sqnr", "Per-layer weight SQNR at the exported format") + html_table(sqnr_table(r));
   std::vector<std::string> layers;
   std::vector<std::vector<double>> sq;
   for (const auto& [l, v] : r.sqnr) layers.push_back(l), sq.push_back(v);
-  std::string md = markdown(r);
-  std::string body = svg::bars(r.metric + " by format and method (dashed: FP32 baseline)", codecs,
-                               methods, acc, r.baseline) +
-                     svg::bars("Per-layer weight SQNR (dB), exported format", layers, r.sqnr_series, sq, NAN) +
-                     svg::lines("Baseline training loss", r.train_curve, {}) +
-                     svg::lines("QAT training loss (markers: phase changes of " + r.main_variant + ")",
-                                r.qat_curves, r.phase_marks);
-  return "<!doctype html><html><head><meta charset=\"utf-8\"><title>mxqat report " + svg::escape(r.recipe) +
-         "</title><style>body{font-family:sans-serif;max-width:1000px;margin:2em auto}"
-         "pre{background:#f6f6f6;padding:1em;overflow:auto}</style></head><body><h1>mxqat report: " +
-         svg::escape(r.recipe) + "</h1>" + body + "<h2>Tables</h2><pre>" + svg::escape(md) +
-         "</pre></body></html>\n";
+  svg::BarOptions so;
+  so.value_title = "weight SQNR (dB), higher is better";
+  so.horizontal = true;
+  so.from_zero = true;
+  b += figure("Weight SQNR per layer and method", svg::bars("sqnr-bars", layers, r.sqnr_series, sq, so));
+
+  b += section("loss", "Training loss") +
+       figure("Baseline training loss", svg::lines("loss-baseline", r.train_curve, {}, "step", "loss")) +
+       figure("QAT training loss of every variant (dotted verticals: phase changes of " + r.main_variant + ")",
+              svg::lines("loss-qat", r.qat_curves, r.phase_marks, "QAT step", "loss"));
+  b += "<h3>QAT schedule (" + svg::escape(r.main_variant) + ")</h3><ul>";
+  for (const auto& m : r.phase_marks) b += "<li>step " + num(m.x, "%.0f") + ": " + svg::escape(m.label) + "</li>";
+  b += "</ul>";
+
+  b += section("telemetry", "QAT telemetry (" + r.main_variant + ")");
+  if (r.telemetry.tensors.empty()) {
+    b += "<p>No telemetry recorded (qat.monitor_every is 0 or larger than the run).</p>";
+  } else {
+    b += "<p class=\"note\">Recorded every qat.monitor_every steps for each quantized operand: the weight as its GEMM "
+         "sees it and the input activation of the step just taken. Code flips: the share of a weight's element "
+         "codes that changed since the previous report (none at the first).</p>" +
+         telemetry_heatmap(r, "heat-sqnr-w", ".weight", &TelemetryPoint::sqnr_db, 1, "SQNR (dB)", false) +
+         telemetry_heatmap(r, "heat-sqnr-x", ".input", &TelemetryPoint::sqnr_db, 1, "SQNR (dB)", false) +
+         telemetry_heatmap(r, "heat-flips", ".weight", &TelemetryPoint::flips, 100, "code flips (%)", true) +
+         exponent_histogram(r) + "<h3>Every tensor at step " + std::to_string(r.telemetry.steps.back()) + "</h3>" +
+         html_table(telemetry_table(r));
+  }
+  b += section("warnings", "Warnings") + "<p>" + svg::escape(warnings_note(r)) + "</p>";
+  if (!r.warnings.empty()) b += html_table(warnings_table(r));
+
+  if (is_gpt(r)) {
+    const std::string prompt = r.samples.at("prompt").string();
+    b += section("samples", "Samples") + "<p class=\"note\">The same prompt (highlighted) and seed " +
+         std::to_string(int64_t(r.samples.at("seed").number())) + " through every model, temperature " +
+         num(r.samples.at("temperature").number(), "%g") + ", " +
+         std::to_string(int64_t(r.samples.at("tokens").number())) +
+         " new bytes each.</p>";
+    for (const Json& s : r.samples.at("samples").array())
+      b += "<h3>" + svg::escape(s.at("model").string()) + " <span class=\"note\">(" +
+           svg::escape(s.at("file").string()) +
+           ")</span></h3><pre class=\"sample\"><span class=\"prompt\">" + svg::escape(prompt) + "</span>" +
+           svg::escape(s.at("text").string()) + "</pre>";
+  }
+  if (r.kv_cache.kind() == Json::Kind::kObject)
+    b += section("kv", "KV cache") + "<p class=\"note\">" + inline_md(kv_note(r)) + "</p>" + html_table(kv_table(r));
+  return html::page("mxqat report " + r.recipe, b);
 }
 }  // namespace
 
@@ -307,7 +603,7 @@ std::string write_report(const std::string& run_dir, const std::string& out_dir)
   write_file_atomic(out_dir + "/report.md", markdown(r));
   write_file_atomic(out_dir + "/report.csv", csv(r));
   write_file_atomic(out_dir + "/report.json", json(r));
-  write_file_atomic(out_dir + "/report.html", html(r));
+  write_file_atomic(out_dir + "/report.html", page_html(r));
   return out_dir + "/report.md";
 }
 

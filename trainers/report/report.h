@@ -2,7 +2,10 @@
 // report.md, report.csv, report.json and a self-contained report.html (inline SVG, no network)
 // with the table baseline / PTQ methods / QAT direct / QAT progressive per format (metric, delta,
 // share of the RTN gap recovered, bytes), per-layer SQNR, loss curves with the schedule's phase
-// changes, and the 2x2 train/infer alignment matrix. Reads only the stages' files.
+// changes, the 2x2 train/infer alignment matrix, the QAT telemetry (SQNR and code flips per layer
+// over the steps, the scale exponents of the worst tensor) with the warnings, and for a gpt the
+// samples and the KV-cache table (DIR/sample/, trainers/stages/sample_stage.h). Every table of report.md is an
+// HTML table of report.html. Reads only the stages' files.
 #pragma once
 #include <string>
 

@@ -114,7 +114,7 @@ Generation generate(layers::Gpt& model, const std::string& prompt, const SampleO
   return g;
 }
 
-KvEval eval_kv_cache(layers::Gpt& model, const std::vector<uint8_t>& split, int64_t windows,
+KvEval eval_kv_cache(layers::Gpt& model, const TokenIds& split, int64_t windows,
                      const std::string& kv_cache) {
   autograd::NoGradGuard no_grad;
   const int64_t T = model.config().context, V = model.config().vocab;

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "layers/gpt.h"
+#include "trainers/data/text_data.h"
 #include "trainers/runtime/infer.h"
 
 namespace mxqat::trainers {
@@ -65,7 +66,7 @@ struct KvEval {
   int64_t bytes_per_token = 0;    // KvCache::bytes_per_token
   double seconds = 0;
 };
-KvEval eval_kv_cache(layers::Gpt& model, const std::vector<uint8_t>& split, int64_t windows,
+KvEval eval_kv_cache(layers::Gpt& model, const TokenIds& split, int64_t windows,
                      const std::string& kv_cache);
 
 }  // namespace mxqat::trainers

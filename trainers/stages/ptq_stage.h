@@ -30,7 +30,7 @@ struct PtqRow {
 };
 
 struct PtqSummary {
-  std::string metric;  // "test_accuracy" | "test_bits_per_byte"
+  std::string metric;  // task_metric(recipe).name
   double baseline = 0;
   int64_t baseline_bytes = 0;
   std::vector<PtqRow> rows;  // format-major, methods in recipe order

@@ -48,11 +48,18 @@ struct QatRun {
   std::shared_ptr<layers::Module> teacher;  // qat.distill: the baseline itself, unquantized
 };
 
+// One metrics.jsonl record per tensor; its "warnings" (always present, maybe empty) are the ones
+// logged, so the report lists them with their step and tensor.
 void record(QatRun& q, int64_t step, quant::TensorStats s) {
-  for (const auto& msg : q.monitor.anomalies(s)) spdlog::warn("qat step {}: {}", step, msg);
+  JsonArray warnings;
+  for (const auto& msg : q.monitor.anomalies(s)) {
+    spdlog::warn("qat step {}: {}", step, msg);
+    warnings.raw(json_escape(msg));
+  }
   JsonObject o;
   o.str("stage", "qat").str("monitor", s.name).str("codec", s.codec).integer("step", step);
   for (const auto& [k, v] : quant::stats_fields(s)) o.num(k, v);
+  o.raw("warnings", warnings.dump());
   q.run.metrics.write(o);
   q.last_stats.push_back(std::move(s));
 }

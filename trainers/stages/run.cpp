@@ -13,6 +13,7 @@
 #include "trainers/stages/export_stage.h"
 #include "trainers/stages/ptq_stage.h"
 #include "trainers/stages/qat.h"
+#include "trainers/stages/sample_stage.h"
 #include "trainers/stages/train_stage.h"
 #include "trainers/util/json_read.h"
 #include "trainers/util/json_write.h"
@@ -218,6 +219,7 @@ bool run_pipeline(const Recipe& r, const RunOptions& opt) {
   if (stop("qat", stage_qat(r, dir, variants))) return false;
   if (stop("export", stage_export(r, dir, variants))) return false;
   if (stop("verify", stage_verify(r, dir, variants))) return false;
+  write_gpt_samples(dir);  // a gpt's samples and KV-cache table, for the report
   const std::string report = write_report(dir, dir + "/report");
   spdlog::info("run: done; report: {} (also .html, .csv, .json)", report);
   return true;

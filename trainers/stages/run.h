@@ -4,7 +4,8 @@
 // from scratch otherwise, so a killed run continues where it stopped. Layout:
 //   DIR/baseline/  DIR/ptq/  DIR/qat/<format>_<direct|progressive>/  DIR/qat/summary.json
 //   DIR/export/<variant>.h5 (+ .json manifest), DIR/export/model.h5 (the recipe's own QAT),
-//   DIR/export/baseline_rtn.h5, DIR/export/alignment.json, DIR/report/report.{md,csv,json,html}
+//   DIR/export/baseline_rtn.h5, DIR/export/alignment.json, DIR/sample/{samples,kv_cache}.json (gpt
+//   recipes: written by the report step, stages/sample_stage.h), DIR/report/report.{md,csv,json,html}
 #pragma once
 #include <string>
 

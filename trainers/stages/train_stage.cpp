@@ -6,9 +6,35 @@
 #include <chrono>
 #include "trainers/util/files.h"
 
+#include "trainers/interop/llama_import.h"
+
 namespace mxqat::trainers {
 
 namespace {
+// model.from: the baseline is the imported llama checkpoint, not trained (train.* is not used);
+// written as the stage's checkpoint at step 0.
+LoopResult import_baseline(StageRun& run) {
+  const Recipe& r = run.recipe;
+  const LlamaCheckpoint ck = read_llama(r.model.from);
+  check_llama_model(r.model, ck);
+  load_llama(*run.st.model, ck);
+  spdlog::info("imported {} ({} in {} file(s){}): {} parameters, no training", r.model.from,
+               ck.dtypes, ck.files, ck.tied ? ", tied head copied" : "",
+               run.st.model->num_parameters());
+  Checkpoint k;
+  k.recipe_text = r.text;
+  for (const auto& [name, v] : run.st.model->named_parameters()) k.params.emplace_back(name, v.value());
+  k.meta["optimizer"] = run.optimizer->kind();
+  k.meta["model"] = r.model.type;
+  k.meta["stage"] = "train";
+  k.meta["imported_from"] = r.model.from;
+  k.rng_state = "seed=" + std::to_string(r.seed);
+  save_checkpoint(run.loop.ckpt_path, k);
+  LoopResult lr;
+  lr.completed = true;
+  return lr;
+}
+
 // Validation and test metrics of the trained model, logged and appended to metrics.jsonl.
 void evaluate_final(StageRun& run, TrainSummary& s) {
   const Task& task = *run.st.task;
@@ -46,11 +72,13 @@ void write_summary(const StageRun& run, const TrainSummary& s) {
 TrainSummary train(const Recipe& r, const TrainOptions& opt) {
   const auto t0 = std::chrono::steady_clock::now();
   StageRun run("train", r, r.train, opt.out_dir, opt.stop_at);
-  run.start(opt.resume);
-  spdlog::info("model {}: {} parameters; {} steps ({} per epoch), batch {}", r.model.type,
-               run.st.model->num_parameters(), run.loop.total_steps, run.st.order->steps_per_epoch(),
-               r.data.batch_size);
-  const LoopResult lr = run.run();
+  const bool imported = !r.model.from.empty();
+  run.start(opt.resume && !imported);  // an import is redone, never resumed
+  if (!imported)
+    spdlog::info("model {}: {} parameters; {} steps ({} per epoch), batch {}", r.model.type,
+                 run.st.model->num_parameters(), run.loop.total_steps,
+                 run.st.order->steps_per_epoch(), r.data.batch_size);
+  const LoopResult lr = imported ? import_baseline(run) : run.run();
   TrainSummary s;
   s.steps = lr.step;
   s.epochs = lr.step / run.st.order->steps_per_epoch();

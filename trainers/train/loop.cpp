@@ -91,6 +91,9 @@ void handle_nonfinite(LoopContext& c, int64_t step, double loss, double gnorm) {
   ++c.skipped;
   spdlog::warn("{}: {} at step {}: step skipped, weights unchanged ({} skipped so far)", c.stage,
                what, step, c.skipped);
+  if (c.metrics)  // the report lists it with the monitor's warnings
+    c.metrics->write(JsonObject().str("stage", c.stage).str("event", "warning").integer("step", step)
+                         .str("message", what + ": step skipped, weights unchanged"));
   MXQAT_CHECK(c.skipped <= std::max<int64_t>(10, c.total_steps / 10), c.stage, ": ", c.skipped,
               " steps skipped for NaN/Inf; stopping (the last good checkpoint is ", c.ckpt_path, ")");
 }

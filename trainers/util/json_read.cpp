@@ -11,7 +11,8 @@ namespace mxqat::trainers {
 
 class JsonParser {
  public:
-  JsonParser(const std::string& t, std::shared_ptr<const std::string> src) : t_(t), src_(std::move(src)) {}
+  JsonParser(const std::string& t, std::shared_ptr<const std::string> src, const std::string& advice)
+      : t_(t), src_(std::move(src)), advice_(advice) {}
 
   Json document() {
     Json v = value(0);
@@ -22,8 +23,7 @@ class JsonParser {
 
  private:
   void expect(bool ok, const char* what) const {
-    MXQAT_CHECK(ok, *src_, ": not valid JSON at byte ", i_, ": ", what,
-                "; the file is damaged or was not written by mxqat (delete it to redo the stage)");
+    MXQAT_CHECK(ok, *src_, ": not valid JSON at byte ", i_, ": ", what, "; ", advice_);
   }
   void skip() {
     while (i_ < t_.size() && (t_[i_] == ' ' || t_[i_] == '\n' || t_[i_] == '\t' || t_[i_] == '\r')) ++i_;
@@ -120,11 +120,12 @@ class JsonParser {
   }
   const std::string& t_;
   std::shared_ptr<const std::string> src_;
+  const std::string& advice_;
   size_t i_ = 0;
 };
 
-Json Json::parse(const std::string& text, const std::string& source) {
-  return JsonParser(text, std::make_shared<const std::string>(source)).document();
+Json Json::parse(const std::string& text, const std::string& source, const std::string& advice) {
+  return JsonParser(text, std::make_shared<const std::string>(source), advice).document();
 }
 
 Json Json::read(const std::string& path) { return parse(read_file(path), path); }

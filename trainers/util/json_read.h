@@ -13,8 +13,12 @@ class Json {
  public:
   enum class Kind { kNull, kBool, kNumber, kString, kArray, kObject };
 
-  // Throws mxqat::Error naming `source` and the byte offset of the first problem.
-  static Json parse(const std::string& text, const std::string& source);
+  // Throws mxqat::Error naming `source` and the byte offset of the first problem, then `advice`
+  // (what to do; by default the advice for mxqat's own files).
+  static Json parse(const std::string& text, const std::string& source,
+                    const std::string& advice = kOwnFileAdvice);
+  static constexpr const char* kOwnFileAdvice =
+      "the file is damaged or was not written by mxqat (delete it to redo the stage)";
   static Json read(const std::string& path);  // parse(read_file(path), path)
 
   Kind kind() const { return kind_; }
