@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The README's test command: installs the dependencies, builds, runs the whole test suite.
 # Usage: scripts/test.sh [--sanitize]   (--sanitize: AddressSanitizer + UBSan build in build-asan/)
-# Then each libFuzzer target of tests/fuzz runs for $MXQAT_CI_FUZZ_SECONDS (default 20) seconds
+# Before the suite, each libFuzzer target of tests/fuzz runs for $MXQAT_CI_FUZZ_SECONDS (default 20) seconds
 # (scripts/fuzz.sh; skipped, saying so, where clang-14 is not installed; MXQAT_CI_FUZZ_SECONDS=0
 # skips it).
 set -euo pipefail
@@ -12,7 +12,8 @@ scripts/build.sh "$@"
 dir=build
 [[ "${1:-}" == "--sanitize" ]] && dir=build-asan
 export OMP_WAIT_POLICY=passive ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1
-(cd "$dir" && ctest --output-on-failure -j "$(nproc)" --timeout 600)
+# The fuzz targets run before the suite, so that ctest's summary is the last thing printed.
 if [[ "$fuzz_s" != 0 ]]; then
   scripts/fuzz.sh all "$fuzz_s"
 fi
+cd "$dir" && ctest --output-on-failure -j "$(nproc)" --timeout 600
