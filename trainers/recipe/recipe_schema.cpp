@@ -351,7 +351,59 @@ void apply(YAML::Node& doc, const Override& o, const std::string& source) {
   }
 }
 
+// yaml-cpp 0.7 takes time and memory that grow without bound on a flow collection that is never
+// closed ("{a: 1, b: ..." running to the end of the file: tens of seconds for a 3 kB recipe, found
+// by the recipe fuzzer), so every '[' or '{' that opens a flow collection must be closed before the
+// text reaches it. Counted outside comments, quoted scalars and block scalars, and only where a
+// node starts (line start, after ": ", "- ", ',', '[' or '{'), so plain scalars like
+// "blocks.[0-3]" are not flow collections.
+void check_flow_collections_close(const std::string& text, const std::string& source) {
+  struct Open { char c; int line, col; };
+  std::vector<Open> open;
+  char quote = 0;             // inside a '...' or "..." scalar (they may span lines)
+  int block_indent = -1;      // inside a | or > block scalar: lines indented deeper than this
+  int line = 1;
+  size_t i = 0;
+  while (i < text.size()) {
+    const size_t end = std::min(text.find('\n', i), text.size());
+    const size_t first = text.find_first_not_of(' ', i);
+    const int indent = int((first == std::string::npos ? end : std::min(first, end)) - i);
+    const bool blank = first == std::string::npos || first >= end;
+    if (block_indent >= 0 && (blank || indent > block_indent)) { i = end + 1; ++line; continue; }
+    block_indent = -1;
+    bool node_start = true;   // a node may start at the first character of a line
+    for (size_t k = i; k < end; ++k) {
+      const char c = text[k];
+      if (quote) {
+        if (c == '\\' && quote == '"') ++k;
+        else if (c == quote && quote == '\'' && k + 1 < end && text[k + 1] == '\'') ++k;
+        else if (c == quote) { quote = 0; node_start = false; }
+        continue;
+      }
+      if (c == ' ' || c == '\t' || c == '\r') continue;
+      if (c == '#' && (k == i || text[k - 1] == ' ' || text[k - 1] == '\t')) break;
+      if (node_start && (c == '\'' || c == '"')) { quote = c; continue; }
+      if (node_start && (c == '[' || c == '{')) {
+        MXQAT_CHECK(open.size() < 64, source, ":", line, ": flow collections nested deeper than 64");
+        open.push_back({c, line, int(k - i) + 1});
+        continue;
+      }
+      if (node_start && open.empty() && (c == '|' || c == '>')) { block_indent = indent; break; }
+      if (!open.empty() && (c == ']' || c == '}')) { open.pop_back(); node_start = false; continue; }
+      const bool next_space = k + 1 >= end || text[k + 1] == ' ' || text[k + 1] == '\t';
+      node_start = (c == ',' && !open.empty()) || ((c == ':' || c == '-' || c == '?') && next_space);
+    }
+    i = end + 1;
+    ++line;
+  }
+  if (!open.empty())
+    MXQAT_FAIL(source, ":", open.back().line, ":", open.back().col, ": the '", open.back().c,
+               "' opened here is never closed; close the flow ", open.back().c == '[' ? "list with ']'"
+               : "map with '}'", " (on this line or a later one)");
+}
+
 YAML::Node load_document(const std::string& text, const std::string& source) {
+  check_flow_collections_close(text, source);
   std::vector<YAML::Node> docs;
   try {
     docs = YAML::LoadAll(text);
