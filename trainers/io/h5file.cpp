@@ -320,10 +320,10 @@ std::vector<std::string> H5File::datasets_under(const std::string& group) const 
   // the same group would otherwise recurse forever or list data twice.
   std::vector<std::string> out;
   std::set<haddr_t> visited{object_address(*impl_, norm_path(group))};
-  std::vector<std::pair<std::string, std::string>> todo{{norm_path(group), ""}};  // path, prefix
-  while (!todo.empty()) {
-    auto [g, prefix] = todo.back();
-    todo.pop_back();
+  std::vector<std::pair<std::string, std::string>> pending{{norm_path(group), ""}};  // path, prefix
+  while (!pending.empty()) {
+    auto [g, prefix] = pending.back();
+    pending.pop_back();
     for (const std::string& name : list(g)) {
       const std::string child = join_path(g, name);
       if (is_dataset(child)) {
@@ -332,7 +332,7 @@ std::vector<std::string> H5File::datasets_under(const std::string& group) const 
         if (!visited.insert(object_address(*impl_, child)).second)
           impl_->fail("group '" + child + "' is reached a second time (a hard-link loop or an "
                       "alias of another group); the file is damaged or hostile: regenerate it");
-        todo.emplace_back(child, prefix + name + "/");
+        pending.emplace_back(child, prefix + name + "/");
       }
     }
   }
