@@ -1,0 +1,251 @@
+// mx_native products (mx_gemm.h, docs/formats.md §14.2): names, block-integer operands, the
+// portable kernel, the scalar reference and the dispatch. The AVX-512 VNNI kernel is in
+// mx_gemm_avx512.cpp.
+#include "quant/codec/mx_gemm.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cfloat>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+
+#include "autograd/error.h"
+#include "quant/codec/formats.h"
+
+namespace mxqat::quant {
+
+const char* product_name(Product p) { return p == Product::kMxNative ? "mx_native" : "fp32_chain"; }
+
+Product parse_product(const std::string& name) {
+  if (name == "fp32_chain") return Product::kFp32Chain;
+  if (name == "mx_native") return Product::kMxNative;
+  MXQAT_FAIL("unknown quantized product \"", name, "\"; use fp32_chain (the default) or mx_native");
+}
+
+bool mx_native_codec(const std::string& codec) { return codec == "mxfp4" || codec == "mxfp6_e2m3"; }
+
+bool mx_gemm_has_avx512() {
+#if defined(__x86_64__) || defined(__i386__)
+  static const bool has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                          __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+                          __builtin_cpu_supports("avx512vnni");
+  return has;
+#else
+  return false;
+#endif
+}
+
+namespace {
+
+constexpr int kBlock = 32;
+
+// 2^k as a double, k in [-1022, 1023].
+inline double pow2d(int k) {
+  const uint64_t bits = static_cast<uint64_t>(k + 1023) << 52;
+  double d;
+  std::memcpy(&d, &bits, 8);
+  return d;
+}
+
+// floor(log2(v)) of a finite v > 0 (float subnormals included), read from the bits of (double)v.
+inline int ilog2(float v) {
+  const double d = v;
+  uint64_t bits;
+  std::memcpy(&bits, &d, 8);
+  return static_cast<int>((bits >> 52) & 0x7FF) - 1023;
+}
+
+bool use_avx512(MxPath path) {
+  if (path == MxPath::kPortable) return false;
+  if (path == MxPath::kAvx512) {
+    MXQAT_CHECK(mx_gemm_has_avx512(), "mx_gemm: the AVX-512 VNNI path was asked for but this CPU "
+                "lacks AVX-512 F/BW/VL/DQ or VNNI; use MxPath::kAuto or kPortable");
+    return true;
+  }
+  static const bool forced_portable = [] {
+    const char* env = std::getenv("MXQAT_MX_GEMM");
+    return env && std::string(env) == "portable";
+  }();
+  return !forced_portable && mx_gemm_has_avx512();
+}
+
+// T_b of the portable kernel: RN32(d · 2^e) for the integer d, NaN for a NaN exponent sum.
+inline float block_term(int32_t d, float e) {
+  if (e != e) return canonical_nan();
+  return static_cast<float>(static_cast<double>(d) * pow2d(static_cast<int>(e)));
+}
+
+// Portable kernel on c rows [i0, i1) x columns [j0, j1): 16 columns at a time, every output's
+// block terms added in block order.
+void mx_gemm_portable(const MxOperand& a, const MxOperand& b, float* c, int64_t n, int64_t i0,
+                      int64_t i1, int64_t j0, int64_t j1) {
+  const int64_t nb = a.nb, kp = nb * kBlock;
+  for (int64_t jc = j0; jc < j1; jc += 16) {
+    const int cols = static_cast<int>(std::min<int64_t>(16, j1 - jc));
+    for (int64_t i = i0; i < i1; ++i) {
+      float acc[16];
+      for (int j = 0; j < 16; ++j) acc[j] = 0.0f;
+      const int8_t* ar = a.ints.data() + i * kp;
+      for (int64_t blk = 0; blk < nb; ++blk) {
+        const int8_t* ab = ar + blk * kBlock;
+        const float ex = a.exps[i * nb + blk];
+        for (int j = 0; j < cols; ++j) {
+          const int8_t* bb = b.ints.data() + (jc + j) * kp + blk * kBlock;
+          int32_t d = 0;
+          for (int p = 0; p < kBlock; ++p) d += int32_t(ab[p]) * int32_t(bb[p]);
+          acc[j] = acc[j] + block_term(d, ex + b.exps[(jc + j) * nb + blk]);
+        }
+      }
+      for (int j = 0; j < cols; ++j) c[i * n + jc + j] = acc[j] != acc[j] ? canonical_nan() : acc[j];
+    }
+  }
+}
+
+}  // namespace
+
+void mx_operand_shape(MxOperand& out, int64_t rows, int64_t k) {
+  out.rows = rows;
+  out.k = k;
+  out.nb = (k + kBlock - 1) / kBlock;
+  out.ints.resize(static_cast<size_t>(rows * out.nb * kBlock));
+  out.exps.resize(static_cast<size_t>(rows * out.nb));
+  out.sums.resize(static_cast<size_t>(rows * out.nb));
+  out.panel_ints.clear();
+  out.panel_exps.clear();
+}
+
+bool mx_operand_rows(const float* x, int64_t r0, int64_t r1, MxOperand& out) {
+  const int64_t k = out.k, nb = out.nb, kp = nb * kBlock;
+  bool ok = true;
+  for (int64_t r = r0; r < r1; ++r)
+    for (int64_t blk = 0; blk < nb; ++blk) {
+      const float* src = x + r * k + blk * kBlock;
+      const int span = static_cast<int>(std::min<int64_t>(kBlock, k - blk * kBlock));
+      int8_t* dst = out.ints.data() + r * kp + blk * kBlock;
+      float amax = 0.0f;
+      int nonfinite = 0;
+      for (int p = 0; p < span; ++p) {
+        const float v = std::fabs(src[p]);
+        nonfinite |= !(v <= FLT_MAX);
+        amax = std::max(amax, v);
+      }
+      if (nonfinite || amax == 0.0f) {  // NaN block (term NaN) or all zero (term +0)
+        std::fill(dst, dst + kBlock, int8_t{0});
+        out.exps[r * nb + blk] = nonfinite ? canonical_nan() : 0.0f;
+        out.sums[r * nb + blk] = 0;
+        continue;
+      }
+      const int e = ilog2(amax) - 5;  // every value is I · 2^e with |I| < 64 (§14.2)
+      const double inv = pow2d(-e);
+      int32_t sum = 0, inexact = 0;
+      for (int p = 0; p < span; ++p) {
+        const double t = static_cast<double>(src[p]) * inv;  // exact: a power of two in binary64
+        const int32_t q = static_cast<int32_t>(t);
+        inexact |= static_cast<double>(q) != t;
+        dst[p] = static_cast<int8_t>(q);
+        sum += q;
+      }
+      std::fill(dst + span, dst + kBlock, int8_t{0});
+      out.exps[r * nb + blk] = static_cast<float>(e);
+      out.sums[r * nb + blk] = sum;
+      ok = ok && !inexact;
+    }
+  return ok;
+}
+
+void mx_pack_b(MxOperand& b, MxPath path) {
+  if (!use_avx512(path) || !b.panel_ints.empty() || b.rows == 0 || b.nb == 0) return;
+  const int64_t panels = (b.rows + 15) / 16;
+  b.panel_ints.resize(static_cast<size_t>(panels * b.nb * 8 * 64));
+  b.panel_exps.resize(static_cast<size_t>(panels * b.nb * 16));
+  const int threads = panels * b.nb * 512 < (int64_t{1} << 16) ? 1 : omp_get_max_threads();
+#pragma omp parallel num_threads(threads) if (threads > 1)
+  {
+    const int t = omp_get_thread_num(), T = omp_get_num_threads();
+    kernels::mx_pack_b_avx512(b, panels * t / T, panels * (t + 1) / T);
+  }
+}
+
+MxOperand mx_operand(const float* x, int64_t rows, int64_t k, const std::string& what, bool as_b,
+                     MxPath path) {
+  MXQAT_CHECK(rows >= 0 && k >= 0 && (rows * k == 0 || x), what, ": invalid operand [", rows, ", ",
+              k, "]");
+  MxOperand out;
+  mx_operand_shape(out, rows, k);
+  const int threads = rows * k < (int64_t{1} << 16) ? 1 : omp_get_max_threads();
+  int bad = 0;
+#pragma omp parallel num_threads(threads) if (threads > 1) reduction(| : bad)
+  {
+    const int t = omp_get_thread_num(), T = omp_get_num_threads();
+    bad |= !mx_operand_rows(x, rows * t / T, rows * (t + 1) / T, out);
+  }
+  MXQAT_CHECK(!bad, what, ": the mx_native product needs MXFP4 or MXFP6-E2M3 values in every "
+              "32-block of its [", rows, ", ", k, "] operand, but some block holds a value off "
+              "that grid; quantize the operand with mxfp4 or mxfp6_e2m3 first, or use "
+              "quant.product: fp32_chain");
+  if (as_b) mx_pack_b(out, path);
+  return out;
+}
+
+void mx_gemm(const MxOperand& a, const MxOperand& b, float* c, MxPath path) {
+  MXQAT_CHECK(a.k == b.k, "mx_gemm: operands have K = ", a.k, " and ", b.k);
+  const int64_t m = a.rows, n = b.rows;
+  if (m == 0 || n == 0) return;
+  MXQAT_CHECK(c != nullptr, "mx_gemm: output pointer is null for c [", m, ", ", n, "]");
+  if (a.nb == 0) {  // K = 0: every chain is empty, +0
+    std::fill(c, c + m * n, 0.0f);
+    return;
+  }
+  const bool avx = use_avx512(path);
+  MXQAT_CHECK(!avx || !b.panel_ints.empty(), "mx_gemm: operand B has no AVX-512 panels; make it "
+              "with mx_operand(..., as_b = true) or call mx_pack_b");
+  // One rectangle per thread, along the dimension with more 16-wide (columns) or 4-high (rows)
+  // tiles; small products stay on one thread. Each output is computed whole by one thread.
+  const int64_t tiles_n = (n + 15) / 16, tiles_m = (m + 3) / 4;
+  const bool along_n = tiles_n >= tiles_m;
+  int64_t parts = m * n * a.nb < (int64_t{1} << 14) ? 1 : omp_get_max_threads();
+  parts = std::clamp<int64_t>(parts, 1, along_n ? tiles_n : tiles_m);
+#pragma omp parallel for num_threads(static_cast<int>(parts)) if (parts > 1) schedule(static)
+  for (int64_t t = 0; t < parts; ++t) {
+    int64_t i0 = 0, i1 = m, j0 = 0, j1 = n;
+    if (along_n) {
+      j0 = std::min(n, tiles_n * t / parts * 16);
+      j1 = std::min(n, tiles_n * (t + 1) / parts * 16);
+    } else {
+      i0 = std::min(m, tiles_m * t / parts * 4);
+      i1 = std::min(m, tiles_m * (t + 1) / parts * 4);
+    }
+    if (i1 <= i0 || j1 <= j0) continue;
+    if (avx) kernels::mx_gemm_avx512(a, b, c, n, i0, i1, j0, j1);
+    else mx_gemm_portable(a, b, c, n, i0, i1, j0, j1);
+  }
+}
+
+void mx_gemm(const float* a, const float* b, float* c, int64_t m, int64_t n, int64_t k,
+             const std::string& what, MxPath path) {
+  const MxOperand ao = mx_operand(a, m, k, what + " (A)", false, path);
+  const MxOperand bo = mx_operand(b, n, k, what + " (B)", true, path);
+  mx_gemm(ao, bo, c, path);
+}
+
+void mx_gemm_reference(const float* a, const float* b, float* c, int64_t m, int64_t n, int64_t k) {
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      float acc = 0.0f;
+      for (int64_t p0 = 0; p0 < k; p0 += kBlock) {
+        double dot = 0.0;
+        bool nonfinite = false;
+        for (int64_t p = p0; p < std::min(k, p0 + kBlock); ++p) {
+          const float x = a[i * k + p], w = b[j * k + p];
+          nonfinite = nonfinite || !std::isfinite(x) || !std::isfinite(w);
+          dot += static_cast<double>(x) * static_cast<double>(w);  // exact for §14.2 operands
+        }
+        acc = acc + (nonfinite ? canonical_nan() : static_cast<float>(dot));
+      }
+      c[i * n + j] = std::isnan(acc) ? canonical_nan() : acc;
+    }
+}
+
+}  // namespace mxqat::quant
