@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "quant/codec/codec.h"
+#include "quant/codec/mx_gemm.h"
 #include "quant/fake/fake_quant.h"
 #include "quant/hook.h"
 
@@ -21,9 +22,13 @@ struct GemmQuantSpec {
   std::optional<Codec> weight, input;
   std::optional<Codec> grad_output;  // off by default; e.g. mxfp8_e5m2
   Ste ste = Ste::kClipped;
+  // The forward product (docs/formats.md §14). kMxNative needs both forward operands to hold
+  // MXFP4 / MXFP6-E2M3 values: Q(x) and Q(w) under those codecs, or (inference) a weight decoded
+  // from them; the policy sets it only then. The backward is fp32_chain either way.
+  Product product = Product::kFp32Chain;
 
   bool full_precision() const { return !weight && !input && !grad_output; }
-  std::string describe() const;  // "w=mxfp4 a=mxfp4 g=none ste=clipped"
+  std::string describe() const;  // "w=mxfp4 a=mxfp4 g=none ste=clipped" (+ " product=mx_native")
 };
 
 // y [..., N] = Q_in(x) Q_w(w)^T + b,  x [..., K] (conv: im2col patches [B*Ho*Wo, C*kh*kw]),

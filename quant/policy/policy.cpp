@@ -67,6 +67,18 @@ void check_rules(const PolicyConfig& cfg) {
   }
 }
 
+// Under mx_native, a layer's target precision (its last phase, or its static codecs) is either
+// full precision or two mx_native codecs (docs/formats.md §14.2).
+void check_mx_native(const ResolvedPolicy& p, const LayerPolicy& lp) {
+  const int last = lp.schedule.empty() ? -1 : static_cast<int>(lp.schedule.size()) - 1;
+  const auto [w, a] = p.phase_codecs(lp, last);
+  if (w == "none" && a == "none") return;
+  MXQAT_CHECK(mx_native_codec(w) && mx_native_codec(a), "quant.product mx_native: layer '",
+              lp.layer, "' is quantized with weight ", w, " and input ", a, "; the mx_native "
+              "product needs both in mxfp4 or mxfp6_e2m3 (or both none). Change the layer's "
+              "codecs, or use quant.product: fp32_chain");
+}
+
 }  // namespace
 
 ResolvedPolicy resolve_policy(const PolicyConfig& cfg, const std::vector<std::string>& layers) {
@@ -75,7 +87,7 @@ ResolvedPolicy resolve_policy(const PolicyConfig& cfg, const std::vector<std::st
   for (size_t i = 0; i < cfg.rules.size(); ++i)
     schedules.emplace_back(cfg.rules[i].schedule, rule_label(i, cfg.rules[i]) + " schedule");
   const Schedule default_schedule(cfg.schedule, "the default quant schedule");
-  ResolvedPolicy out{cfg.scale_rule, cfg.ste, cfg.group_size, {}};
+  ResolvedPolicy out{cfg.scale_rule, cfg.ste, cfg.group_size, {}, cfg.product};
   std::vector<bool> used(cfg.rules.size(), false), matched(cfg.rules.size(), false);
   for (const std::string& layer : layers) {
     LayerPolicy lp{layer, canonical(cfg.weight, "none"), canonical(cfg.input, "none"),
@@ -91,6 +103,7 @@ ResolvedPolicy resolve_policy(const PolicyConfig& cfg, const std::vector<std::st
             canonical(r.grad_output, lp.grad_output), schedules[i], static_cast<int>(i), r.match};
       used[i] = true;
     }
+    if (cfg.product == Product::kMxNative) check_mx_native(out, lp);
     out.layers.push_back(std::move(lp));
   }
   for (size_t i = 0; i < cfg.rules.size(); ++i) {
@@ -126,10 +139,16 @@ std::pair<std::string, std::string> ResolvedPolicy::phase_codecs(const LayerPoli
   return {canonical(p.weight, lp.weight), canonical(p.input, lp.input)};
 }
 
+Product ResolvedPolicy::product_for(const std::string& weight, const std::string& input) const {
+  return product == Product::kMxNative && mx_native_codec(weight) && mx_native_codec(input)
+             ? Product::kMxNative
+             : Product::kFp32Chain;
+}
+
 GemmQuantSpec ResolvedPolicy::spec(const LayerPolicy& lp) const {
   const CodecOptions opt = codec_options();
   return {make_codec_or_none(lp.weight, opt), make_codec_or_none(lp.input, opt),
-          make_codec_or_none(lp.grad_output, opt), ste};
+          make_codec_or_none(lp.grad_output, opt), ste, product_for(lp.weight, lp.input)};
 }
 
 GemmQuantSpec ResolvedPolicy::spec_at(const LayerPolicy& lp, int64_t step,
@@ -138,7 +157,7 @@ GemmQuantSpec ResolvedPolicy::spec_at(const LayerPolicy& lp, int64_t step,
   const auto [w, a] = phase_codecs(lp, lp.schedule.active(step, total_steps));
   const CodecOptions opt = codec_options();
   return {make_codec_or_none(w, opt), make_codec_or_none(a, opt),
-          make_codec_or_none(lp.grad_output, opt), ste};
+          make_codec_or_none(lp.grad_output, opt), ste, product_for(w, a)};
 }
 
 void ResolvedPolicy::check_total(int64_t total_steps) const {

@@ -1,6 +1,6 @@
 // The printed table and the round-trippable text form of a ResolvedPolicy (policy.h).
 // Text form, one item per line, fields separated by single spaces:
-//   mxqat_policy 1 | scale_rule floor | ste clipped | group_size 0 |
+//   mxqat_policy 1 | scale_rule floor | ste clipped | group_size 0 | [product mx_native] |
 //   layer NAME weight=C input=C grad_output=C rule=I match=PATTERN schedule=S
 // with S = "-" or UNIT ":" PHASE ("," PHASE)*, UNIT = fraction|steps, PHASE = UNTIL "=" W "/" A
 // (UNTIL printed with 17 significant digits; "*" = inherit the layer's codec).
@@ -106,6 +106,7 @@ std::string ResolvedPolicy::to_text() const {
      << "scale_rule " << scale_rule_name(scale_rule) << '\n'
      << "ste " << ste_name(ste) << '\n'
      << "group_size " << group_size << '\n';
+  if (product != Product::kFp32Chain) os << "product " << product_name(product) << '\n';
   for (const LayerPolicy& lp : layers) {
     check_token(lp.layer, "layer name");
     check_token(lp.match, "rule pattern");
@@ -140,6 +141,7 @@ ResolvedPolicy ResolvedPolicy::from_text(const std::string& text) {
       if (f[0] == "scale_rule") p.scale_rule = parse_scale_rule(f[1]);
       else if (f[0] == "ste") p.ste = parse_ste(f[1]);
       else if (f[0] == "group_size") p.group_size = parse_int(f[1], where);
+      else if (f[0] == "product") p.product = parse_product(f[1]);
       else MXQAT_FAIL(where, ": unknown key \"", f[0], "\"");
     }
   }
@@ -158,7 +160,9 @@ std::string ResolvedPolicy::table() const {
     for (size_t c = 0; c < r.size(); ++c) width[c] = std::max(width[c], r[c].size());
   std::ostringstream os;
   os << "quant policy (scale_rule " << scale_rule_name(scale_rule) << ", ste " << ste_name(ste)
-     << ", int group_size " << group_size << ")\n";
+     << ", int group_size " << group_size
+     << (product == Product::kFp32Chain ? "" : std::string(", product ") + product_name(product))
+     << ")\n";
   for (const auto& r : rows) {
     std::string line;
     for (size_t c = 0; c < r.size(); ++c)

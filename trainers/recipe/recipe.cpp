@@ -199,6 +199,7 @@ const Table& quant_table() {
       field("scale_rule", &QuantCfg::scale_rule).one_of(scale_rules()),
       field("ste", &QuantCfg::ste).one_of({"clipped", "identity"}),
       field("group_size", &QuantCfg::group_size).ge(0),
+      field("product", &QuantCfg::product).one_of({"fp32_chain", "mx_native"}),
       schema::list("schedule", phase_table(), &QuantCfg::schedule),
       schema::list("rules", quant_rule_table(), &QuantCfg::rules),
   });

@@ -93,6 +93,7 @@ struct QuantCfg {
   std::string scale_rule = "floor";  // floor | rceil (MX codecs)
   std::string ste = "clipped";       // clipped | identity
   int64_t group_size = 0;            // INT codecs: 0 = per channel
+  std::string product = "fp32_chain";  // fp32_chain | mx_native (docs/formats.md §14)
   std::vector<PhaseCfg> schedule;    // for layers no rule matches; empty = static codecs
   std::vector<QuantRuleCfg> rules;
 };
