@@ -116,42 +116,48 @@ void mx_operand_shape(MxOperand& out, int64_t rows, int64_t k) {
   out.panel_exps.clear();
 }
 
-bool mx_operand_rows(const float* x, int64_t r0, int64_t r1, MxOperand& out) {
+namespace kernels {
+bool block_ints(const float* src, int span, int8_t* dst, float& exp, int32_t& sum) {
+  float amax = 0.0f;
+  int nonfinite = 0;
+  for (int p = 0; p < span; ++p) {
+    const float v = std::fabs(src[p]);
+    nonfinite |= !(v <= FLT_MAX);
+    amax = std::max(amax, v);
+  }
+  if (nonfinite || amax == 0.0f) {  // NaN block (term NaN) or all zero (term +0)
+    std::fill(dst, dst + kBlock, int8_t{0});
+    exp = nonfinite ? canonical_nan() : 0.0f;
+    sum = 0;
+    return true;
+  }
+  const int e = ilog2(amax) - 5;  // every value is I · 2^e with |I| < 64 (§14.2)
+  const double inv = pow2d(-e);
+  int32_t total = 0, inexact = 0;
+  for (int p = 0; p < span; ++p) {
+    const double t = static_cast<double>(src[p]) * inv;  // exact: a power of two in binary64
+    const int32_t q = static_cast<int32_t>(t);
+    inexact |= static_cast<double>(q) != t;
+    dst[p] = static_cast<int8_t>(q);
+    total += q;
+  }
+  std::fill(dst + span, dst + kBlock, int8_t{0});
+  exp = static_cast<float>(e);
+  sum = total;
+  return !inexact;
+}
+}  // namespace kernels
+
+bool mx_operand_rows(const float* x, int64_t r0, int64_t r1, MxOperand& out, MxPath path) {
+  if (use_avx512(path)) return kernels::mx_operand_rows_avx512(x, r0, r1, out);
   const int64_t k = out.k, nb = out.nb, kp = nb * kBlock;
   bool ok = true;
   for (int64_t r = r0; r < r1; ++r)
-    for (int64_t blk = 0; blk < nb; ++blk) {
-      const float* src = x + r * k + blk * kBlock;
-      const int span = static_cast<int>(std::min<int64_t>(kBlock, k - blk * kBlock));
-      int8_t* dst = out.ints.data() + r * kp + blk * kBlock;
-      float amax = 0.0f;
-      int nonfinite = 0;
-      for (int p = 0; p < span; ++p) {
-        const float v = std::fabs(src[p]);
-        nonfinite |= !(v <= FLT_MAX);
-        amax = std::max(amax, v);
-      }
-      if (nonfinite || amax == 0.0f) {  // NaN block (term NaN) or all zero (term +0)
-        std::fill(dst, dst + kBlock, int8_t{0});
-        out.exps[r * nb + blk] = nonfinite ? canonical_nan() : 0.0f;
-        out.sums[r * nb + blk] = 0;
-        continue;
-      }
-      const int e = ilog2(amax) - 5;  // every value is I · 2^e with |I| < 64 (§14.2)
-      const double inv = pow2d(-e);
-      int32_t sum = 0, inexact = 0;
-      for (int p = 0; p < span; ++p) {
-        const double t = static_cast<double>(src[p]) * inv;  // exact: a power of two in binary64
-        const int32_t q = static_cast<int32_t>(t);
-        inexact |= static_cast<double>(q) != t;
-        dst[p] = static_cast<int8_t>(q);
-        sum += q;
-      }
-      std::fill(dst + span, dst + kBlock, int8_t{0});
-      out.exps[r * nb + blk] = static_cast<float>(e);
-      out.sums[r * nb + blk] = sum;
-      ok = ok && !inexact;
-    }
+    for (int64_t blk = 0; blk < nb; ++blk)
+      ok &= kernels::block_ints(x + r * k + blk * kBlock,
+                                static_cast<int>(std::min<int64_t>(kBlock, k - blk * kBlock)),
+                                out.ints.data() + r * kp + blk * kBlock, out.exps[r * nb + blk],
+                                out.sums[r * nb + blk]);
   return ok;
 }
 
@@ -179,7 +185,7 @@ MxOperand mx_operand(const float* x, int64_t rows, int64_t k, const std::string&
 #pragma omp parallel num_threads(threads) if (threads > 1) reduction(| : bad)
   {
     const int t = omp_get_thread_num(), T = omp_get_num_threads();
-    bad |= !mx_operand_rows(x, rows * t / T, rows * (t + 1) / T, out);
+    bad |= !mx_operand_rows(x, rows * t / T, rows * (t + 1) / T, out, path);
   }
   MXQAT_CHECK(!bad, what, ": the mx_native product needs MXFP4 or MXFP6-E2M3 values in every "
               "32-block of its [", rows, ", ", k, "] operand, but some block holds a value off "

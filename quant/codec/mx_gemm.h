@@ -41,7 +41,8 @@ struct MxOperand {
 // mx_operand_shape first). Returns false if some finite block is not of the §14.2 form (a value
 // that is not an integer multiple of 2^e, i.e. not an MXFP4 / MXFP6-E2M3 value); never throws.
 void mx_operand_shape(MxOperand& out, int64_t rows, int64_t k);
-bool mx_operand_rows(const float* x, int64_t r0, int64_t r1, MxOperand& out);
+bool mx_operand_rows(const float* x, int64_t r0, int64_t r1, MxOperand& out,
+                     MxPath path = MxPath::kAuto);
 // All rows, then (path permitting) the AVX-512 panels for use as B. Throws mxqat::Error naming
 // `what` when the values are not MX blocks of the supported formats.
 MxOperand mx_operand(const float* x, int64_t rows, int64_t k, const std::string& what,
@@ -68,6 +69,10 @@ namespace kernels {
 void mx_gemm_avx512(const MxOperand& a, const MxOperand& b, float* c, int64_t n, int64_t i0,
                     int64_t i1, int64_t j0, int64_t j1);
 void mx_pack_b_avx512(MxOperand& b, int64_t panel0, int64_t panel1);
+bool mx_operand_rows_avx512(const float* x, int64_t r0, int64_t r1, MxOperand& out);
+// One block of span (<= 32) floats -> 32 block integers (zero padded), its exponent and sum
+// (portable; the AVX-512 rows call it for blocks of tiny magnitude). False when off the grid.
+bool block_ints(const float* src, int span, int8_t* dst, float& exp, int32_t& sum);
 }  // namespace kernels
 
 }  // namespace mxqat::quant

@@ -12,6 +12,7 @@
 #pragma GCC diagnostic pop
 
 #include <algorithm>
+#include <cfloat>
 #include <cstring>
 
 #include "quant/codec/formats.h"
@@ -19,7 +20,7 @@
 
 #if defined(__x86_64__)
 #pragma GCC push_options
-#pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni")
+#pragma GCC target("avx2,avx512f,avx512bw,avx512dq,avx512vl,avx512vnni")
 
 namespace mxqat::quant::kernels {
 namespace {
@@ -104,6 +105,66 @@ void mx_gemm_avx512(const MxOperand& a, const MxOperand& b, float* c, int64_t n,
   }
 }
 
+// Block integers of rows [r0, r1), 32 floats at a time: amax from the bits, e = floor(log2 amax)
+// - 5, I = RN32(x · 2^-e) converted to int32, and the grid check I · 2^e == x (exact for
+// e >= -127, where I · 2^e is a multiple of 2^-127 below 2^128: a false pass would need x on the
+// grid). Blocks with amax below 2^-122 (2^-e not a normal float) take the portable block_ints.
+bool mx_operand_rows_avx512(const float* x, int64_t r0, int64_t r1, MxOperand& out) {
+  const int64_t k = out.k, nb = out.nb, kp = nb * kBlock;
+  const __m512 absmask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7FFFFFFF));
+  const __m512 fmax = _mm512_set1_ps(FLT_MAX);
+  bool ok = true;
+  for (int64_t r = r0; r < r1; ++r)
+    for (int64_t blk = 0; blk < nb; ++blk) {
+      const float* src = x + r * k + blk * kBlock;
+      const int span = static_cast<int>(std::min<int64_t>(kBlock, k - blk * kBlock));
+      int8_t* dst = out.ints.data() + r * kp + blk * kBlock;
+      const __mmask16 m0 = lanes(span), m1 = lanes(span - 16);
+      const __m512 v0 = _mm512_maskz_loadu_ps(m0, src), v1 = _mm512_maskz_loadu_ps(m1, src + 16);
+      const __m512 a0 = _mm512_and_ps(v0, absmask), a1 = _mm512_and_ps(v1, absmask);
+      const bool nonfinite = (_mm512_cmp_ps_mask(a0, fmax, _CMP_NLE_UQ) |
+                              _mm512_cmp_ps_mask(a1, fmax, _CMP_NLE_UQ)) != 0;
+      // max over 16 lanes of non-negative floats = max of their bit patterns
+      __m512i mx = _mm512_max_epu32(_mm512_castps_si512(a0), _mm512_castps_si512(a1));
+      mx = _mm512_max_epu32(mx, _mm512_shuffle_i32x4(mx, mx, _MM_SHUFFLE(1, 0, 3, 2)));
+      mx = _mm512_max_epu32(mx, _mm512_shuffle_i32x4(mx, mx, _MM_SHUFFLE(2, 3, 0, 1)));
+      mx = _mm512_max_epu32(mx, _mm512_shuffle_epi32(mx, _MM_PERM_BADC));
+      mx = _mm512_max_epu32(mx, _mm512_shuffle_epi32(mx, _MM_PERM_CDAB));
+      const uint32_t abits = static_cast<uint32_t>(_mm_cvtsi128_si32(_mm512_castsi512_si128(mx)));
+      const int f = static_cast<int>(abits >> 23);
+      float& exp = out.exps[r * nb + blk];
+      int32_t& sum = out.sums[r * nb + blk];
+      if (nonfinite || abits == 0) {
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), _mm256_setzero_si256());
+        exp = nonfinite ? canonical_nan() : 0.0f;
+        sum = 0;
+        continue;
+      }
+      if (f < 5) {  // amax < 2^-122
+        ok &= block_ints(src, span, dst, exp, sum);
+        continue;
+      }
+      const int e = f - 127 - 5;
+      const __m512 inv = _mm512_set1_ps(pow2f(-e)), scale = _mm512_set1_ps(pow2f(e));
+      const __m512i i0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, inv));
+      const __m512i i1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, inv));
+      const __mmask16 bad =
+          _mm512_cmp_ps_mask(_mm512_mul_ps(_mm512_cvtepi32_ps(i0), scale), v0, _CMP_NEQ_UQ) |
+          _mm512_cmp_ps_mask(_mm512_mul_ps(_mm512_cvtepi32_ps(i1), scale), v1, _CMP_NEQ_UQ);
+      ok &= bad == 0;
+      exp = static_cast<float>(e);
+      const __m256i bytes = _mm256_inserti128_si256(
+          _mm256_castsi128_si256(_mm512_cvtepi32_epi8(i0)), _mm512_cvtepi32_epi8(i1), 1);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), bytes);
+      // Σ I = Σ (I + 128) - 32·128, the unsigned sums by vpsadbw
+      const __m256i s4 = _mm256_sad_epu8(_mm256_xor_si256(bytes, _mm256_set1_epi8(-128)),
+                                         _mm256_setzero_si256());
+      const __m128i s2 = _mm_add_epi64(_mm256_castsi256_si128(s4), _mm256_extracti128_si256(s4, 1));
+      sum = static_cast<int32_t>(_mm_cvtsi128_si64(s2) + _mm_extract_epi64(s2, 1)) - 32 * 128;
+    }
+  return ok;
+}
+
 void mx_pack_b_avx512(MxOperand& b, int64_t panel0, int64_t panel1) {
   const int64_t nb = b.nb, kp = nb * kBlock;
   for (int64_t p = panel0; p < panel1; ++p)
@@ -130,5 +191,6 @@ namespace mxqat::quant::kernels {  // never called: mx_gemm_has_avx512() is fals
 void mx_gemm_avx512(const MxOperand&, const MxOperand&, float*, int64_t, int64_t, int64_t, int64_t,
                     int64_t) {}
 void mx_pack_b_avx512(MxOperand&, int64_t, int64_t) {}
+bool mx_operand_rows_avx512(const float*, int64_t, int64_t, MxOperand&) { return false; }
 }  // namespace mxqat::quant::kernels
 #endif

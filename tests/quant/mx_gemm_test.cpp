@@ -180,6 +180,15 @@ TEST(MxGemm, RefusesValuesOffTheMxGrid) {
       EXPECT_NE(std::string(e.what()).find("fp32_chain"), std::string::npos) << e.what();
     }
   }
+  // Off the grid only below float32's normal range (x · 2^-e underflows), in a block with
+  // large amax and in one of tiny amax.
+  for (float big : {std::ldexp(1.0f, 20), std::ldexp(1.0f, -124)}) {
+    std::vector<float> t(32, 0.0f);
+    t[0] = big;
+    t[5] = std::ldexp(1.0f, -149);
+    for (MxPath path : paths())
+      EXPECT_THROW(mx_gemm(t.data(), b.data(), c.data(), 1, 1, 32, "tiny", path), Error);
+  }
   // MXFP6 E3M2 and MXFP8 values need more than 8 bits per block integer.
   std::mt19937 rng(3);
   const auto e3m2 = mx_values("mxfp6_e3m2", 4, 64, rng, 0, 0, false);
