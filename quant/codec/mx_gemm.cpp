@@ -57,7 +57,10 @@ inline int ilog2(float v) {
   return static_cast<int>((bits >> 52) & 0x7FF) - 1023;
 }
 
+MxPath g_auto_path = MxPath::kAuto;
+
 bool use_avx512(MxPath path) {
+  if (path == MxPath::kAuto) path = g_auto_path;
   if (path == MxPath::kPortable) return false;
   if (path == MxPath::kAvx512) {
     MXQAT_CHECK(mx_gemm_has_avx512(), "mx_gemm: the AVX-512 VNNI path was asked for but this CPU "
@@ -115,6 +118,8 @@ void mx_operand_shape(MxOperand& out, int64_t rows, int64_t k) {
   out.panel_ints.clear();
   out.panel_exps.clear();
 }
+
+void set_mx_gemm_auto_path(MxPath path) { g_auto_path = path; }
 
 namespace kernels {
 bool block_ints(const float* src, int span, int8_t* dst, float& exp, int32_t& sum) {

@@ -23,6 +23,9 @@ bool mx_native_codec(const std::string& codec);
 // MXQAT_MX_GEMM is not "portable"), else the portable kernel. Every choice gives the same bits.
 enum class MxPath : uint8_t { kAuto, kPortable, kAvx512 };
 bool mx_gemm_has_avx512();  // the CPU has AVX-512 F/BW/VL and VNNI
+// What kAuto means from now on, process-wide (tests force the portable kernel under a whole model;
+// kAuto restores the default). Not for use while products run on other threads.
+void set_mx_gemm_auto_path(MxPath path);
 
 // One operand as block integers: row r, block b holds ints[r][32b .. 32b+31] * 2^exps[r][b]
 // (zero padding past K), exps NaN for a block with a NaN or Inf; sums[r][b] = Σ ints of the block.
