@@ -166,17 +166,24 @@ bool mx_operand_rows(const float* x, int64_t r0, int64_t r1, MxOperand& out, MxP
   return ok;
 }
 
-void mx_pack_b(MxOperand& b, MxPath path) {
-  if (!use_avx512(path) || !b.panel_ints.empty() || b.rows == 0 || b.nb == 0) return;
+bool mx_pack_b_shape(MxOperand& b, MxPath path) {
+  if (!use_avx512(path) || !b.panel_ints.empty() || b.rows == 0 || b.nb == 0) return false;
   const int64_t panels = (b.rows + 15) / 16;
   b.panel_ints.resize(static_cast<size_t>(panels * b.nb * 8 * 64));
   b.panel_exps.resize(static_cast<size_t>(panels * b.nb * 16));
-  const int threads = panels * b.nb * 512 < (int64_t{1} << 16) ? 1 : omp_get_max_threads();
+  return true;
+}
+
+void mx_pack_b_part(MxOperand& b, int t, int T) {
+  const int64_t panels = (b.rows + 15) / 16;
+  kernels::mx_pack_b_avx512(b, panels * t / T, panels * (t + 1) / T);
+}
+
+void mx_pack_b(MxOperand& b, MxPath path) {
+  if (!mx_pack_b_shape(b, path)) return;
+  const int threads = b.panel_ints.size() < (size_t{1} << 16) ? 1 : omp_get_max_threads();
 #pragma omp parallel num_threads(threads) if (threads > 1)
-  {
-    const int t = omp_get_thread_num(), T = omp_get_num_threads();
-    kernels::mx_pack_b_avx512(b, panels * t / T, panels * (t + 1) / T);
-  }
+  mx_pack_b_part(b, omp_get_thread_num(), omp_get_num_threads());
 }
 
 MxOperand mx_operand(const float* x, int64_t rows, int64_t k, const std::string& what, bool as_b,
@@ -200,38 +207,50 @@ MxOperand mx_operand(const float* x, int64_t rows, int64_t k, const std::string&
   return out;
 }
 
+namespace {
+// The product's output cut into `parts` rectangles along the dimension with more 16-wide
+// (columns) or 4-high (rows) tiles. Each output is computed whole by one part.
+bool along_n(int64_t m, int64_t n) { return (n + 15) / 16 >= (m + 3) / 4; }
+}  // namespace
+
+int mx_gemm_threads(int64_t m, int64_t n, int64_t nb) {
+  if (m * n * nb < (int64_t{1} << 14)) return 1;
+  const int64_t tiles = along_n(m, n) ? (n + 15) / 16 : (m + 3) / 4;
+  return static_cast<int>(std::clamp<int64_t>(omp_get_max_threads(), 1, tiles));
+}
+
+void mx_gemm_part(const MxOperand& a, const MxOperand& b, float* c, int t, int T, MxPath path) {
+  const int64_t m = a.rows, n = b.rows;
+  if (m == 0 || n == 0) return;
+  if (a.nb == 0) {  // K = 0: every chain is empty, +0
+    for (int64_t i = m * t / T; i < m * (t + 1) / T; ++i) std::fill(c + i * n, c + (i + 1) * n, 0.0f);
+    return;
+  }
+  int64_t i0 = 0, i1 = m, j0 = 0, j1 = n;
+  if (along_n(m, n)) {
+    const int64_t tiles = (n + 15) / 16;
+    j0 = std::min(n, tiles * t / T * 16);
+    j1 = std::min(n, tiles * (t + 1) / T * 16);
+  } else {
+    const int64_t tiles = (m + 3) / 4;
+    i0 = std::min(m, tiles * t / T * 4);
+    i1 = std::min(m, tiles * (t + 1) / T * 4);
+  }
+  if (i1 <= i0 || j1 <= j0) return;
+  if (use_avx512(path)) kernels::mx_gemm_avx512(a, b, c, n, i0, i1, j0, j1);
+  else mx_gemm_portable(a, b, c, n, i0, i1, j0, j1);
+}
+
 void mx_gemm(const MxOperand& a, const MxOperand& b, float* c, MxPath path) {
   MXQAT_CHECK(a.k == b.k, "mx_gemm: operands have K = ", a.k, " and ", b.k);
   const int64_t m = a.rows, n = b.rows;
   if (m == 0 || n == 0) return;
   MXQAT_CHECK(c != nullptr, "mx_gemm: output pointer is null for c [", m, ", ", n, "]");
-  if (a.nb == 0) {  // K = 0: every chain is empty, +0
-    std::fill(c, c + m * n, 0.0f);
-    return;
-  }
-  const bool avx = use_avx512(path);
-  MXQAT_CHECK(!avx || !b.panel_ints.empty(), "mx_gemm: operand B has no AVX-512 panels; make it "
-              "with mx_operand(..., as_b = true) or call mx_pack_b");
-  // One rectangle per thread, along the dimension with more 16-wide (columns) or 4-high (rows)
-  // tiles; small products stay on one thread. Each output is computed whole by one thread.
-  const int64_t tiles_n = (n + 15) / 16, tiles_m = (m + 3) / 4;
-  const bool along_n = tiles_n >= tiles_m;
-  int64_t parts = m * n * a.nb < (int64_t{1} << 14) ? 1 : omp_get_max_threads();
-  parts = std::clamp<int64_t>(parts, 1, along_n ? tiles_n : tiles_m);
-#pragma omp parallel for num_threads(static_cast<int>(parts)) if (parts > 1) schedule(static)
-  for (int64_t t = 0; t < parts; ++t) {
-    int64_t i0 = 0, i1 = m, j0 = 0, j1 = n;
-    if (along_n) {
-      j0 = std::min(n, tiles_n * t / parts * 16);
-      j1 = std::min(n, tiles_n * (t + 1) / parts * 16);
-    } else {
-      i0 = std::min(m, tiles_m * t / parts * 4);
-      i1 = std::min(m, tiles_m * (t + 1) / parts * 4);
-    }
-    if (i1 <= i0 || j1 <= j0) continue;
-    if (avx) kernels::mx_gemm_avx512(a, b, c, n, i0, i1, j0, j1);
-    else mx_gemm_portable(a, b, c, n, i0, i1, j0, j1);
-  }
+  MXQAT_CHECK(!use_avx512(path) || a.nb == 0 || !b.panel_ints.empty(), "mx_gemm: operand B has "
+              "no AVX-512 panels; make it with mx_operand(..., as_b = true) or call mx_pack_b");
+  const int parts = mx_gemm_threads(m, n, a.nb);
+#pragma omp parallel num_threads(parts) if (parts > 1)
+  mx_gemm_part(a, b, c, omp_get_thread_num(), omp_get_num_threads(), path);
 }
 
 void mx_gemm(const float* a, const float* b, float* c, int64_t m, int64_t n, int64_t k,

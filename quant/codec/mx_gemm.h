@@ -53,6 +53,16 @@ MxOperand mx_operand(const float* x, int64_t rows, int64_t k, const std::string&
 // The AVX-512 panels of a B operand (a no-op when already made or when the path is portable).
 void mx_pack_b(MxOperand& b, MxPath path = MxPath::kAuto);
 
+// For callers that run the product inside their own parallel region (qgemm: quantization, block
+// integers, panels and product in one region, one fork): the threads the product can use, the
+// panels sized (true when B needs them, i.e. the AVX-512 path), then part t of T of the packing
+// (only when sized) and of the product. Any T gives the bits of mx_gemm.
+int mx_gemm_threads(int64_t m, int64_t n, int64_t nb);
+bool mx_pack_b_shape(MxOperand& b, MxPath path = MxPath::kAuto);
+void mx_pack_b_part(MxOperand& b, int t, int T);
+void mx_gemm_part(const MxOperand& a, const MxOperand& b, float* c, int t, int T,
+                  MxPath path = MxPath::kAuto);
+
 // c [M, N] = the §14.2 product of a [M, K] and b [N, K] (no bias), threads over output rows or
 // columns (any count gives the same bits).
 void mx_gemm(const MxOperand& a, const MxOperand& b, float* c, MxPath path = MxPath::kAuto);

@@ -112,14 +112,15 @@ void check_shapes(const Tensor& xv, const Tensor& wv, const Var& bias) {
 }
 
 
-// The mx_native forward (docs/formats.md §14.2): Q(x), Q(w) by the row jobs, both turned into
-// block integers by the same threads in the same region, then the product.
+// The mx_native forward (docs/formats.md §14.2) in one parallel region: Q(x), Q(w) by the row
+// jobs, both made block integers, B's panels, then the product (each step split by thread).
 void mx_forward(const std::vector<RowJob>& jobs, const float* xq, const float* wq, float* y,
                 int64_t m, int64_t n, int64_t k, const GemmQuantSpec& spec) {
   MxOperand a, b;
   mx_operand_shape(a, m, k);
   mx_operand_shape(b, n, k);
-  const int threads = (m + n) * k < (int64_t{1} << 15) ? 1 : omp_get_max_threads();
+  const bool panels = mx_pack_b_shape(b);
+  const int threads = mx_gemm_threads(m, n, a.nb);
   int bad = 0;
 #pragma omp parallel num_threads(threads) if (threads > 1) reduction(| : bad)
   {
@@ -128,13 +129,17 @@ void mx_forward(const std::vector<RowJob>& jobs, const float* xq, const float* w
 #pragma omp barrier
     bad |= !mx_operand_rows(xq, m * t / T, m * (t + 1) / T, a);
     bad |= !mx_operand_rows(wq, n * t / T, n * (t + 1) / T, b);
+    if (panels) {
+#pragma omp barrier
+      mx_pack_b_part(b, t, T);
+    }
+#pragma omp barrier
+    mx_gemm_part(a, b, y, t, T);
   }
   MXQAT_CHECK(!bad, "qgemm (", spec.describe(), "): the mx_native product needs MXFP4 or "
               "MXFP6-E2M3 values in both operands, but a block of the [", m, ", ", k, "] input or "
               "the [", n, ", ", k, "] weight is off that grid; quantize both with mxfp4 or "
               "mxfp6_e2m3, or use quant.product: fp32_chain");
-  mx_pack_b(b);
-  mx_gemm(a, b, y);
 }
 
 // y = Q(x) Q(w)^T + b
