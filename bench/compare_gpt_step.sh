@@ -11,7 +11,7 @@
 # Environment: BUILD (build dir, default build), THREADS (comma-separated, default 1,2), PYTHON
 # (the interpreter with torch, default /usr/bin/python3), BIN (dir of bench_gpt_step and
 # bench_qat_step, default $BUILD/bench), RUNNER (a prefix for them, e.g. a carried dynamic loader),
-# OMP_WAIT_POLICY (default passive; both sides).
+# OMP_WAIT_POLICY (default passive; `default` leaves the runtimes' own spin-then-sleep; both sides).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-3}
@@ -21,7 +21,8 @@ bin=${BIN:-$build/bench}
 threads=${THREADS:-1,2}
 python=${PYTHON:-/usr/bin/python3}
 runner=${RUNNER:-}
-export OPENBLAS_CORETYPE=SKYLAKEX OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive} MXQAT_BENCH_THREADS=$threads
+export OPENBLAS_CORETYPE=SKYLAKEX MXQAT_BENCH_THREADS=$threads
+if [ "${OMP_WAIT_POLICY:-passive}" = default ]; then unset OMP_WAIT_POLICY; else export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}; fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 $runner "$bin/bench_qat_step" --dump "$tmp/mxfp4.bin" >/dev/null
