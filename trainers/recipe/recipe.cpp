@@ -199,6 +199,8 @@ const Table& quant_table() {
       field("scale_rule", &QuantCfg::scale_rule).one_of(scale_rules()),
       field("ste", &QuantCfg::ste).one_of({"clipped", "identity"}),
       field("group_size", &QuantCfg::group_size).ge(0),
+      field("grad_rounding", &QuantCfg::grad_rounding).one_of({"nearest", "stochastic"}),
+      field("backward_operands", &QuantCfg::backward_operands).one_of({"reuse", "requantize"}),
       schema::list("schedule", phase_table(), &QuantCfg::schedule),
       schema::list("rules", quant_rule_table(), &QuantCfg::rules),
   });

@@ -238,7 +238,7 @@ QatSummary qat(const Recipe& r, const QatOptions& opt) {
   const quant::ResolvedPolicy policy = resolve_model_policy(r, *run.st.model);
   const int64_t total = run.loop.total_steps;
   MXQAT_CHECK(total > 0, r.source, ": the qat stage needs a length: set qat.epochs or qat.steps");
-  QatRun q{run, quant::QuantPlan(policy, total), quant::Monitor({r.qat.sqnr_warn_db}),
+  QatRun q{run, quant::QuantPlan(policy, total, uint64_t(r.seed)), quant::Monitor({r.qat.sqnr_warn_db}),
            gemm_layers(*run.st.model), {}, {}, nullptr};
   load_baseline(q, from);
   spdlog::info("quant policy ({} GEMM layers, {} QAT steps):\n{}", policy.layers.size(), total, policy.table());
