@@ -218,6 +218,7 @@ const Table& distill_table() {
 const Table& qat_extra_table() {
   static const Table kTable = schema::table<QatCfg>({
       field("from", &QatCfg::from),
+      field("init", &QatCfg::init).one_of({"baseline", "scratch"}),
       field("monitor_every", &QatCfg::monitor_every).ge(0),
       field("sqnr_warn_db", &QatCfg::sqnr_warn_db),
       field("on_nonfinite", &QatCfg::on_nonfinite).one_of({"skip", "stop"}),

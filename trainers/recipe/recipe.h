@@ -114,6 +114,9 @@ struct DistillCfg {
 // (length, optimizer, lr_schedule, ...) plus where to start from and the telemetry settings.
 struct QatCfg {
   std::string from;                // baseline checkpoint; "" = --from on the command line
+  // baseline: QAT fine-tunes the FP32 baseline's weights; scratch: quantized training from the
+  // seeded initialisation (the train stage's), compared with the baseline at equal steps.
+  std::string init = "baseline";
   TrainCfg train = [] {  // length: qat.epochs or qat.steps, required by the qat stage
     TrainCfg t;
     t.optimizer.lr = 1e-4;
