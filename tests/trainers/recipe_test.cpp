@@ -76,8 +76,9 @@ TEST(Recipe, EveryShippedRecipeParses) {
     if (r.name.find("mxfp4") != std::string::npos) {
       EXPECT_EQ(r.quant.weight, "mxfp4") << r.name;
       EXPECT_GT(r.qat.train.epochs + r.qat.train.steps, 0) << r.name;
-      if (r.qat.init == "baseline")  // fine-tuning recipes: progressive unless named direct
+      if (r.qat.init == "baseline") {  // fine-tuning recipes: progressive unless named direct
         EXPECT_EQ(r.quant.schedule.empty(), r.name.find("direct") != std::string::npos) << r.name;
+      }
     }
     ++n;
   }
