@@ -87,13 +87,15 @@ void fake_quant_stochastic(const Codec& codec, const float* x, int64_t R, int64_
   const ElementFormat& e = *codec.element_format();
   // The grid around v: ulp = 2^(max(exponent of v, emin) - mbits); lo = floor(v / ulp) ulp and
   // hi = lo + ulp (the next binade's first value when lo is a binade's last). Every step is
-  // exact, so p = v / ulp - floor(v / ulp) is (v - lo) / (hi - lo) to the bit.
+  // exact, so p = v / ulp - floor(v / ulp) is (v - lo) / (hi - lo) to the bit. Written without
+  // branches so that the compiler vectorises it (the same IEEE operations in any lane).
   const int lowest = emin(e), m = e.mbits;
   for_each_block(e, x, R, K, y, [&](int64_t index, float v) {
-    const int ex = std::max(static_cast<int>(f2u(v) >> 23) - 127, lowest);
-    const float t = v * pow2f(m - ex), lo = std::floor(t);
+    const int ex = std::max(static_cast<int>(f2u(v) >> 23) - 127, lowest);  // in [emin, emax]
+    const float t = v * u2f(static_cast<uint32_t>(m - ex + 127) << 23);
+    const float lo = static_cast<float>(static_cast<int32_t>(t));  // t in [0, 2^(mbits+1)]: floor
     const float q = sr_uniform(key, static_cast<uint64_t>(index)) < t - lo ? lo + 1.0f : lo;
-    return q * pow2f(ex - m);
+    return q * u2f(static_cast<uint32_t>(ex - m + 127) << 23);
   });
 }
 
