@@ -43,6 +43,7 @@ class PackedGemm : public quant::GemmQuantizer {
   std::optional<quant::Codec> input_;
   std::vector<float> xq_;
 };
+
 // The mx_native product (docs/formats.md §14.2) of a layer: the decoded weight becomes block
 // integers once, at load; each call quantizes its input with the layer's codec (as training),
 // turns it into block integers and runs the same kernel as training's forward.
