@@ -165,7 +165,7 @@ TEST(RecipeErrors, UnclosedFlowCollectionNamesWhereItOpened) {
 TEST(RecipeErrors, StrayTokenAtTheTopLevelIsRefusedInBoundedTime) {
   // yaml-cpp 0.7's LoadAll appends an empty document per turn, forever, at a top-level token no
   // node can start with (a fuzz find: memory grew by ~0.5 GB/s). Each parse runs in a child with
-  // a 10 s alarm, so a regression fails here instead of hanging the suite.
+  // a 5 s alarm, so a regression fails here instead of hanging the suite.
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   const std::vector<std::pair<std::string, std::string>> cases = {
       {",\n" + kMinimal, "recipes/x.yaml:1:1: malformed YAML: ',' cannot start a value here"},
@@ -177,7 +177,7 @@ TEST(RecipeErrors, StrayTokenAtTheTopLevelIsRefusedInBoundedTime) {
   for (const auto& [text, expected] : cases) {
     EXPECT_EXIT(
         {
-          alarm(10);
+          alarm(5);
           const std::string e = error_of(text);
           std::_Exit(e.find(expected) != std::string::npos ? 0 : 1);
         },
