@@ -173,6 +173,7 @@ TEST(RecipeErrors, StrayTokenAtTheTopLevelIsRefusedInBoundedTime) {
       {"[1, 2]\n,\n", "recipes/x.yaml:2:1: malformed YAML: ',' cannot start a value here"},
       {"- a\n,\n", "recipes/x.yaml:"},
       {"&a ,\n", "malformed YAML"},
+      {"---\n" + kMinimal + ",\n", "recipes/x.yaml:"},
   };
   for (const auto& [text, expected] : cases) {
     EXPECT_EXIT(
@@ -326,6 +327,8 @@ TEST(RecipeErrors, MalformedYamlGivesTheLine) {
                         "document"));
   EXPECT_THAT(error_of(kMinimal + "...\nseed: 1\n"),
               HasSubstr("recipes/x.yaml:6:1: a second YAML document starts here"));
+  EXPECT_THAT(error_of("---\n" + kMinimal + "...\n\n# the next one\n---\nseed: 1\n"),
+              HasSubstr("recipes/x.yaml:9:1: a second YAML document starts here"));
 }
 
 TEST(RecipeErrors, DuplicateKeys) {

@@ -5,6 +5,7 @@
 #include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
+#include <cstring>
 #include <map>
 #include <set>
 #include <sstream>
@@ -453,8 +454,14 @@ YAML::Node load_document(const std::string& text, const std::string& source) {
   if (docs.starts.size() == 2) {
     const YAML::Mark& m = docs.starts[1];
     const std::string at = source + ":" + std::to_string(m.line + 1) + ":" + std::to_string(m.column + 1);
-    const bool separator = text.compare(size_t(m.pos), 3, "---") == 0 ||
-                           (m.pos >= 4 && text.compare(size_t(m.pos) - 4, 3, "...") == 0);
+    // A '---' or '...' line after the first document's start and up to the second's: two
+    // documents. Else the parser started a document at a token it could not use.
+    bool separator = false;
+    for (const char* marker : {"---", "..."})
+      for (size_t p = text.find(marker, size_t(docs.starts[0].pos) + 1);
+           p != std::string::npos && p <= size_t(m.pos); p = text.find(marker, p + 1))
+        separator = separator || ((p == 0 || text[p - 1] == '\n') &&
+                                  (p + 3 == text.size() || std::strchr(" \t\r\n", text[p + 3])));
     MXQAT_CHECK(!separator, at, ": a second YAML document starts here; a recipe is one document "
                 "(remove the '---' or '...' separator and what follows, or merge the two)");
     MXQAT_FAIL(at, ": malformed YAML: '", text.substr(size_t(m.pos), 1), "' cannot start a value "
