@@ -6,7 +6,7 @@
 # Usage: bench/fuzz_parallel.sh [BIN_DIR [SEED_DIR [OUT]]]
 #   BIN_DIR  the fuzz_* binaries (default build-fuzz-fast/tests/fuzz: scripts/fuzz.sh --fast)
 #   SEED_DIR holds corpus/TARGET and crashes/TARGET (default tests/fuzz)
-#   env: P_recipe P_checkpoint P_export P_quantize (4 6 3 3: 16 cores), N, T (200),
+#   env: P_recipe P_checkpoint P_export P_quantize (4 6 3 3: 16 cores; 0 leaves one out), N, T (200),
 #        RUN (a prefix for each fuzz binary, e.g. a dynamic loader and --library-path)
 set -uo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,6 +23,7 @@ mkdir -p "$out"
 echo "$(nproc --all) cores,$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-)" | tee "$out/machine"
 t0=$(date +%s%N)
 for t in recipe checkpoint export quantize; do
+  [[ ${P[$t]} == 0 ]] && continue  # P_TARGET=0 leaves a target out
   mkdir -p "$out/$t" "$out/crashes/$t" "$work/$t"
   runs=$(( (N + ${P[$t]} - 1) / ${P[$t]} ))
   for i in $(seq 1 "${P[$t]}"); do
@@ -38,6 +39,7 @@ wait
 echo "all targets: $(( ($(date +%s%N) - t0) / 1000000 )) ms" | tee "$out/summary"
 status=0
 for t in recipe checkpoint export quantize; do
+  [[ ${P[$t]} == 0 ]] && continue
   execs=$(awk '/stat::number_of_executed_units/ {s += $2} END {print s + 0}' "$out/$t"/log*)
   wall=$(awk -F'wall_ms=' '/^rc=/ {if ($2 > m) m = $2} END {print m / 1000}' "$out/$t"/log*)
   rcs=$(grep -h '^rc=' "$out/$t"/log* | cut -d' ' -f1 | sort | uniq -c | tr -s ' ' | tr '\n' ',')

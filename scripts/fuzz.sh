@@ -3,8 +3,8 @@
 # Usage: scripts/fuzz.sh [--fast] TARGET SECONDS [extra libFuzzer flags]
 #   TARGET: recipe | checkpoint | export | quantize | all (each target for SECONDS)
 #   default: ASan + UBSan (RelWithDebInfo), built in build-fuzz/ (or $MXQAT_FUZZ_BUILD_DIR);
-#   --fast:  UBSan only (also -O2 -g), in build-fuzz-fast/: about 10x the executions per second, for long
-#            runs (ASan's checks are what it gives up; the suite runs under ASan separately).
+#   --fast:  UBSan only (also -O2 -g), in build-fuzz-fast/: more executions per second for long
+#            runs; ASan's checks (and leak detection) are what it gives up.
 # The working corpus grows in BUILD_DIR/corpus/TARGET (seeded from tests/fuzz/corpus/TARGET);
 # an input that crashes, hangs, leaks or allocates past the limits is written to
 # tests/fuzz/crashes/TARGET/ and the script fails: commit that file (the ctest Fuzz.replay_TARGET
