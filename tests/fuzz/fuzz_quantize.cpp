@@ -1,7 +1,9 @@
 // Fuzz target: `mxqat quantize` and `dequantize` as the CLI runs them. The input's first line
 // holds the arguments (codec, shape, options; --in/--out/--dequant are set here, never taken
 // from the input, so the fuzzer writes only into its scratch directory); the rest is the input
-// file: raw float32, or an HDF5 file (mxqat's, checked; anyone's, parsed in a child process).
+// file: raw float32, or an HDF5 file: mxqat's (re-sealed here, see fuzz_util.h, so that the
+// mutant reaches HDF5 and the quantized-tensor checks: the integrity check itself is fuzzed by the
+// checkpoint and export targets) or anyone's (parsed in a child process, as the CLI does).
 #include <cstdint>
 #include <cstring>
 #include <sstream>
@@ -18,7 +20,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string all(reinterpret_cast<const char*>(data), size);
   const size_t nl = all.find('\n');
   const std::string line = all.substr(0, nl == std::string::npos ? all.size() : nl);
-  const std::string payload = nl == std::string::npos ? "" : all.substr(nl + 1);
+  std::string payload = nl == std::string::npos ? "" : all.substr(nl + 1);
   std::vector<std::string> args;
   std::istringstream words(line);
   for (std::string w; words >> w && args.size() < 12;) {
@@ -31,9 +33,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string& dir = mxqat::fuzz::scratch();
   const bool h5 = payload.size() >= 8 && (std::memcmp(payload.data(), "MXQATH5\n", 8) == 0 ||
                                           std::memcmp(payload.data(), "\x89HDF\r\n\x1a\n", 8) == 0);
-  const std::string in = mxqat::fuzz::write_input(h5 ? "in.h5" : "in.f32",
-                                                  reinterpret_cast<const uint8_t*>(payload.data()),
-                                                  payload.size());
+  if (h5) {
+    const std::string sealed =
+        mxqat::fuzz::resealed(reinterpret_cast<const uint8_t*>(payload.data()), payload.size());
+    if (!sealed.empty()) payload = sealed;
+  }
+  const std::string in =
+      mxqat::fuzz::write_input(h5 ? "in.h5" : "in.f32", payload.data(), payload.size());
   std::vector<std::string> q = args;
   q.insert(q.end(), {"--in", h5 ? in + ":/tensor" : in, "--out", dir + "/out.h5", "--dequant",
                      dir + "/deq.f32"});

@@ -4,7 +4,9 @@
 // is tested on a test-only schema at the end.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 
 #include <fstream>
@@ -146,8 +148,8 @@ TEST(RecipeErrors, UnknownKeyNamesPathLineAndNearestKey) {
                            "'train.epochs'?)"));
 }
 
-TEST(RecipeErrors, UnclosedFlowCollectionIsRefusedBeforeYamlCpp) {
-  // yaml-cpp spends tens of seconds on a '{' that runs to the end of a long recipe (a fuzz find).
+TEST(RecipeErrors, UnclosedFlowCollectionNamesWhereItOpened) {
+  // yaml-cpp reports where it gave up (here line 4); the error names the '{' left open.
   std::string tail;
   for (int i = 0; i < 200; ++i) tail += "# line " + std::to_string(i) + "\nx" + std::to_string(i) + ": 1\n";
   EXPECT_THAT(error_of("model: {type: mlp}\ntrain: {steps: 1, optimizer: {lr: 1}\n" + tail),
@@ -160,6 +162,41 @@ TEST(RecipeErrors, UnclosedFlowCollectionIsRefusedBeforeYamlCpp) {
       "    - match: fc.[0-3]\n      weight: mxfp4\n",
       kSrc);
   EXPECT_EQ(r.model.hidden.size(), 2u);
+}
+
+TEST(RecipeErrors, StrayTokenAtTheTopLevelIsRefusedInBoundedTime) {
+  // yaml-cpp 0.7's LoadAll appends an empty document per turn, forever, at a top-level token no
+  // node can start with (a fuzz find: memory grew by ~0.5 GB/s). Each parse runs in a child with
+  // a 5 s alarm, so a regression fails here instead of hanging the suite.
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {",\n" + kMinimal, "recipes/x.yaml:1:1: malformed YAML: ',' cannot start a value here"},
+      {kMinimal + ",\n", "recipes/x.yaml:"},  // inside the block map: yaml-cpp's own error
+      {"[1, 2]\n,\n", "recipes/x.yaml:2:1: malformed YAML: ',' cannot start a value here"},
+      {"- a\n,\n", "recipes/x.yaml:"},
+      {"&a ,\n", "malformed YAML"},
+      {"---\n" + kMinimal + ",\n", "recipes/x.yaml:"},
+  };
+  for (const auto& [text, expected] : cases) {
+    EXPECT_EXIT(
+        {
+          alarm(5);
+          const std::string e = error_of(text);
+          std::_Exit(e.find(expected) != std::string::npos ? 0 : 1);
+        },
+        ::testing::ExitedWithCode(0), "")
+        << text;
+  }
+}
+
+TEST(RecipeErrors, RecipeOverTheSizeLimitIsRefusedBeforeParsing) {
+  std::string big = kMinimal;
+  while (big.size() <= schema::detail::kMaxYamlBytes) big += "# padding padding padding padding\n";
+  EXPECT_THAT(error_of(big), HasSubstr("recipes/x.yaml: " + std::to_string(big.size()) +
+                                       " bytes of YAML; a recipe is at most 1048576 bytes"));
+  big.resize(schema::detail::kMaxYamlBytes);
+  big.back() = '\n';
+  EXPECT_EQ(parse_recipe(big, kSrc).train.epochs, 1);
 }
 
 TEST(RecipeErrors, KeyInTheWrongSectionPointsToWhereItBelongs) {
@@ -288,7 +325,12 @@ TEST(RecipeErrors, MalformedYamlGivesTheLine) {
   EXPECT_THAT(error_of(kMinimal + "model:\n  hidden: [1, 2\nseed: 3\n"),
               HasSubstr("recipes/x.yaml:6:11: the '[' opened here is never closed"));
   EXPECT_THAT(error_of(kMinimal + "---\nseed: 1\n"),
-              HasSubstr("recipes/x.yaml: holds 2 YAML documents; a recipe is one document"));
+              HasSubstr("recipes/x.yaml:5:1: a second YAML document starts here; a recipe is one "
+                        "document"));
+  EXPECT_THAT(error_of(kMinimal + "...\nseed: 1\n"),
+              HasSubstr("recipes/x.yaml:6:1: a second YAML document starts here"));
+  EXPECT_THAT(error_of("---\n" + kMinimal + "...\n\n# the next one\n---\nseed: 1\n"),
+              HasSubstr("recipes/x.yaml:9:1: a second YAML document starts here"));
 }
 
 TEST(RecipeErrors, DuplicateKeys) {

@@ -68,8 +68,10 @@ size_t read_at(int fd, void* buf, size_t n, uint64_t offset, const std::string& 
 // SHA-256 of bytes [kSealBytes, end) and the number of bytes hashed (stops at `limit`).
 std::pair<std::string, uint64_t> hash_payload(int fd, const std::string& path, uint64_t limit) {
   Sha256 h;
-  std::vector<unsigned char> buf(size_t{1} << 20);
   uint64_t pos = kSealBytes;
+  // At most 1 MiB at a time; no more than the file holds (a small file zeroes no 1 MiB buffer).
+  std::vector<unsigned char> buf(static_cast<size_t>(std::min<uint64_t>(
+      uint64_t{1} << 20, limit > pos ? limit - pos : 1)));
   while (pos < limit) {
     size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), limit - pos));
     size_t got = read_at(fd, buf.data(), want, pos, path);

@@ -12,6 +12,7 @@
 
 #include "autograd/error.h"
 #include "trainers/recipe/recipe_schema.h"
+#include "trainers/recipe/recipe_table.h"
 
 namespace mxqat::trainers {
 
@@ -269,38 +270,43 @@ std::string name_problem(const std::string& name) {
 }
 
 const Table& recipe_table() {
-  static const Table kTable = schema::table<Recipe>({
-      field("name", &Recipe::name),
-      field("seed", &Recipe::seed).ge(0),
-      nest("data", data_table(), &Recipe::data),
-      nest("model", model_table(), &Recipe::model),
-      nest("train", train_table(), &Recipe::train),
-      nest("quant", quant_table(), &Recipe::quant),
-      nest("qat", qat_extra_table(), &Recipe::qat),
-      nest("qat", train_table(), &Recipe::qat, &QatCfg::train),
-      nest("ptq", ptq_table(), &Recipe::ptq),
-      nest("compare", compare_table(), &Recipe::compare),
-      rule<Recipe>("train", [](const Recipe& r) {
-        return r.train.epochs > 0 || r.train.steps > 0 || !r.model.from.empty()
-                   ? std::string()
-                   : std::string("set train.epochs or train.steps to a positive number (or "
-                                 "model.from: a llama checkpoint to import instead of training)");
-      }),
-      rule<Recipe>("model.type", [](const Recipe& r) {
-        if ((r.model.type == "gpt") == (r.data.dataset != "fashion_mnist")) return std::string();
-        return "model.type " + r.model.type + " does not read data.dataset " + r.data.dataset +
-               "; gpt trains on dataset: text or tokens, mlp and cnn on fashion_mnist";
-      }),
-      rule<Recipe>("model.vocab", [](const Recipe& r) {
-        if (r.model.type != "gpt" || r.data.dataset != "text" || r.model.vocab >= 256)
-          return std::string();
-        return "model.vocab " + std::to_string(r.model.vocab) + " is below 256, but data.dataset "
-               "text is byte-level (ids 0..255); set vocab: 256, or use dataset: tokens";
-      }),
-      rule<Recipe>("name", [](const Recipe& r) {
-        return r.name.empty() ? std::string() : name_problem(r.name);
-      }),
-  });
+  static const Table kTable = [] {
+    Table t = schema::table<Recipe>({
+        field("name", &Recipe::name),
+        field("seed", &Recipe::seed).ge(0),
+        nest("data", data_table(), &Recipe::data),
+        nest("model", model_table(), &Recipe::model),
+        nest("train", train_table(), &Recipe::train),
+        nest("quant", quant_table(), &Recipe::quant),
+        nest("qat", qat_extra_table(), &Recipe::qat),
+        nest("qat", train_table(), &Recipe::qat, &QatCfg::train),
+        nest("ptq", ptq_table(), &Recipe::ptq),
+        nest("compare", compare_table(), &Recipe::compare),
+        rule<Recipe>("train", [](const Recipe& r) {
+          return r.train.epochs > 0 || r.train.steps > 0 || !r.model.from.empty()
+                     ? std::string()
+                     : std::string("set train.epochs or train.steps to a positive number (or "
+                                   "model.from: a llama checkpoint to import instead of training)");
+        }),
+        rule<Recipe>("model.type", [](const Recipe& r) {
+          if ((r.model.type == "gpt") == (r.data.dataset != "fashion_mnist")) return std::string();
+          return "model.type " + r.model.type + " does not read data.dataset " + r.data.dataset +
+                 "; gpt trains on dataset: text or tokens, mlp and cnn on fashion_mnist";
+        }),
+        rule<Recipe>("model.vocab", [](const Recipe& r) {
+          if (r.model.type != "gpt" || r.data.dataset != "text" || r.model.vocab >= 256)
+            return std::string();
+          return "model.vocab " + std::to_string(r.model.vocab) + " is below 256, but data.dataset "
+                 "text is byte-level (ids 0..255); set vocab: 256, or use dataset: tokens";
+        }),
+        rule<Recipe>("name", [](const Recipe& r) {
+          return r.name.empty() ? std::string() : name_problem(r.name);
+        }),
+    });
+    schema::detail::validate_table(t);  // once, not on every parse and emit
+    t.validated = true;
+    return t;
+  }();
   return kTable;
 }
 
@@ -355,8 +361,8 @@ Recipe load_recipe(const std::string& path, const std::vector<std::string>& over
                "); the shipped recipes are in the repository's recipes/ folder");
   }
   MXQAT_CHECK(fs::is_regular_file(path, ec), "recipe '", path, "' is not a file; give a .yaml file");
-  MXQAT_CHECK(fs::file_size(path, ec) <= (uintmax_t{1} << 24), "recipe '", path, "' is over 16 MiB; "
-              "a recipe is a short YAML file: check the path");
+  MXQAT_CHECK(fs::file_size(path, ec) <= schema::detail::kMaxYamlBytes, "recipe '", path, "' is over ",
+              schema::detail::kMaxYamlBytes >> 20, " MiB; a recipe is a short YAML file: check the path");
   std::ifstream in(path, std::ios::binary);
   MXQAT_CHECK(in, "cannot read recipe '", path, "': ", std::strerror(errno));
   std::ostringstream text;

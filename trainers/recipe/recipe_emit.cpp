@@ -74,7 +74,7 @@ void diff_into(const Table& t, const void* a, const void* b, const std::string& 
 }  // namespace
 
 std::string emit_any(const Table& table, const void* obj) {
-  validate_table(table);
+  if (!table.validated) validate_table(table);
   YAML::Emitter out;
   emit_map(out, table, obj, "");
   MXQAT_CHECK(out.good(), "writing the recipe as YAML failed: ", out.GetLastError());

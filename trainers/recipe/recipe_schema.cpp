@@ -2,10 +2,13 @@
 // the nearest valid one, wrong types, ranges, enumerations, missing keys and cross-field rules,
 // each reported as "source:line:col: path: message"; plus the --set overrides.
 // One of the two files that include yaml-cpp (STYLE.md §1); emission lives in recipe_emit.cpp.
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
+#include <cstring>
 #include <map>
 #include <set>
+#include <sstream>
 
 #include "trainers/recipe/recipe_table.h"
 #include "trainers/util/nearest.h"
@@ -179,7 +182,11 @@ std::string unknown_key(const Table& t, const std::string& rel, const std::strin
   std::string best;
   size_t best_score = SIZE_MAX;
   for (const auto& p : key_paths(t)) {
-    size_t d = edit_distance(key, last_name(p));
+    const std::string name = last_name(p);
+    // Only distances up to 2 count, so names whose lengths differ by more need no distance (a
+    // long mistyped key against every key path was most of a recipe's parse time).
+    if (name.size() > key.size() + 2 || key.size() > name.size() + 2) continue;
+    size_t d = edit_distance(key, name);
     if (d > 2 || d >= key.size()) continue;
     size_t score = d + (parent(p) == rel ? 0 : 1);
     if (score < best_score) best_score = score, best = p;
@@ -219,7 +226,9 @@ void bind_map(Report& rep, const Table& t, void* obj, const YAML::Node& node,
     } else if (is_section(t, p)) {
       bind_map(rep, t, obj, value, p, base, seen);
     } else {
-      rep.add(k.Mark(), shown, unknown_key(t, rel, k.Scalar(), base));
+      // Past kMaxErrors only the count is shown: no hint to compute.
+      rep.add(k.Mark(), shown, rep.errors.size() < kMaxErrors ? unknown_key(t, rel, k.Scalar(), base)
+                                                              : "unknown key");
     }
   }
 }
@@ -351,13 +360,12 @@ void apply(YAML::Node& doc, const Override& o, const std::string& source) {
   }
 }
 
-// yaml-cpp 0.7 takes time and memory that grow without bound on a flow collection that is never
-// closed ("{a: 1, b: ..." running to the end of the file: tens of seconds for a 3 kB recipe, found
-// by the recipe fuzzer), so every '[' or '{' that opens a flow collection must be closed before the
-// text reaches it. Counted outside comments, quoted scalars and block scalars, and only where a
-// node starts (line start, after ": ", "- ", ',', '[' or '{'), so plain scalars like
-// "blocks.[0-3]" are not flow collections.
-void check_flow_collections_close(const std::string& text, const std::string& source) {
+// Diagnosis only, for YAML that yaml-cpp has already refused: yaml-cpp reports a flow collection
+// that is never closed where it gave up (often the end of the file), so the '[' or '{' that was
+// left open is found here and named by line and column. Counted outside comments, quoted scalars
+// and block scalars, and only where a node starts (line start, after ": ", "- ", ',', '[' or '{'),
+// so plain scalars like "blocks.[0-3]" are not flow collections. Returns "" when all are closed.
+std::string unclosed_flow_collection(const std::string& text, const std::string& source) {
   struct Open { char c; int line, col; };
   std::vector<Open> open;
   char quote = 0;             // inside a '...' or "..." scalar (they may span lines)
@@ -383,11 +391,7 @@ void check_flow_collections_close(const std::string& text, const std::string& so
       if (c == ' ' || c == '\t' || c == '\r') continue;
       if (c == '#' && (k == i || text[k - 1] == ' ' || text[k - 1] == '\t')) break;
       if (node_start && (c == '\'' || c == '"')) { quote = c; continue; }
-      if (node_start && (c == '[' || c == '{')) {
-        MXQAT_CHECK(open.size() < 64, source, ":", line, ": flow collections nested deeper than 64");
-        open.push_back({c, line, int(k - i) + 1});
-        continue;
-      }
+      if (node_start && (c == '[' || c == '{')) { open.push_back({c, line, int(k - i) + 1}); continue; }
       if (node_start && open.empty() && (c == '|' || c == '>')) { block_indent = indent; break; }
       if (!open.empty() && (c == ']' || c == '}')) { open.pop_back(); node_start = false; continue; }
       const bool next_space = k + 1 >= end || text[k + 1] == ' ' || text[k + 1] == '\t';
@@ -396,26 +400,75 @@ void check_flow_collections_close(const std::string& text, const std::string& so
     i = end + 1;
     ++line;
   }
-  if (!open.empty())
-    MXQAT_FAIL(source, ":", open.back().line, ":", open.back().col, ": the '", open.back().c,
-               "' opened here is never closed; close the flow ", open.back().c == '[' ? "list with ']'"
-               : "map with '}'", " (on this line or a later one)");
+  if (open.empty()) return "";
+  const Open& o = open.back();
+  return source + ":" + std::to_string(o.line) + ":" + std::to_string(o.col) + ": the '" + o.c +
+         "' opened here is never closed (malformed YAML); close the flow " +
+         (o.c == '[' ? "list with ']'" : "map with '}'") + " (on this line or a later one)";
 }
 
+// Counts the documents of a YAML stream without building them, stopping at the second.
+struct DocumentStarts : YAML::EventHandler {
+  std::vector<YAML::Mark> starts;
+  void OnDocumentStart(const YAML::Mark& mark) override { starts.push_back(mark); }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+};
+
+// A recipe is one YAML document of at most kMaxYamlBytes. Parsing is bounded in time and memory:
+// yaml-cpp 0.7's YAML::LoadAll loops forever on a token no node can start with at the top level
+// (a stray ',' as in ",\nseed: 1", found by the recipe fuzzer): its parser reports an empty
+// document there without consuming the token, and LoadAll appends one more null document per
+// turn until memory runs out (fixed upstream after 0.7: jbeder/yaml-cpp PR 1319). So the
+// documents are counted by the event parser, which stops at the second one, and only the first is
+// built (YAML::Load). Everything else yaml-cpp does is linear in the text (measured up to 1 MiB:
+// deep nesting stops at its depth guard, long unclosed flow collections and quoted scalars fail at
+// the end of the text), and the size limit bounds that.
 YAML::Node load_document(const std::string& text, const std::string& source) {
-  check_flow_collections_close(text, source);
-  std::vector<YAML::Node> docs;
+  MXQAT_CHECK(text.size() <= kMaxYamlBytes, source, ": ", text.size(), " bytes of YAML; a recipe "
+              "is at most ", kMaxYamlBytes, " bytes (shipped recipes are a few kB): check that this "
+              "is the right file");
+  DocumentStarts docs;
+  YAML::Node doc(YAML::NodeType::Null);  // an empty text: no document, every default
   try {
-    docs = YAML::LoadAll(text);
+    std::istringstream in(text);
+    YAML::Parser parser(in);
+    while (docs.starts.size() < 2 && parser.HandleNextDocument(docs)) {}
+    if (docs.starts.size() == 1) doc = YAML::Load(text);
   } catch (const YAML::Exception& e) {
+    std::string unclosed = unclosed_flow_collection(text, source);
+    MXQAT_CHECK(unclosed.empty(), unclosed);
     std::string where = e.mark.line >= 0 ? ":" + std::to_string(e.mark.line + 1) + ":" +
                                                std::to_string(e.mark.column + 1) : "";
     MXQAT_FAIL(source, where, ": malformed YAML: ", e.msg,
                " (check the indentation, colons and brackets at or just before this line)");
   }
-  MXQAT_CHECK(docs.size() <= 1, source, ": holds ", docs.size(), " YAML documents; a recipe is "
-              "one document (remove the '---' separators)");
-  return docs.empty() ? YAML::Node(YAML::NodeType::Null) : docs[0];
+  if (docs.starts.size() == 2) {
+    const YAML::Mark& m = docs.starts[1];
+    const std::string at = source + ":" + std::to_string(m.line + 1) + ":" + std::to_string(m.column + 1);
+    // A '---' or '...' line after the first document's start and up to the second's: two
+    // documents. Else the parser started a document at a token it could not use.
+    bool separator = false;
+    for (const char* marker : {"---", "..."})
+      for (size_t p = text.find(marker, size_t(docs.starts[0].pos) + 1);
+           p != std::string::npos && p <= size_t(m.pos); p = text.find(marker, p + 1))
+        separator = separator || ((p == 0 || text[p - 1] == '\n') &&
+                                  (p + 3 == text.size() || std::strchr(" \t\r\n", text[p + 3])));
+    MXQAT_CHECK(!separator, at, ": a second YAML document starts here; a recipe is one document "
+                "(remove the '---' or '...' separator and what follows, or merge the two)");
+    MXQAT_FAIL(at, ": malformed YAML: '", text.substr(size_t(m.pos), 1), "' cannot start a value "
+               "here (a stray ',', ']' or '}' outside a [list] or {map}?); remove it or put the "
+               "value in brackets");
+  }
+  return doc;
 }
 
 std::string join_errors(const std::vector<std::string>& errors) {
@@ -430,7 +483,7 @@ std::string join_errors(const std::vector<std::string>& errors) {
 
 void parse_any(const Table& table, void* obj, const std::string& yaml_text,
                const std::string& source, const std::vector<std::string>& overrides) {
-  validate_table(table);
+  if (!table.validated) validate_table(table);
   YAML::Node doc = load_document(yaml_text, source);
   Report rep{source, {}, {}};
   for (const auto& raw : overrides) {

@@ -67,6 +67,9 @@ struct Table {
   const std::type_info* type = nullptr;  // the struct the accessors cast to
   std::vector<Field> fields;             // in the order keys are written out
   std::vector<Rule> rules;
+  // Set by the owner of a table that never changes once detail::validate_table passed on it
+  // (recipe_table()): parse and emit then skip the check, which is otherwise run on every call.
+  bool validated = false;
 };
 
 namespace detail {
@@ -88,6 +91,9 @@ constexpr Kind kind_of() {
   else static_assert(sizeof(T) == 0, "recipe fields are int64_t, double, bool, std::string or "
                                      "std::vector of those; use schema::list for maps");
 }
+
+// The most YAML one parse reads (recipes are a few kB): bounds yaml-cpp's time and memory.
+inline constexpr size_t kMaxYamlBytes = size_t{1} << 20;
 
 void parse_any(const Table& table, void* obj, const std::string& yaml_text,
                const std::string& source, const std::vector<std::string>& overrides);

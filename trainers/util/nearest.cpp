@@ -22,6 +22,9 @@ std::string nearest(const std::string& word, const std::vector<std::string>& can
   std::string best;
   size_t best_d = SIZE_MAX;
   for (const auto& c : candidates) {
+    // The distance is at least the difference in length: such a candidate cannot be nearer.
+    const size_t at_least = word.size() > c.size() ? word.size() - c.size() : c.size() - word.size();
+    if (at_least >= best_d) continue;
     size_t d = edit_distance(word, c);
     if (d < best_d) best_d = d, best = c;
   }
