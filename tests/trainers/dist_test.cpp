@@ -348,6 +348,40 @@ TEST(DistMpi, GptQatSameBitsOnOneToFourProcessesAndResumeWithAnotherCount) {
   fs::remove_all(d);
 }
 
+// `mxqat run` on 3 processes: the same baseline and QAT checkpoints as on one, and rank 0's
+// ptq/export/verify/report complete the run directory.
+TEST(DistMpi, RunPipelineOnThreeProcessesMatchesOne) {
+  SKIP_WITHOUT_MPI();
+  fs::path d = fresh_dir("dp_run");
+  const std::string recipe = write_recipe(d, R"(name: dprun
+seed: 11
+data: {dataset: fashion_mnist, batch_size: 24, val_size: 120, train_limit: 480, test_limit: 120}
+model: {type: mlp, hidden: [16], activation: relu}
+train: {steps: 10, micro_batches: 3, optimizer: {type: adamw, lr: 3.0e-3}, log_every: 5}
+quant: {weight: mxfp4, input: mxfp4}
+qat: {steps: 6, micro_batches: 3, optimizer: {type: adamw, lr: 1.0e-3}, log_every: 3, monitor_every: 3}
+ptq: {methods: [rtn], calib_samples: 32}
+compare: {formats: [mxfp4], qat_direct: false}
+)");
+  const Shell one = sh(MXQAT_BINARY " run " + recipe + " --out " + (d / "one").string());
+  ASSERT_EQ(one.code, 0) << one.out;
+  const Shell three = sh(mpirun(3) + "run " + recipe + " --out " + (d / "three").string());
+  ASSERT_EQ(three.code, 0) << three.out;
+  expect_same_state((d / "one/baseline/checkpoint.h5").string(), (d / "three/baseline/checkpoint.h5").string());
+  int variants = 0;
+  for (const auto& e : fs::directory_iterator(d / "one/qat"))
+    if (e.is_directory()) {
+      ++variants;
+      expect_same_state((e.path() / "checkpoint.h5").string(),
+                        (d / "three/qat" / e.path().filename() / "checkpoint.h5").string());
+    }
+  EXPECT_GE(variants, 1);
+  EXPECT_EQ(read_file((d / "one/export/alignment.json").string()),
+            read_file((d / "three/export/alignment.json").string()));
+  EXPECT_TRUE(fs::exists(d / "three/report/report.md"));
+  fs::remove_all(d);
+}
+
 TEST(DistMpi, AKilledRankStopsTheJobNamingTheLastCheckpoint) {
   SKIP_WITHOUT_MPI();
   fs::path d = fresh_dir("dp_kill");

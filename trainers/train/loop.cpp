@@ -143,15 +143,15 @@ double median(std::vector<double> v) {
   return v.size() % 2 ? v[h] : 0.5 * (v[h - 1] + v[h]);
 }
 
-// Data-parallel throughput: the median step (first step left out: warm-up), its gradient
-// exchange, targets (tokens for a gpt) per second. bench/dist_scaling.sh reads this line.
+// Throughput: the median step (the first left out: warm-up), its gradient exchange (micro-batched
+// or data-parallel runs), targets (tokens for a gpt) per second. bench/dist_scaling.sh reads it.
 void log_step_times(const LoopContext& c) {
   const auto& t = c.times;
   if (t.step_s.empty()) return;
   const size_t skip = t.step_s.size() > 2 ? 1 : 0;
   const double step = median({t.step_s.begin() + skip, t.step_s.end()});
   const double ex = t.exchange_s.size() > skip ? median({t.exchange_s.begin() + skip, t.exchange_s.end()}) : 0.0;
-  spdlog::info("{} data parallel ({}, {} micro-batches): median step {:.2f} ms, gradient exchange "
+  spdlog::info("{} throughput ({}, {} micro-batch(es)): median step {:.2f} ms, gradient exchange "
                "{:.2f} ms ({:.1f}% of the step), {:.0f} targets/s", c.stage, dist().describe(),
                c.cfg->micro_batches, 1e3 * step, 1e3 * ex, 100.0 * ex / step, double(t.targets) / step);
 }
@@ -217,7 +217,6 @@ LoopResult run_loop(LoopContext& c) {
     set_last_checkpoint(c.ckpt_path, s);
   };
   if (c.start_step > 0) set_last_checkpoint(c.ckpt_path, c.start_step);
-  const bool timed = c.cfg->micro_batches > 1 || dist().size() > 1;
   for (; step < end && !g_interrupted; ++step) {
     if (c.hooks.before_step) c.hooks.before_step(step);
     const double lr = sched.at(step);
@@ -260,7 +259,7 @@ LoopResult run_loop(LoopContext& c) {
   progress.finish();
   save(step);
   dist().barrier();  // the checkpoint is on disk before any process goes on (e.g. to read it)
-  if (timed) log_step_times(c);
+  log_step_times(c);
   if (step < c.total_steps)
     spdlog::warn("{}: stopped at step {} of {}; continue with --resume", c.stage, step, c.total_steps);
   return LoopResult{step, step == c.total_steps};
