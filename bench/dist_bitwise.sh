@@ -61,6 +61,13 @@ for np in 1 2 3 4; do
 done
 quiet $mpirun -np 2 "$mxqat" qat "${qat[@]}" --out "$tmp/qat_resumed" --stop-at $((gpt_steps / 3))
 quiet $mpirun -np 3 "$mxqat" qat "${qat[@]}" --out "$tmp/qat_resumed" --resume
-same "$tmp/qat_serial/checkpoint.h5" "$tmp/qat_resumed/checkpoint.h5" "stopped at step $((gpt_steps / 3)) on -np 2, resumed on -np 3"
+# Weights and optimizer state: the telemetry's code-flip memory is not checkpointed (a resumed
+# run's first report has no flips, also on one process), so metrics.jsonl and its byte count
+# in the checkpoint's counters differ after a resume whatever the process count.
+for g in /params /optimizer /scalars; do
+  same_group=$(h5diff -q "$tmp/qat_serial/checkpoint.h5" "$tmp/qat_resumed/checkpoint.h5" $g $g && echo 1 || echo 0)
+  if [ "$same_group" = 1 ]; then echo "  stopped at step $((gpt_steps / 3)) on -np 2, resumed on -np 3: $g identical to one process"
+  else echo "  stopped at step $((gpt_steps / 3)) on -np 2, resumed on -np 3: $g DIFFERS"; fail=1; fi
+done
 echo "wall time $(($(date +%s) - t0)) s"
 exit $fail
