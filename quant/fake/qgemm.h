@@ -17,20 +17,37 @@ namespace mxqat::quant {
 // Which codec each GEMM operand passes through; nullopt = full precision. Every operand is blocked
 // along the reduction axis of the GEMM it feeds (spec §7): weight and input along K in the
 // forward; grad_output along N for dX = dY W and along the tokens M for dW = dY^T X.
+// How the backward products' operands are rounded when grad_output has a codec.
+enum class Rounding : uint8_t {
+  kNearest,     // the codec's own rounding (round to nearest even)
+  kStochastic,  // unbiased stochastic rounding, counter-based (quant/codec/stochastic.h)
+};
+const char* rounding_name(Rounding r);               // "nearest" / "stochastic"
+Rounding parse_rounding(const std::string& name);    // throws naming the known ones
+
 struct GemmQuantSpec {
   std::optional<Codec> weight, input;
   std::optional<Codec> grad_output;  // off by default; e.g. mxfp8_e5m2
   Ste ste = Ste::kClipped;
+  // The backward products when grad_output has a codec. `requantize_backward` off: they read
+  // Q_g(dY) and the forward's Q(W), Q(X) (blocked along K). On: W and X are quantized again by
+  // the grad_output codec along the backward products' own reduction axes (W along N for dX,
+  // X along the tokens M for dW), so every backward GEMM operand is in that format.
+  Rounding grad_rounding = Rounding::kNearest;  // for dY (and W, X when requantized)
+  bool requantize_backward = false;
+  uint64_t sr_seed = 0, sr_stream = 0;  // stochastic rounding: the run's seed, this layer's stream
 
   bool full_precision() const { return !weight && !input && !grad_output; }
-  std::string describe() const;  // "w=mxfp4 a=mxfp4 g=none ste=clipped"
+  // "w=mxfp4 a=mxfp4 g=none ste=clipped" (+ " round=stochastic", " bwd=requantize" when set)
+  std::string describe() const;
 };
 
 // y [..., N] = Q_in(x) Q_w(w)^T + b,  x [..., K] (conv: im2col patches [B*Ho*Wo, C*kh*kw]),
 // w [N, K], bias [N] or undefined. Each operand is quantized once per call; the backward reuses the
 // same Q(w) and Q(x). Deterministic for any thread count.
+// Stochastic rounding (spec.grad_rounding) draws from sr_key(seed, stream, step, micro).
 autograd::Var qgemm(const autograd::Var& x, const autograd::Var& w, const autograd::Var& bias,
-                    const GemmQuantSpec& spec);
+                    const GemmQuantSpec& spec, uint64_t step = 0, uint64_t micro = 0);
 
 // What a QuantGemm saw at its last call while capture is on (for quant/monitor): the
 // full-precision operands before quantization, [M, K] input and [M, N] output gradient.
@@ -59,6 +76,9 @@ class QuantGemm : public GemmQuantizer {
 
   const GemmQuantSpec& spec() const { return spec_; }
   void set_spec(GemmQuantSpec spec) { spec_ = std::move(spec); }
+  // Stochastic rounding: the graphs built from now on draw their random numbers for training
+  // step `step`, micro-batch `micro` (the key is fixed when the forward runs).
+  void set_rounding_counter(uint64_t step, uint64_t micro = 0) { step_ = step, micro_ = micro; }
 
   // Telemetry: while on, each call copies its input (and its backward its dY) into captured().
   void set_capture(bool on);
@@ -69,6 +89,7 @@ class QuantGemm : public GemmQuantizer {
   GemmQuantSpec spec_;
   std::shared_ptr<GemmCapture> capture_;  // shared with the backward closures that fill it
   std::shared_ptr<GemmBuffers> buffers_;  // shared with the graph of the last call
+  uint64_t step_ = 0, micro_ = 0;
 };
 
 }  // namespace mxqat::quant

@@ -200,6 +200,8 @@ const Table& quant_table() {
       field("scale_rule", &QuantCfg::scale_rule).one_of(scale_rules()),
       field("ste", &QuantCfg::ste).one_of({"clipped", "identity"}),
       field("group_size", &QuantCfg::group_size).ge(0),
+      field("grad_rounding", &QuantCfg::grad_rounding).one_of({"nearest", "stochastic"}),
+      field("backward_operands", &QuantCfg::backward_operands).one_of({"reuse", "requantize"}),
       schema::list("schedule", phase_table(), &QuantCfg::schedule),
       schema::list("rules", quant_rule_table(), &QuantCfg::rules),
   });
@@ -217,6 +219,7 @@ const Table& distill_table() {
 const Table& qat_extra_table() {
   static const Table kTable = schema::table<QatCfg>({
       field("from", &QatCfg::from),
+      field("init", &QatCfg::init).one_of({"baseline", "scratch"}),
       field("monitor_every", &QatCfg::monitor_every).ge(0),
       field("sqnr_warn_db", &QatCfg::sqnr_warn_db),
       field("on_nonfinite", &QatCfg::on_nonfinite).one_of({"skip", "stop"}),
