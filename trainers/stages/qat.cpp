@@ -201,6 +201,8 @@ void configure_loop(QatRun& q, const QatSummary& s, const std::string& from, con
     if (every > 0 && (step + 1) % every == 0)
       for (size_t i = 0; i < q.plan.size(); ++i) q.plan.quantizer(i)->set_capture(true);
   };
+  // stochastic rounding draws per (step, global micro-batch): the same on any number of processes
+  c.hooks.before_micro_batch = [&q](int64_t step, int64_t m) { q.plan.set_micro_batch(step, m); };
   c.hooks.after_step = [&q, every](int64_t done) {
     if (every > 0 && done % every == 0) observe(q, done);
     end_of_phase(q, done);

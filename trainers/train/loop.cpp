@@ -101,6 +101,7 @@ double micro_batch_step(LoopContext& c, int64_t step, const Tensor& xb, const st
     const std::vector<int32_t> y(yb.begin() + i * rows * per_target, yb.begin() + (i + 1) * rows * per_target);
     layers::set_dropout_calls(*c.model, static_cast<uint64_t>(step));
     layers::set_dropout_first_sample(*c.model, i * rows);
+    if (c.hooks.before_micro_batch) c.hooks.before_micro_batch(step, i);
     c.optimizer->zero_grad();
     const double l = forward_backward(c, x, y, inv_m);
     for (size_t p = 0; p < params.size(); ++p) {

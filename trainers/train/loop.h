@@ -18,6 +18,8 @@ namespace mxqat::trainers {
 
 struct LoopHooks {
   std::function<void(int64_t step)> before_step;     // e.g. move the precision schedule
+  // Micro-batched steps: before micro-batch m's forward (e.g. stochastic rounding's counter).
+  std::function<void(int64_t step, int64_t m)> before_micro_batch;
   std::function<void(int64_t done)> after_step;      // e.g. quantization telemetry
   std::function<void(int64_t done, const EvalResult& val)> after_eval;
   std::function<void(Checkpoint&)> decorate;         // extra checkpoint content (policy, ...)
