@@ -309,6 +309,7 @@ std::string tiny_corpus(const fs::path& d) {
   return d.string();
 }
 
+// (stochastic rounding of the output gradients included: its draws key on the global micro-batch)
 TEST(DistMpi, GptQatSameBitsOnOneToFourProcessesAndResumeWithAnotherCount) {
   SKIP_WITHOUT_MPI();
   fs::path d = fresh_dir("dp_gpt");
@@ -317,7 +318,8 @@ TEST(DistMpi, GptQatSameBitsOnOneToFourProcessesAndResumeWithAnotherCount) {
       tiny_corpus(d / "corpus") + ", batch_size: 8}\n"
       "model: {type: gpt, layers: 1, d_model: 16, heads: 2, context: 12, mlp_hidden: 24}\n"
       "train: {steps: 8, micro_batches: 4, optimizer: {type: adamw, lr: 3.0e-3}, eval_every: 4, log_every: 4}\n"
-      "quant: {weight: mxfp4, input: mxfp8_e4m3, schedule: [{until: 0.5, format: mxfp8_e4m3}, {until: 1.0, format: mxfp4}]}\n"
+      "quant: {weight: mxfp4, input: mxfp8_e4m3, grad_output: mxfp4, grad_rounding: stochastic,\n"
+      "        schedule: [{until: 0.5, format: mxfp8_e4m3}, {until: 1.0, format: mxfp4}]}\n"
       "qat: {steps: 8, micro_batches: 4, optimizer: {type: adamw, lr: 1.0e-3}, monitor_every: 4, eval_every: 4,\n"
       "      log_every: 2, distill: {weight: 0.5, temperature: 2.0}}\n");
   const std::string base = (d / "base").string();
