@@ -39,7 +39,6 @@ struct Exchange {
   std::condition_variable cv;
   int n = 0, arrived = 0, generation = 0;
   std::vector<const void*> shares;
-  std::vector<size_t> bytes;
 };
 
 class ThreadDist final : public Dist {
@@ -49,29 +48,14 @@ class ThreadDist final : public Dist {
   int size() const override { return x_.n; }
   void allgatherv(const void* mine, void* all, const std::vector<size_t>& bytes) override {
     std::unique_lock<std::mutex> lock(x_.mu);
-    const int gen = x_.generation;
     x_.shares[size_t(rank_)] = mine;
-    x_.bytes = bytes;
-    if (++x_.arrived == x_.n) {
-      x_.arrived = 0;
-      ++x_.generation;
-      x_.cv.notify_all();
-    } else {
-      x_.cv.wait(lock, [&] { return x_.generation != gen; });
-    }
+    arrive(lock);
     auto* out = static_cast<char*>(all);
     for (int r = 0; r < x_.n; ++r) {  // every share stays alive until the second barrier below
       std::memcpy(out, x_.shares[size_t(r)], bytes[size_t(r)]);
       out += bytes[size_t(r)];
     }
-    const int gen2 = x_.generation;
-    if (++x_.arrived == x_.n) {
-      x_.arrived = 0;
-      ++x_.generation;
-      x_.cv.notify_all();
-    } else {
-      x_.cv.wait(lock, [&] { return x_.generation != gen2; });
-    }
+    arrive(lock);
   }
   void broadcast(void*, size_t, int) override {}
   void barrier() override {}
@@ -79,6 +63,16 @@ class ThreadDist final : public Dist {
   std::string describe() const override { return "threads"; }
 
  private:
+  void arrive(std::unique_lock<std::mutex>& lock) {  // a barrier of the n threads
+    const int gen = x_.generation;
+    if (++x_.arrived == x_.n) {
+      x_.arrived = 0;
+      ++x_.generation;
+      x_.cv.notify_all();
+    } else {
+      x_.cv.wait(lock, [&] { return x_.generation != gen; });
+    }
+  }
   Exchange& x_;
   int rank_;
 };
@@ -234,19 +228,8 @@ TEST(DistMicroBatch, MicroBatchesSumToTheBatchGradient) {
 
 // ---- under mpirun ---------------------------------------------------------------------------------
 
-struct Shell {
-  int code;
-  std::string out;
-};
-Shell sh(const std::string& cmd) {
-  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  const int status = ::pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
+using Shell = mxqat::testing::CliResult;
+Shell sh(const std::string& cmd) { return mxqat::testing::run_shell(cmd); }
 
 // mpirun with the flags a CI container needs (root, more processes than cores, no CMA).
 std::string mpirun(int np) {
