@@ -35,7 +35,9 @@ Var log(const Var& x);
 Var sqrt(const Var& x);
 // Inverted dropout: zeroes with probability p and scales by 1/(1-p); identity when !training.
 // The mask is a pure function of (seed, element index): same bits for any thread count.
-Var dropout(const Var& x, float p, uint64_t seed, bool training);
+// `offset` is added to the element index: a slice of a larger batch (a micro-batch starting at
+// sample s, offset = s * elements per sample) draws exactly the mask the whole batch would.
+Var dropout(const Var& x, float p, uint64_t seed, bool training, uint64_t offset = 0);
 
 // ---- reduce.cpp ----------------------------------------------------------------------------
 Var sum(const Var& x, std::vector<int> axes = {}, bool keepdim = false);  // {} = all axes

@@ -86,7 +86,8 @@ Var Dropout::forward(const Var& x) {
   uint64_t z = seed_ + 0x9E3779B97F4A7C15ull * (++calls_);
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return dropout(x, p_, z ^ (z >> 31), true);
+  const int64_t per_sample = x.value().ndim() == 0 || x.value().dim(0) == 0 ? 0 : x.value().size() / x.value().dim(0);
+  return dropout(x, p_, z ^ (z >> 31), true, static_cast<uint64_t>(first_sample_ * per_sample));
 }
 
 Activation::Activation(const std::string& name) : name_(name) {

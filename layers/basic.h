@@ -83,11 +83,15 @@ class Dropout : public Module {
   std::string kind() const override { return "Dropout"; }
   uint64_t calls() const { return calls_; }
   void set_calls(uint64_t c) { calls_ = c; }
+  // The index in the global batch of the input's first sample (dim 0): a micro-batch draws the
+  // slice of the whole batch's mask, whichever process or micro-batch computes it.
+  void set_first_sample(int64_t s) { first_sample_ = s; }
 
  private:
   float p_;
   uint64_t seed_;
   uint64_t calls_ = 0;
+  int64_t first_sample_ = 0;
 };
 
 class Activation : public Module {

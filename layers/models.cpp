@@ -59,4 +59,9 @@ void set_dropout_calls(Module& m, uint64_t calls) {
     if (auto* d = dynamic_cast<Dropout*>(mod)) d->set_calls(calls);
 }
 
+void set_dropout_first_sample(Module& m, int64_t first_sample) {
+  for (auto& [name, mod] : m.named_modules())
+    if (auto* d = dynamic_cast<Dropout*>(mod)) d->set_first_sample(first_sample);
+}
+
 }  // namespace mxqat::layers

@@ -53,5 +53,7 @@ class Cnn : public Module {
 // Sets every Dropout's call counter (its mask stream position): used on resume, where the
 // counter equals the number of training steps taken.
 void set_dropout_calls(Module& m, uint64_t calls);
+// Sets every Dropout's first sample (see Dropout::set_first_sample): for micro-batches.
+void set_dropout_first_sample(Module& m, int64_t first_sample);
 
 }  // namespace mxqat::layers

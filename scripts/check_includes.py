@@ -15,17 +15,19 @@ import sys
 # room -> rooms it may include (besides itself)
 ROOMS = {
     "util": [],
+    "dist": [],
     "recipe": ["util"],
     "io": ["util"],
     "data": ["util", "recipe"],
     "model": ["util", "recipe", "io", "data"],
-    "train": ["util", "recipe", "io", "data", "model"],
+    "train": ["util", "recipe", "io", "data", "model", "dist"],
     "runtime": ["util", "recipe", "io", "data", "model"],
     "report": ["util", "recipe"],
-    "stages": ["util", "recipe", "io", "data", "model", "train", "runtime", "report", "interop"],
+    "stages": ["util", "recipe", "io", "data", "model", "train", "runtime", "report", "interop",
+               "dist"],
     "interop": ["util", "recipe", "io", "data", "model", "runtime"],
     "cli": ["util", "recipe", "io", "data", "model", "train", "runtime", "report", "stages",
-            "interop"],
+            "interop", "dist"],
 }
 # folder -> folders it may include (besides itself)
 FOLDERS = {
@@ -39,6 +41,7 @@ THIRD_PARTY = {
     "hdf5.h": ["trainers/io/h5file"],
     "yaml-cpp/": ["trainers/recipe/"],
     "zlib.h": ["trainers/io/", "trainers/data/"],
+    "mpi.h": ["trainers/dist/dist_mpi"],
 }
 INCLUDE = re.compile(r'^\s*#\s*include\s*([<"])([^>"]+)[>"]')
 

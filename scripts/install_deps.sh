@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Installs every Debian package mxqat builds, tests and runs with. Idempotent, non-interactive.
-# Usage: scripts/install_deps.sh [--bench] [--browser] [--torch] [--llamacpp] [--fuzz]
+# Usage: scripts/install_deps.sh [--mpi] [--bench] [--browser] [--torch] [--llamacpp] [--fuzz]
+#   --mpi       adds OpenMPI (libopenmpi-dev, openmpi-bin): data-parallel training under mpirun
+#               (CMake's MXQAT_MPI turns on when it finds it) and the DistMpi tests (skipped,
+#               saying so, without mpirun); scripts/test.sh always passes it
 #   --bench     adds python3-torch for the PyTorch comparisons of bench/
 #   --browser   adds chromium, for the test that renders report.html headless (skipped without it)
 #   --torch     adds python3-torch + numpy for the PyTorch llama reference of the import test
@@ -19,6 +22,7 @@ pkgs=(cmake g++ make pkg-config libeigen3-dev libhdf5-dev hdf5-tools libspdlog-d
 llamacpp=0
 for opt in "$@"; do
   case "$opt" in
+    --mpi) pkgs+=(libopenmpi-dev openmpi-bin) ;;
     --bench) pkgs+=(python3 python3-torch python3-numpy libopenblas0-pthread) ;;
     --browser) pkgs+=(chromium fonts-dejavu-core) ;;
     --torch) pkgs+=(python3 python3-torch python3-numpy) ;;
@@ -26,7 +30,7 @@ for opt in "$@"; do
                 # Debian's npm; a nodejs from elsewhere (e.g. NodeSource) brings its own npm
                 command -v npm >/dev/null || pkgs+=(npm) ;;
     --fuzz) pkgs+=(clang-14 libclang-rt-14-dev) ;;
-    *) echo "install_deps.sh: unknown option '$opt' (known: --bench, --browser, --torch, --llamacpp, --fuzz)" >&2; exit 2 ;;
+    *) echo "install_deps.sh: unknown option '$opt' (known: --mpi, --bench, --browser, --torch, --llamacpp, --fuzz)" >&2; exit 2 ;;
   esac
 done
 missing=()

@@ -8,7 +8,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 fuzz_s=${MXQAT_CI_FUZZ_SECONDS:-20}
-if [[ "$fuzz_s" != 0 ]]; then scripts/install_deps.sh --fuzz; else scripts/install_deps.sh; fi
+# --mpi: OpenMPI, so that the data-parallel tests (DistMpi.*, under mpirun) run too.
+if [[ "$fuzz_s" != 0 ]]; then scripts/install_deps.sh --mpi --fuzz; else scripts/install_deps.sh --mpi; fi
 scripts/build.sh "$@"
 dir=build
 [[ "${1:-}" == "--sanitize" ]] && dir=build-asan

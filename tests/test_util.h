@@ -46,9 +46,9 @@ struct CliResult {
   std::string out;  // stdout and stderr together
 };
 
-#ifdef MXQAT_BINARY
-inline CliResult run_cli(const std::string& args) {
-  const std::string cmd = std::string(MXQAT_BINARY) + " " + args + " 2>&1";
+// A shell command line (sh -c), its stdout and stderr together.
+inline CliResult run_shell(const std::string& command) {
+  const std::string cmd = command + " 2>&1";
   FILE* p = ::popen(cmd.c_str(), "r");
   std::string out;
   char buf[4096];
@@ -57,6 +57,9 @@ inline CliResult run_cli(const std::string& args) {
   const int status = ::pclose(p);
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
 }
+
+#ifdef MXQAT_BINARY
+inline CliResult run_cli(const std::string& args) { return run_shell(std::string(MXQAT_BINARY) + " " + args); }
 #endif
 
 }  // namespace mxqat::testing

@@ -3,6 +3,8 @@
 // bits never depend on the thread count (row_kernels.h); Eigen arrays give the SIMD math.
 #include <unsupported/Eigen/SpecialFunctions>
 
+#include <algorithm>
+
 #include "autograd/ops.h"
 #include "autograd/ops/broadcast.h"
 #include "autograd/ops/saved.h"
@@ -220,28 +222,34 @@ inline uint32_t mix32(uint32_t x) {
   return x;
 }
 
-// out[i] = keep(i) ? in[i] * scale : 0, keep(i) = mix32(mix32(i ^ k0) + k1) >= p * 2^32, with
-// (k0, k1) = splitmix64(seed-hash ^ (i >> 32)): a keyed hash of (seed, i), 32-bit lanes in the
-// loop. Chunk boundaries divide 2^32, so the key is constant within a chunk.
-void dropout_apply(const Tensor& in, Tensor& out, float p, uint64_t seed) {
+// out[i] = keep(g) ? in[i] * scale : 0 with g = offset + i, keep(g) = mix32(mix32(g ^ k0) + k1)
+// >= p * 2^32, (k0, k1) = splitmix64(seed-hash ^ (g >> 32)): a keyed hash of (seed, g), 32-bit
+// lanes in the loop. The key is constant between multiples of 2^32 of g; a chunk is split there
+// (with offset 0 chunk boundaries divide 2^32, so no chunk is).
+void dropout_apply(const Tensor& in, Tensor& out, float p, uint64_t seed, uint64_t offset) {
   const uint64_t base = splitmix64(seed);
   const auto threshold = static_cast<uint32_t>(static_cast<double>(p) * 4294967296.0);
   const float scale = 1.f / (1.f - p);
   const float* src = in.data();
   float* dst = out.data();
-  for_chunks(in.size(), [=](int64_t i0, int64_t i1) {
-    const uint64_t key = splitmix64(base ^ static_cast<uint64_t>(i0 >> 32));
-    const auto k0 = static_cast<uint32_t>(key), k1 = static_cast<uint32_t>(key >> 32);
-    const uint32_t thr = threshold;  // locals: no reloads through the closure in the loop
-    const float sc = scale;
-    const float* s = src + i0;
-    float* d = dst + i0;
-    const auto first = static_cast<uint32_t>(i0);
-    const auto len = static_cast<uint32_t>(i1 - i0);
+  for_chunks(in.size(), [=](int64_t c0, int64_t c1) {
+    for (int64_t i0 = c0, i1; i0 < c1; i0 = i1) {
+      const uint64_t g = offset + static_cast<uint64_t>(i0);
+      const uint64_t to_boundary = (uint64_t(1) << 32) - (g & 0xffffffffull);
+      i1 = static_cast<int64_t>(std::min<uint64_t>(static_cast<uint64_t>(c1), static_cast<uint64_t>(i0) + to_boundary));
+      const uint64_t key = splitmix64(base ^ (g >> 32));
+      const auto k0 = static_cast<uint32_t>(key), k1 = static_cast<uint32_t>(key >> 32);
+      const uint32_t thr = threshold;  // locals: no reloads through the closure in the loop
+      const float sc = scale;
+      const float* s = src + i0;
+      float* d = dst + i0;
+      const auto first = static_cast<uint32_t>(g);
+      const auto len = static_cast<uint32_t>(i1 - i0);
 #pragma omp simd
-    for (uint32_t j = 0; j < len; ++j) {
-      const uint32_t h = mix32(mix32((first + j) ^ k0) + k1);
-      d[j] = s[j] * (h >= thr ? sc : 0.f);
+      for (uint32_t j = 0; j < len; ++j) {
+        const uint32_t h = mix32(mix32((first + j) ^ k0) + k1);
+        d[j] = s[j] * (h >= thr ? sc : 0.f);
+      }
     }
   });
 }
@@ -249,14 +257,14 @@ void dropout_apply(const Tensor& in, Tensor& out, float p, uint64_t seed) {
 
 // y = x m / (1 - p), m[i] ~ Bernoulli(1 - p) from a hash of (seed, i)     dx = dy m / (1 - p)
 // The mask is recomputed in backward from (seed, i), so nothing but the seed is saved.
-Var dropout(const Var& x, float p, uint64_t seed, bool training) {
+Var dropout(const Var& x, float p, uint64_t seed, bool training, uint64_t offset) {
   MXQAT_CHECK(p >= 0.f && p < 1.f, "dropout: p must be in [0, 1), got ", p);
   if (!training || p == 0.f) return x;
   Tensor y(x.shape());
-  dropout_apply(x.value(), y, p, seed);
-  return make_node("dropout", std::move(y), {x}, [p, seed](const Tensor& dy, GradSink& g) {
+  dropout_apply(x.value(), y, p, seed, offset);
+  return make_node("dropout", std::move(y), {x}, [p, seed, offset](const Tensor& dy, GradSink& g) {
     Tensor dx(dy.shape());
-    dropout_apply(dy, dx, p, seed);
+    dropout_apply(dy, dx, p, seed, offset);
     g.add(0, std::move(dx));
   });
 }

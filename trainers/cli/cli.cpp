@@ -1,6 +1,8 @@
 // mxqat's command line: a table of subcommands, each a function of its own file.
 #include "trainers/cli/cli.h"
 
+#include <spdlog/spdlog.h>
+
 #include <cstring>
 #include <functional>
 #include <iostream>
@@ -10,6 +12,7 @@
 #include "autograd/error.h"
 #include "trainers/cli/cli_args.h"
 #include "trainers/cli/commands.h"
+#include "trainers/dist/dist.h"
 #include "trainers/util/nearest.h"
 #include "trainers/util/process.h"
 #include "trainers/util/version.h"
@@ -92,10 +95,21 @@ void print_help(std::ostream& os) {
     os << "  " << c.name << " " << c.usage << "\n      " << c.summary << "\n";
   os << "\n  mxqat COMMAND --help   more about one command\n  mxqat --version\n";
 }
-}  // namespace
 
-int cli_main(int argc, char** argv) {
-  tune_allocator();
+// A command's error: printed, then with several processes the job is ended (no peer left waiting).
+int fail(const std::string& what) {
+  Dist& d = dist();
+  std::cerr << (d.size() > 1 ? "rank " + std::to_string(d.rank()) + ": " : std::string()) << what << "\n";
+  if (d.size() > 1) d.abort(1);
+  return 1;
+}
+
+// Under mpirun the data-parallel commands only: any other would do its work N times over.
+bool data_parallel(const std::string& command) {
+  return command == "train" || command == "qat" || command == "run";
+}
+
+int dispatch(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
     print_help(std::cout);
@@ -114,19 +128,37 @@ int cli_main(int argc, char** argv) {
       std::cout << "usage: mxqat " << c.name << " " << c.usage << "\n  " << c.summary << "\n";
       return 0;
     }
+    if (dist().size() > 1 && !data_parallel(c.name))
+      return fail(std::string("mxqat ") + c.name + ": error: runs as one process; under mpirun "
+                  "only train, qat and run train data-parallel: start it without mpirun");
     try {
       return c.run(rest);
     } catch (const Error& e) {
-      std::cerr << "mxqat " << c.name << ": error: " << e.what() << "\n";
-      return 1;
+      return fail(std::string("mxqat ") + c.name + ": error: " + e.what());
     } catch (const std::exception& e) {
-      std::cerr << "mxqat " << c.name << ": unexpected error: " << e.what() << "\n";
-      return 1;
+      return fail(std::string("mxqat ") + c.name + ": unexpected error: " + e.what());
     }
   }
   std::cerr << "mxqat: unknown command '" << args[0] << "' (did you mean '"
             << nearest(args[0], names) << "'? see 'mxqat --help')\n";
   return 2;
+}
+
+}  // namespace
+
+int cli_main(int argc, char** argv) {
+  tune_allocator();
+  try {
+    dist_init(&argc, &argv);
+  } catch (const Error& e) {
+    std::cerr << "mxqat: error: " << e.what() << "\n";
+    return 1;
+  }
+  if (!is_root()) spdlog::set_level(spdlog::level::err);  // rank 0 logs for the job
+  const int rc = dispatch(argc, argv);
+  if (rc == 0) dist_finalize();
+  else if (dist().size() > 1) dist().abort(rc);
+  return rc;
 }
 
 }  // namespace mxqat::trainers

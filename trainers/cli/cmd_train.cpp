@@ -10,6 +10,7 @@
 #include "trainers/cli/cli_args.h"
 #include "trainers/cli/commands.h"
 #include "trainers/data/task.h"
+#include "trainers/dist/dist.h"
 #include "trainers/runtime/infer.h"
 #include "trainers/stages/qat.h"
 #include "trainers/stages/train_stage.h"
@@ -36,7 +37,7 @@ int cmd_train(const std::vector<std::string>& argv) {
   spdlog::info("mxqat train {} -> {} ({} threads)", r.source, opt.out_dir, omp_get_max_threads());
   install_interrupt_handler();
   TrainSummary s = train(r, opt);
-  if (s.completed)
+  if (s.completed && is_root())
     std::cout << "test_accuracy " << s.test.accuracy << "  test_loss " << s.test.loss << "  -> "
               << opt.out_dir << "/summary.json\n";
   return 0;
@@ -57,7 +58,7 @@ int cmd_qat(const std::vector<std::string>& argv) {
   spdlog::info("mxqat qat {} -> {} ({} threads)", r.source, opt.out_dir, omp_get_max_threads());
   install_interrupt_handler();
   QatSummary s = qat(r, opt);
-  if (s.completed)
+  if (s.completed && is_root())
     std::cout << "baseline " << s.baseline << "  direct_cast " << s.direct_cast << "  qat " << s.qat
               << "  recovered " << s.recovered << "  -> " << opt.out_dir << "/summary.json\n";
   return 0;

@@ -149,6 +149,7 @@ const Table& train_table() {
       field("eval_every", &TrainCfg::eval_every).ge(0),
       field("log_every", &TrainCfg::log_every).ge(1),
       field("checkpoint_every", &TrainCfg::checkpoint_every).ge(0),
+      field("micro_batches", &TrainCfg::micro_batches).ge(1),
       rule<TrainCfg>("", length_rule),
       rule<TrainCfg>("lr_schedule", schedule_rule),
   });
@@ -269,6 +270,13 @@ std::string name_problem(const std::string& name) {
          "files), e.g. name: fashion_mlp";
 }
 
+std::string micro_batch_problem(const char* section, int64_t m, int64_t batch) {
+  if (m <= 1 || batch <= 0 || batch % m == 0) return "";
+  return std::string(section) + ".micro_batches " + std::to_string(m) + " does not divide " +
+         "data.batch_size " + std::to_string(batch) + "; the micro-batches must be equal: pick a " +
+         "divisor of the batch size";
+}
+
 const Table& recipe_table() {
   static const Table kTable = [] {
     Table t = schema::table<Recipe>({
@@ -301,6 +309,12 @@ const Table& recipe_table() {
         }),
         rule<Recipe>("name", [](const Recipe& r) {
           return r.name.empty() ? std::string() : name_problem(r.name);
+        }),
+        rule<Recipe>("train.micro_batches", [](const Recipe& r) {
+          return micro_batch_problem("train", r.train.micro_batches, r.data.batch_size);
+        }),
+        rule<Recipe>("qat.micro_batches", [](const Recipe& r) {
+          return micro_batch_problem("qat", r.qat.train.micro_batches, r.data.batch_size);
         }),
     });
     schema::detail::validate_table(t);  // once, not on every parse and emit

@@ -69,6 +69,10 @@ struct TrainCfg {
   int64_t eval_every = 0;         // steps; 0 = at each epoch end
   int64_t log_every = 50;         // steps
   int64_t checkpoint_every = 0;   // steps; 0 = only at the end
+  // The batch is split into this many equal micro-batches whose gradients are summed over a
+  // fixed tree (trainers/dist/tree.h): mpirun -np N needs N <= micro_batches, and the bits do
+  // not depend on N. 1 = the whole batch at once (the bits of a run without it).
+  int64_t micro_batches = 1;
 };
 
 // One phase of a progressive schedule: `{until: 0.3, format: mxfp8_e4m3}` (format = weight and

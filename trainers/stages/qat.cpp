@@ -12,6 +12,7 @@
 
 #include "quant/monitor/monitor.h"
 #include "quant/policy/plan.h"
+#include "trainers/dist/dist.h"
 #include "trainers/model/model_factory.h"
 #include "trainers/model/policy_model.h"
 #include "trainers/train/stage_run.h"
@@ -65,7 +66,9 @@ void record(QatRun& q, int64_t step, quant::TensorStats s) {
 }
 
 // Telemetry of every quantized operand: each weight as its GEMM sees it ([N, K]) and each input
-// captured during the step just taken ([M, K]).
+// captured during the step just taken ([M, K]). With micro-batches the capture holds the
+// process's first micro-batch (computed last, trainers/dist/tree.h): on rank 0, whose metrics
+// are written, micro-batch 0 for any number of processes.
 void observe(QatRun& q, int64_t step) {
   q.last_stats.clear();
   for (size_t i = 0; i < q.plan.size(); ++i) {
@@ -198,6 +201,8 @@ void configure_loop(QatRun& q, const QatSummary& s, const std::string& from, con
     if (every > 0 && (step + 1) % every == 0)
       for (size_t i = 0; i < q.plan.size(); ++i) q.plan.quantizer(i)->set_capture(true);
   };
+  // stochastic rounding draws per (step, global micro-batch): the same on any number of processes
+  c.hooks.before_micro_batch = [&q](int64_t step, int64_t m) { q.plan.set_micro_batch(step, m); };
   c.hooks.after_step = [&q, every](int64_t done) {
     if (every > 0 && done % every == 0) observe(q, done);
     end_of_phase(q, done);
@@ -228,7 +233,8 @@ void finish(QatRun& q, QatSummary& s, const std::string& policy_table) {
                s.baseline, s.direct_cast, s.qat, 100 * s.recovered);
   q.run.metrics.write(JsonObject().str("stage", "qat").str("split", "test").integer("step", s.steps)
                           .num(task.metric().name, s.qat));
-  write_file_atomic(q.run.out_dir + "/summary.json", summary_json(r, s, task.metric().name, policy_table));
+  if (is_root()) write_file_atomic(q.run.out_dir + "/summary.json", summary_json(r, s, task.metric().name, policy_table));
+  dist().barrier();  // the summary is written before any process goes on
 }
 }  // namespace
 

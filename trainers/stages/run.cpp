@@ -4,9 +4,12 @@
 #include <spdlog/spdlog.h>
 
 #include <filesystem>
+#include <functional>
+#include <memory>
 #include <optional>
 
 #include "trainers/data/task.h"
+#include "trainers/dist/dist.h"
 #include "trainers/recipe/variants.h"
 #include "trainers/report/report.h"
 #include "trainers/runtime/infer.h"
@@ -53,6 +56,23 @@ void check_same_recipe(const std::string& stage_dir, const Recipe& r, const std:
 
 const std::vector<std::string> kBaselineIgnores = {"quant", "qat", "ptq", "compare"};
 
+// With several processes (mpirun): the training stages run on all of them (data parallel), the
+// others on rank 0 while the rest wait; every decision below reads files that no process is
+// writing (each stage ends with a barrier), so all processes take the same branch.
+bool on_root(const std::function<bool()>& stage) {
+  char ok = 1;
+  if (is_root()) ok = stage() ? 1 : 0;
+  Dist& d = dist();
+  d.broadcast(&ok, 1, 0);
+  return ok != 0;
+}
+
+// Before a training stage starts afresh in `sd`: rank 0 clears it, the others wait for that.
+void clear_stage_dir(const std::string& sd) {
+  if (is_root()) fs::remove_all(sd);
+  dist().barrier();
+}
+
 bool stage_baseline(const Recipe& r, const std::string& dir) {
   const std::string sd = dir + "/baseline", ckpt = sd + "/checkpoint.h5";
   check_same_recipe(sd, r, kBaselineIgnores);
@@ -63,7 +83,8 @@ bool stage_baseline(const Recipe& r, const std::string& dir) {
   TrainOptions o;
   o.out_dir = sd;
   o.resume = is_checkpoint(ckpt);
-  if (!o.resume) fs::remove_all(sd);
+  dist().barrier();  // every process has looked before rank 0 clears anything
+  if (!o.resume) clear_stage_dir(sd);
   spdlog::info("run: baseline -> {}{}", sd, o.resume ? " (resuming)" : "");
   return train(r, o).completed;
 }
@@ -96,7 +117,8 @@ bool stage_qat(const Recipe& r, const std::string& dir, const std::vector<QatVar
       o.out_dir = sd;
       o.from = dir + "/baseline/checkpoint.h5";
       o.resume = is_checkpoint(ckpt);
-      if (!o.resume) fs::remove_all(sd);
+      dist().barrier();  // every process has looked before rank 0 clears anything
+      if (!o.resume) clear_stage_dir(sd);
       spdlog::info("run: qat {} -> {}{}", v.id, sd, o.resume ? " (resuming)" : "");
       if (!qat(v.recipe, o).completed) return false;
     }
@@ -105,7 +127,8 @@ bool stage_qat(const Recipe& r, const std::string& dir, const std::vector<QatVar
     if (interrupted()) return false;
   }
   const auto main = std::find_if(variants.begin(), variants.end(), [](const QatVariant& v) { return v.main; });
-  write_file_atomic(dir + "/qat/summary.json",
+  if (is_root())
+    write_file_atomic(dir + "/qat/summary.json",
                     JsonObject().str("recipe", r.name).str("main", main->id).str("main_format", main->format)
                         .raw("variants", list.dump()).dump() + "\n");
   return true;
@@ -198,9 +221,13 @@ bool stage_verify(const Recipe& r, const std::string& dir, const std::vector<Qat
 
 bool run_pipeline(const Recipe& r, const RunOptions& opt) {
   const std::string dir = opt.out_dir.empty() ? "runs/" + r.name : opt.out_dir;
-  make_output_dir(dir, "run");
-  const DirLock lock(dir);  // one `mxqat run` per run directory
-  for (const char* sub : {"", "/export", "/report"}) remove_stale_temps(dir + sub);
+  std::unique_ptr<DirLock> lock;  // one `mxqat run` per run directory (rank 0 holds it)
+  if (is_root()) {
+    make_output_dir(dir, "run");
+    lock = std::make_unique<DirLock>(dir);
+    for (const char* sub : {"", "/export", "/report"}) remove_stale_temps(dir + sub);
+  }
+  dist().barrier();
   const std::vector<QatVariant> variants = qat_variants(r);  // checks the formats up front
   install_interrupt_handler();
   auto stop = [&](const char* stage, bool ok) {
@@ -215,13 +242,16 @@ bool run_pipeline(const Recipe& r, const RunOptions& opt) {
     return false;
   };
   if (stop("baseline", stage_baseline(r, dir))) return false;
-  if (stop("ptq", stage_ptq(r, dir))) return false;
+  if (stop("ptq", on_root([&] { return stage_ptq(r, dir); }))) return false;
   if (stop("qat", stage_qat(r, dir, variants))) return false;
-  if (stop("export", stage_export(r, dir, variants))) return false;
-  if (stop("verify", stage_verify(r, dir, variants))) return false;
-  write_gpt_samples(dir);  // a gpt's samples and KV-cache table, for the report
-  const std::string report = write_report(dir, dir + "/report");
-  spdlog::info("run: done; report: {} (also .html, .csv, .json)", report);
+  if (stop("export", on_root([&] { return stage_export(r, dir, variants); }))) return false;
+  if (stop("verify", on_root([&] { return stage_verify(r, dir, variants); }))) return false;
+  on_root([&] {
+    write_gpt_samples(dir);  // a gpt's samples and KV-cache table, for the report
+    const std::string report = write_report(dir, dir + "/report");
+    spdlog::info("run: done; report: {} (also .html, .csv, .json)", report);
+    return true;
+  });
   return true;
 }
 

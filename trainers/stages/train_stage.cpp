@@ -4,6 +4,8 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+
+#include "trainers/dist/dist.h"
 #include "trainers/util/files.h"
 
 #include "trainers/interop/llama_import.h"
@@ -29,7 +31,8 @@ LoopResult import_baseline(StageRun& run) {
   k.meta["stage"] = "train";
   k.meta["imported_from"] = r.model.from;
   k.rng_state = "seed=" + std::to_string(r.seed);
-  save_checkpoint(run.loop.ckpt_path, k);
+  if (is_root()) save_checkpoint(run.loop.ckpt_path, k);
+  dist().barrier();
   LoopResult lr;
   lr.completed = true;
   return lr;
@@ -87,7 +90,8 @@ TrainSummary train(const Recipe& r, const TrainOptions& opt) {
   s.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (!s.completed) return s;
   evaluate_final(run, s);
-  write_summary(run, s);
+  if (is_root()) write_summary(run, s);
+  dist().barrier();  // the summary is written before any process goes on
   return s;
 }
 

@@ -4,12 +4,16 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <csignal>
 #include <map>
 
 #include "layers/models.h"
+#include "trainers/dist/dist.h"
+#include "trainers/dist/tree.h"
 #include "trainers/train/sched.h"
 #include "trainers/util/progress.h"
 
@@ -42,9 +46,9 @@ Checkpoint make_checkpoint(const LoopContext& c, int64_t step) {
   return k;
 }
 
-// Forward + backward of one batch; returns the loss (gradients only when it is finite).
-double step_loss(LoopContext& c, int64_t step, Tensor& xb, std::vector<int32_t>& yb) {
-  c.task->train_batch(step, *c.order, xb, yb);
+// Forward + backward of one batch, the loss scaled by `scale` for the backward; returns the
+// unscaled loss (gradients only when it is finite).
+double forward_backward(LoopContext& c, const Tensor& xb, const std::vector<int32_t>& yb, float scale) {
   auto flat = [](Var v) {  // [B, T, V] -> [B*T, V]
     return v.value().ndim() == 3 ? reshape(v, {-1, v.value().dim(-1)}) : v;
   };
@@ -61,8 +65,96 @@ double step_loss(LoopContext& c, int64_t step, Tensor& xb, std::vector<int32_t>&
     loss = w == 1.f ? kd : add(mul_scalar(loss, 1.f - w), mul_scalar(kd, w));
   }
   const double l = loss.value().item();
-  if (std::isfinite(l)) loss.backward();
+  if (std::isfinite(l)) (scale == 1.f ? loss : mul_scalar(loss, scale)).backward();
   return l;
+}
+
+// Rows [r0, r0 + n) of a batch tensor (dim 0).
+Tensor rows_of(const Tensor& x, int64_t r0, int64_t n) {
+  autograd::Shape shape = x.shape();
+  const int64_t per = x.size() / shape[0];
+  shape[0] = n;
+  Tensor out = Tensor::uninit(shape);
+  std::copy(x.data() + r0 * per, x.data() + (r0 + n) * per, out.data());
+  return out;
+}
+
+// The step's gradient over c.cfg->micro_batches micro-batches summed over the fixed tree
+// (trainers/dist/tree.h), this process computing its own micro-batches only; written back into
+// the parameters' grads on every process. Each micro-batch's loss is scaled by 1/M, so the sum is
+// the whole batch's mean gradient. Dropout masks are those of the whole batch (the micro-batch's
+// first sample is the mask offset), so nothing depends on which process holds which slice.
+double micro_batch_step(LoopContext& c, int64_t step, const Tensor& xb, const std::vector<int32_t>& yb) {
+  const int64_t m = c.cfg->micro_batches, batch = xb.dim(0), rows = batch / m;
+  MXQAT_CHECK(batch % m == 0, c.stage, ": micro_batches ", m, " does not divide the batch of ", batch,
+              " samples; pick a divisor of data.batch_size");
+  const int64_t per_target = static_cast<int64_t>(yb.size()) / batch;
+  const layers::NamedParams& params = c.optimizer->params();
+  std::vector<size_t> offset(params.size() + 1, 0);
+  for (size_t i = 0; i < params.size(); ++i)
+    offset[i + 1] = offset[i] + static_cast<size_t>(params[i].second.value().size());
+  const size_t len = offset.back() + 1;  // every gradient, then the loss / M
+  std::vector<char> has_grad(params.size(), 0);
+  const float inv_m = 1.f / static_cast<float>(m);
+  auto leaf = [&](int64_t i, float* out) {
+    const Tensor x = rows_of(xb, i * rows, rows);
+    const std::vector<int32_t> y(yb.begin() + i * rows * per_target, yb.begin() + (i + 1) * rows * per_target);
+    layers::set_dropout_calls(*c.model, static_cast<uint64_t>(step));
+    layers::set_dropout_first_sample(*c.model, i * rows);
+    if (c.hooks.before_micro_batch) c.hooks.before_micro_batch(step, i);
+    c.optimizer->zero_grad();
+    const double l = forward_backward(c, x, y, inv_m);
+    for (size_t p = 0; p < params.size(); ++p) {
+      const Tensor& g = params[p].second.grad();
+      if (g.empty()) {
+        std::fill(out + offset[p], out + offset[p + 1], 0.f);
+      } else {
+        std::copy(g.data(), g.data() + g.size(), out + offset[p]);
+        has_grad[p] = 1;
+      }
+    }
+    out[len - 1] = static_cast<float>(l / double(m));
+  };
+  double exchange_s = 0;
+  const std::vector<float> sum = tree_sum(m, len, leaf, dist(), &exchange_s);
+  c.times.exchange_s.push_back(exchange_s);
+  layers::set_dropout_first_sample(*c.model, 0);
+  c.optimizer->zero_grad();
+  for (size_t p = 0; p < params.size(); ++p) {
+    if (!has_grad[p]) continue;  // a parameter the loss does not reach (the same on every process)
+    Tensor g = Tensor::uninit(params[p].second.value().shape());
+    std::copy(sum.data() + offset[p], sum.data() + offset[p + 1], g.data());
+    Var v = params[p].second;
+    v.grad() = std::move(g);
+  }
+  return sum[len - 1];
+}
+
+// Forward + backward of the step's batch; returns the loss (gradients only when it is finite).
+double step_loss(LoopContext& c, int64_t step, Tensor& xb, std::vector<int32_t>& yb) {
+  c.task->train_batch(step, *c.order, xb, yb);
+  if (c.cfg->micro_batches == 1 && dist().size() == 1) return forward_backward(c, xb, yb, 1.f);
+  return micro_batch_step(c, step, xb, yb);
+}
+
+double median(std::vector<double> v) {
+  if (v.empty()) return NAN;
+  std::sort(v.begin(), v.end());
+  const size_t h = v.size() / 2;
+  return v.size() % 2 ? v[h] : 0.5 * (v[h - 1] + v[h]);
+}
+
+// Throughput: the median step (the first left out: warm-up), its gradient exchange (micro-batched
+// or data-parallel runs), targets (tokens for a gpt) per second. bench/dist_scaling.sh reads it.
+void log_step_times(const LoopContext& c) {
+  const auto& t = c.times;
+  if (t.step_s.empty()) return;
+  const size_t skip = t.step_s.size() > 2 ? 1 : 0;
+  const double step = median({t.step_s.begin() + skip, t.step_s.end()});
+  const double ex = t.exchange_s.size() > skip ? median({t.exchange_s.begin() + skip, t.exchange_s.end()}) : 0.0;
+  spdlog::info("{} throughput ({}, {} micro-batch(es)): median step {:.2f} ms, gradient exchange "
+               "{:.2f} ms ({:.1f}% of the step), {:.0f} targets/s", c.stage, dist().describe(),
+               c.cfg->micro_batches, 1e3 * step, 1e3 * ex, 100.0 * ex / step, double(t.targets) / step);
 }
 
 void log_train(LoopContext& c, const Progress& p, int64_t done, double mean_loss, double lr, double gnorm) {
@@ -102,6 +194,7 @@ void handle_nonfinite(LoopContext& c, int64_t step, double loss, double gnorm) {
 bool interrupted() { return g_interrupted; }
 
 void install_interrupt_handler() {
+  if (dist().size() > 1) return install_peer_failure_handler();
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
 }
@@ -120,10 +213,15 @@ LoopResult run_loop(LoopContext& c) {
   layers::set_dropout_calls(*c.model, static_cast<uint64_t>(c.start_step));
   double loss_sum = 0;
   int64_t loss_n = 0, step = c.start_step;
-  auto save = [&](int64_t s) { save_checkpoint(c.ckpt_path, make_checkpoint(c, s)); };
+  auto save = [&](int64_t s) {  // rank 0 writes; every rank knows the last checkpoint
+    if (is_root()) save_checkpoint(c.ckpt_path, make_checkpoint(c, s));
+    set_last_checkpoint(c.ckpt_path, s);
+  };
+  if (c.start_step > 0) set_last_checkpoint(c.ckpt_path, c.start_step);
   for (; step < end && !g_interrupted; ++step) {
     if (c.hooks.before_step) c.hooks.before_step(step);
     const double lr = sched.at(step);
+    const auto t0 = std::chrono::steady_clock::now();
     const double loss = step_loss(c, step, xb, yb);
     const double gnorm = std::isfinite(loss) ? clip_grad_norm(c.optimizer->params(), cfg.grad_clip) : NAN;
     if (!std::isfinite(loss) || !std::isfinite(gnorm)) {
@@ -133,6 +231,8 @@ LoopResult run_loop(LoopContext& c) {
       c.optimizer->zero_grad();
       loss_sum += loss, ++loss_n;
     }
+    c.times.step_s.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    c.times.targets = static_cast<int64_t>(yb.size());
     const int64_t done = step + 1;
     progress.update(done, "loss " + std::to_string(loss).substr(0, 6));
     if (cfg.log_every > 0 && done % cfg.log_every == 0 && loss_n > 0) {
@@ -159,6 +259,8 @@ LoopResult run_loop(LoopContext& c) {
   }
   progress.finish();
   save(step);
+  dist().barrier();  // the checkpoint is on disk before any process goes on (e.g. to read it)
+  log_step_times(c);
   if (step < c.total_steps)
     spdlog::warn("{}: stopped at step {} of {}; continue with --resume", c.stage, step, c.total_steps);
   return LoopResult{step, step == c.total_steps};

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "layers/module.h"
 #include "trainers/data/task.h"
@@ -17,9 +18,17 @@ namespace mxqat::trainers {
 
 struct LoopHooks {
   std::function<void(int64_t step)> before_step;     // e.g. move the precision schedule
+  // Micro-batched steps: before micro-batch m's forward (e.g. stochastic rounding's counter).
+  std::function<void(int64_t step, int64_t m)> before_micro_batch;
   std::function<void(int64_t done)> after_step;      // e.g. quantization telemetry
   std::function<void(int64_t done, const EvalResult& val)> after_eval;
   std::function<void(Checkpoint&)> decorate;         // extra checkpoint content (policy, ...)
+};
+
+// Wall time of each step and of its gradient exchange (data-parallel or micro-batched runs).
+struct StepTimes {
+  std::vector<double> step_s, exchange_s;
+  int64_t targets = 0;  // loss targets per step (tokens for a gpt, samples for a classifier)
 };
 
 struct LoopContext {
@@ -39,6 +48,7 @@ struct LoopContext {
   bool skip_nonfinite = false;    // skip a step whose loss or gradient is NaN/Inf (else stop)
   int64_t skipped = 0;            // steps skipped so far (restored on resume)
   LoopHooks hooks;
+  StepTimes times;
 };
 
 struct LoopResult {
@@ -53,7 +63,8 @@ LoopResult run_loop(LoopContext& ctx);
 // metrics.jsonl the checkpoint covers (the file is cut back to them).
 int64_t resume_position(LoopContext& c, const Checkpoint& k);
 
-// Set by SIGINT/SIGTERM: the loop checkpoints at the next step boundary and returns.
+// Set by SIGINT/SIGTERM: the loop checkpoints at the next step boundary and returns. With more
+// than one process (mpirun) the peer-failure handler of trainers/dist/dist.h is installed instead.
 void install_interrupt_handler();
 bool interrupted();  // a SIGINT/SIGTERM arrived since the handler was installed
 

@@ -5,8 +5,10 @@
 
 #include <filesystem>
 
-#include "trainers/util/files.h"
+#include "trainers/dist/dist.h"
+#include "trainers/dist/tree.h"
 #include "trainers/model/model_factory.h"
+#include "trainers/util/files.h"
 
 namespace mxqat::trainers {
 
@@ -31,9 +33,11 @@ int64_t stage_steps(const TrainCfg& cfg, const BatchOrder& order) {
 StageRun::StageRun(const std::string& stage, const Recipe& r, const TrainCfg& cfg,
                    const std::string& dir, int64_t stop_at)
     : recipe(r), out_dir(dir) {
-  make_output_dir(out_dir, stage);
-  lock = std::make_unique<DirLock>(out_dir);  // one writer per output directory
-  remove_stale_temps(out_dir);                // leftovers of a run killed mid-write
+  if (is_root()) {  // in a data-parallel run rank 0 alone writes (and holds the lock)
+    make_output_dir(out_dir, stage);
+    lock = std::make_unique<DirLock>(out_dir);  // one writer per output directory
+    remove_stale_temps(out_dir);                // leftovers of a run killed mid-write
+  }
   st = setup_stage(r);
   optimizer = make_optimizer(cfg.optimizer, st.model->named_parameters());
   loop.stage = stage;
@@ -47,6 +51,11 @@ StageRun::StageRun(const std::string& stage, const Recipe& r, const TrainCfg& cf
   loop.total_steps = stage_steps(cfg, *st.order);
   loop.stop_at = stop_at;
   loop.metrics = &metrics;
+  const Dist& d = dist();
+  owned_micro_batches(cfg.micro_batches, d.size(), d.rank());  // throws if N > micro_batches
+  if (d.size() > 1)
+    spdlog::info("{}: data parallel over {}: {} micro-batches of {} samples per step; rank 0 writes "
+                 "{}", stage, d.describe(), cfg.micro_batches, r.data.batch_size / cfg.micro_batches, out_dir);
 }
 
 std::optional<Checkpoint> StageRun::start(bool resume, const std::function<void(const Checkpoint&)>& check) {
@@ -56,7 +65,7 @@ std::optional<Checkpoint> StageRun::start(bool resume, const std::function<void(
     const std::string& path = loop.ckpt_path;
     MXQAT_CHECK(std::filesystem::exists(path), "--resume: no checkpoint at ", path, "; start without "
                 "--resume, or point --out at the ", loop.stage, " run to continue");
-    k = load_checkpoint(path);
+    k = load_checkpoint(path);  // every process reads it (any number of processes)
     if (check) check(*k);
     load_parameters(*st.model, *k, path);
     MXQAT_CHECK(k->meta["optimizer"] == optimizer->kind(), path, " was written with optimizer '",
@@ -69,10 +78,12 @@ std::optional<Checkpoint> StageRun::start(bool resume, const std::function<void(
       for (const auto& d : recipe_diff(old, recipe)) spdlog::warn("resume: recipe changed: {}", d);
     }
     spdlog::info("resumed {} at step {}", path, k->step);
-  } else {
+    set_last_checkpoint(path, k->step);
+  } else if (is_root()) {
     write_file_atomic(out_dir + "/recipe.yaml", recipe.text);
   }
-  metrics.open(out_dir + "/metrics.jsonl", metrics_bytes);  // cut back to the checkpoint
+  if (is_root()) metrics.open(out_dir + "/metrics.jsonl", metrics_bytes);  // cut back to the checkpoint
+  else metrics.open_discard();
   return k;
 }
 

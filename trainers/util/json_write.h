@@ -51,12 +51,16 @@ class JsonlWriter {
   // Opens `path` (created if missing) and cuts it to its first `keep_bytes` bytes: 0 for a fresh
   // run, a checkpoint's "metrics_bytes" counter on resume.
   void open(const std::string& path, int64_t keep_bytes);
+  // A writer that writes nothing (every process of a data-parallel run but rank 0); bytes()
+  // still counts what would have been written.
+  void open_discard() { discard_ = true; }
   void write(const JsonObject& o);
-  bool is_open() const { return fd_ >= 0; }
+  bool is_open() const { return fd_ >= 0 || discard_; }
   int64_t bytes() const { return bytes_; }  // the file's length after the last write
 
  private:
   int fd_ = -1;
+  bool discard_ = false;
   int64_t bytes_ = 0;
   std::string path_;
 };
