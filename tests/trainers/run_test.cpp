@@ -3,6 +3,7 @@
 // damaged stage file is redone; bad arguments fail before any work.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "tests/test_util.h"
@@ -126,7 +127,7 @@ TEST(Run, BaselineFromAnFp32RecipeIsExportedWithTheRunPolicy) {
   EXPECT_NE(r.out.find("mxfp4"), std::string::npos) << r.out;
 }
 
-// A gpt run: the report step writes the samples (the same prompt and seed through the baseline,
+// A gpt run (PTQ rtn, awq+gptq, smoothquant+rtn): the report step writes the samples (the same prompt and seed through the baseline,
 // its RTN export and both QAT exports) and the KV-cache table, and the report shows them;
 // `compare` keeps them while the exports are unchanged and writes the same again without them.
 TEST(Run, GptRunReportsSamplesAndKvCache) {
@@ -145,10 +146,17 @@ TEST(Run, GptRunReportsSamplesAndKvCache) {
                     "quant: {weight: mxfp4, input: mxfp4,\n"
                     "        schedule: [{until: 0.5, format: mxfp8_e4m3}, {until: 1.0, format: mxfp4}]}\n"
                     "qat: {steps: 6, optimizer: {type: adamw, lr: 1.0e-3}, log_every: 3, monitor_every: 3}\n"
-                    "ptq: {methods: [rtn], calib_samples: 8}\ncompare: {formats: [mxfp4]}\n");
+                    "ptq: {methods: [rtn, awq+gptq, smoothquant+rtn], calib_samples: 8}\n"
+                    "compare: {formats: [mxfp4]}\n");
   const fs::path run = d / "run";
   auto r = run_cli("run " + recipe + " --out " + run.string() + " --threads 1");
   ASSERT_EQ(r.code, 0) << r.out;
+  // the smoothed methods are rows of their own in the report, each with its smoothing recorded
+  const std::vector<std::string> rows = rows_of(run);
+  for (const char* m : {"mxfp4 awq+gptq ", "mxfp4 smoothquant+rtn "})
+    EXPECT_TRUE(std::any_of(rows.begin(), rows.end(), [&](const std::string& x) { return x.rfind(m, 0) == 0; })) << m;
+  const Json awq = Json::read((run / "ptq/mxfp4_awq+gptq.json").string());
+  EXPECT_EQ(awq.at("smoothing").array().size(), 5u);  // attn_norm, v, mlp_norm, up, norm
   const std::string samples_text = read_file((run / "sample/samples.json").string());
   const Json samples = Json::parse(samples_text, "samples.json");
   // the test split's second line: context / 2 bytes, cut at a word

@@ -18,6 +18,7 @@
 #include "trainers/model/model_factory.h"
 #include "trainers/model/policy_model.h"
 #include "trainers/recipe/variants.h"
+#include "trainers/stages/ptq_smooth.h"
 #include "trainers/train/stage_run.h"
 #include "trainers/util/json_read.h"
 #include "trainers/util/json_write.h"
@@ -62,7 +63,11 @@ PtqRow run_method(Stage& s, const std::string& format, const std::string& method
   for (auto [name, v] : model.named_parameters()) v.value() = s.baseline.at(name);
   const Recipe rf = recipe_for_format(s.r, format, false);
   auto plan = attach_final_policy(model, resolve_model_policy(rf, model));
-  PtqRow row{format, method, 0, 0, {}};
+  PtqRow row{format, method, 0, 0, {}, {}};
+  const PtqMethod m = split_ptq_method(method);
+  if (!m.smoothing.empty())  // folded into the FP32 weights and gains before any is quantized
+    for (const SmoothRecord& sr : smooth_model(model, *plan, s.calib, m.smoothing, s.r.ptq))
+      row.smoothing.push_back({sr.group, sr.alpha, sr.error, sr.error_identity});
   std::map<std::string, Var> params;
   for (auto [name, v] : model.named_parameters()) params.emplace(name, v);
   for (auto [name, v] : model.named_parameters()) row.bytes += 4 * v.value().size();
@@ -80,9 +85,9 @@ PtqRow run_method(Stage& s, const std::string& format, const std::string& method
     for_each_input(model, *q, s.calib, [&](const Tensor& x) { acc.add(x, "calibration input"); });
     const quant::calib::Hessian h = acc.hessian();
     quant::ptq::PtqResult res;
-    if (method == "rtn") {
+    if (m.quantizer == "rtn") {
       res = quant::ptq::rtn(w2, *spec.weight, wname);
-    } else if (method == "mse") {
+    } else if (m.quantizer == "mse") {
       res = quant::ptq::mse(w2, *spec.weight, {}, wname);
     } else {
       quant::ptq::GptqOptions go;
@@ -106,16 +111,24 @@ std::string row_json(const PtqRow& r) {
   for (const PtqLayer& l : r.layers)
     layers.add(JsonObject().str("layer", l.layer).str("codec", l.codec).num("sqnr_db", l.sqnr_db)
                    .num("output_error", l.output_error));
+  JsonArray smoothing;
+  for (const PtqSmoothing& g : r.smoothing)
+    smoothing.add(JsonObject().str("group", g.group).num("alpha", g.alpha).num("error", g.error)
+                      .num("error_identity", g.error_identity));
   return JsonObject().str("format", r.format).str("method", r.method).num("value", r.value)
-      .integer("bytes", r.bytes).raw("layers", layers.dump()).dump();
+      .integer("bytes", r.bytes).raw("layers", layers.dump()).raw("smoothing", smoothing.dump()).dump();
 }
 
 PtqRow row_from(const Json& j) {
   PtqRow r{j.at("format").string(), j.at("method").string(), j.at("value").number(),
-           int64_t(j.at("bytes").number()), {}};
+           int64_t(j.at("bytes").number()), {}, {}};
   for (const Json& l : j.at("layers").array())
     r.layers.push_back({l.at("layer").string(), l.at("codec").string(), l.at("sqnr_db").number(),
                         l.at("output_error").number()});
+  if (const Json* sm = j.find("smoothing"))
+    for (const Json& g : sm->array())
+      r.smoothing.push_back({g.at("group").string(), g.at("alpha").number(), g.at("error").number(),
+                             g.at("error_identity").number()});
   return r;
 }
 
