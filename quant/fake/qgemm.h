@@ -6,9 +6,11 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "quant/codec/codec.h"
+#include "quant/codec/hadamard.h"
 #include "quant/fake/fake_quant.h"
 #include "quant/hook.h"
 
@@ -17,13 +19,27 @@ namespace mxqat::quant {
 // Which codec each GEMM operand passes through; nullopt = full precision. Every operand is blocked
 // along the reduction axis of the GEMM it feeds (spec §7): weight and input along K in the
 // forward; grad_output along N for dX = dY W and along the tokens M for dW = dY^T X.
+// rotation: both forward operands rotated blockwise along K before their codecs (hadamard.h),
+// y = Q_in(x R^T) Q_w(w R^T)^T, the exact product unchanged; each row is rotated as it is
+// quantized, by the same threads. weight_rotated: the weight is stored rotated already (an
+// export's decoded weight, a PTQ result), so only the input is rotated.
 struct GemmQuantSpec {
+  // (a constructor rather than an aggregate, so that brace lists naming the first fields only
+  // stay free of missing-initializer warnings)
+  GemmQuantSpec(std::optional<Codec> w = std::nullopt, std::optional<Codec> in = std::nullopt,
+                std::optional<Codec> g = std::nullopt, Ste s = Ste::kClipped,
+                std::optional<Hadamard> rot = std::nullopt, bool w_rotated = false)
+      : weight(std::move(w)), input(std::move(in)), grad_output(std::move(g)), ste(s), rotation(rot),
+        weight_rotated(w_rotated) {}
+
   std::optional<Codec> weight, input;
   std::optional<Codec> grad_output;  // off by default; e.g. mxfp8_e5m2
   Ste ste = Ste::kClipped;
+  std::optional<Hadamard> rotation;
+  bool weight_rotated = false;
 
-  bool full_precision() const { return !weight && !input && !grad_output; }
-  std::string describe() const;  // "w=mxfp4 a=mxfp4 g=none ste=clipped"
+  bool full_precision() const { return !weight && !input && !grad_output && !rotation; }
+  std::string describe() const;  // "w=mxfp4 a=mxfp4 g=none ste=clipped" (+ " rot=hadamard")
 };
 
 // y [..., N] = Q_in(x) Q_w(w)^T + b,  x [..., K] (conv: im2col patches [B*Ho*Wo, C*kh*kw]),

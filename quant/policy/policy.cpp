@@ -75,7 +75,7 @@ ResolvedPolicy resolve_policy(const PolicyConfig& cfg, const std::vector<std::st
   for (size_t i = 0; i < cfg.rules.size(); ++i)
     schedules.emplace_back(cfg.rules[i].schedule, rule_label(i, cfg.rules[i]) + " schedule");
   const Schedule default_schedule(cfg.schedule, "the default quant schedule");
-  ResolvedPolicy out{cfg.scale_rule, cfg.ste, cfg.group_size, {}};
+  ResolvedPolicy out{cfg.scale_rule, cfg.ste, cfg.group_size, std::nullopt, false, {}};
   std::vector<bool> used(cfg.rules.size(), false), matched(cfg.rules.size(), false);
   for (const std::string& layer : layers) {
     LayerPolicy lp{layer, canonical(cfg.weight, "none"), canonical(cfg.input, "none"),
@@ -91,8 +91,10 @@ ResolvedPolicy resolve_policy(const PolicyConfig& cfg, const std::vector<std::st
             canonical(r.grad_output, lp.grad_output), schedules[i], static_cast<int>(i), r.match};
       used[i] = true;
     }
+    lp.rotated = cfg.rotation && (lp.weight != "none" || lp.input != "none");
     out.layers.push_back(std::move(lp));
   }
+  out.rotation = cfg.rotation;
   for (size_t i = 0; i < cfg.rules.size(); ++i) {
     MXQAT_CHECK(matched[i], rule_label(i, cfg.rules[i]), " matches no GEMM layer; fix the pattern"
                 " or drop the rule. The GEMM layers are: ", layer_list(layers));
@@ -128,8 +130,10 @@ std::pair<std::string, std::string> ResolvedPolicy::phase_codecs(const LayerPoli
 
 GemmQuantSpec ResolvedPolicy::spec(const LayerPolicy& lp) const {
   const CodecOptions opt = codec_options();
-  return {make_codec_or_none(lp.weight, opt), make_codec_or_none(lp.input, opt),
-          make_codec_or_none(lp.grad_output, opt), ste};
+  GemmQuantSpec s{make_codec_or_none(lp.weight, opt), make_codec_or_none(lp.input, opt),
+                  make_codec_or_none(lp.grad_output, opt), ste, std::nullopt, false};
+  if (rotation && lp.rotated) s.rotation = rotation, s.weight_rotated = weights_rotated;
+  return s;
 }
 
 GemmQuantSpec ResolvedPolicy::spec_at(const LayerPolicy& lp, int64_t step,
@@ -137,8 +141,10 @@ GemmQuantSpec ResolvedPolicy::spec_at(const LayerPolicy& lp, int64_t step,
   if (lp.schedule.empty()) return spec(lp);
   const auto [w, a] = phase_codecs(lp, lp.schedule.active(step, total_steps));
   const CodecOptions opt = codec_options();
-  return {make_codec_or_none(w, opt), make_codec_or_none(a, opt),
-          make_codec_or_none(lp.grad_output, opt), ste};
+  GemmQuantSpec s{make_codec_or_none(w, opt), make_codec_or_none(a, opt),
+                  make_codec_or_none(lp.grad_output, opt), ste, std::nullopt, false};
+  if (rotation && lp.rotated) s.rotation = rotation, s.weight_rotated = weights_rotated;
+  return s;
 }
 
 void ResolvedPolicy::check_total(int64_t total_steps) const {

@@ -6,6 +6,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <optional>
 #include <vector>
 
 #include "quant/codec/codec.h"
@@ -28,6 +29,7 @@ struct PolicyConfig {
   int64_t group_size = 0;       // INT codecs: 0 = per channel
   std::vector<Phase> schedule;  // for layers that no rule matches (empty = static defaults)
   std::vector<QuantRule> rules;
+  std::optional<Hadamard> rotation;  // every layer with a weight or input codec (hadamard.h)
 };
 
 // One GEMM layer's resolved policy. Codec names are never "" here; full precision is "none".
@@ -37,6 +39,9 @@ struct LayerPolicy {
   Schedule schedule;                       // empty = static
   int rule = -1;                           // index of the matching rule, -1 = defaults
   std::string match;                       // that rule's pattern, "" for defaults
+  // Under the policy's rotation: its static weight or input codec is not none (derived from the
+  // codecs when resolved or read back, so it survives an inference policy's weight = none).
+  bool rotated = false;
 };
 
 class ResolvedPolicy {
@@ -44,6 +49,8 @@ class ResolvedPolicy {
   ScaleRule scale_rule = ScaleRule::kFloor;
   Ste ste = Ste::kClipped;
   int64_t group_size = 0;
+  std::optional<Hadamard> rotation;  // stored as a "rotation hadamard SEED" line when set
+  bool weights_rotated = false;      // inference: the weights arrive rotated (not stored in text)
   std::vector<LayerPolicy> layers;  // in the order of the names given to resolve_policy
 
   const LayerPolicy* find(const std::string& layer) const;  // nullptr if absent

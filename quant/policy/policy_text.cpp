@@ -106,6 +106,7 @@ std::string ResolvedPolicy::to_text() const {
      << "scale_rule " << scale_rule_name(scale_rule) << '\n'
      << "ste " << ste_name(ste) << '\n'
      << "group_size " << group_size << '\n';
+  if (rotation) os << "rotation hadamard " << rotation->seed << '\n';
   for (const LayerPolicy& lp : layers) {
     check_token(lp.layer, "layer name");
     check_token(lp.match, "rule pattern");
@@ -135,6 +136,12 @@ ResolvedPolicy ResolvedPolicy::from_text(const std::string& text) {
       header = true;
     } else if (f[0] == "layer") {
       p.layers.push_back(layer_from_fields(f, where));
+    } else if (f[0] == "rotation") {
+      MXQAT_CHECK(f.size() == 3 && f[1] == "hadamard", where, ": expected \"rotation hadamard SEED\", got \"",
+                  line, "\"");
+      const int64_t seed = parse_int(f[2], where + " rotation seed");
+      MXQAT_CHECK(seed >= 0, where, ": rotation seed ", seed, " must be >= 0");
+      p.rotation = Hadamard{static_cast<uint64_t>(seed)};
     } else {
       MXQAT_CHECK(f.size() == 2, where, ": expected \"KEY VALUE\", got \"", line, "\"");
       if (f[0] == "scale_rule") p.scale_rule = parse_scale_rule(f[1]);
@@ -144,6 +151,7 @@ ResolvedPolicy ResolvedPolicy::from_text(const std::string& text) {
     }
   }
   MXQAT_CHECK(header, "stored quant policy is empty; expected a \"", kMagic, "\" header");
+  for (LayerPolicy& lp : p.layers) lp.rotated = p.rotation && (lp.weight != "none" || lp.input != "none");
   return p;
 }
 
@@ -158,7 +166,7 @@ std::string ResolvedPolicy::table() const {
     for (size_t c = 0; c < r.size(); ++c) width[c] = std::max(width[c], r[c].size());
   std::ostringstream os;
   os << "quant policy (scale_rule " << scale_rule_name(scale_rule) << ", ste " << ste_name(ste)
-     << ", int group_size " << group_size << ")\n";
+     << ", int group_size " << group_size << (rotation ? ", rotation " + rotation->describe() : "") << ")\n";
   for (const auto& r : rows) {
     std::string line;
     for (size_t c = 0; c < r.size(); ++c)

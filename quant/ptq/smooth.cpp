@@ -59,8 +59,15 @@ double error_with(const Tensor& x, const std::vector<float>& s, const std::vecto
   for (int64_t r = 0; r < M; ++r)
     for (int64_t j = 0; j < K; ++j) xs[r * K + j] = x[r * K + j] / s[static_cast<size_t>(j)];
   double e = 0;
+  Tensor xq;
   for (size_t i = 0; i < gemms.size(); ++i) {
-    const Tensor xq = quantized(xs, gemms[i].input_codec);
+    const Codec* in = gemms[i].input_codec;
+    const Codec* prev = i ? gemms[i - 1].input_codec : nullptr;
+    const bool same = i && (in == prev || (in && prev && in->name() == prev->name() &&
+                                           in->options().scale_rule == prev->options().scale_rule &&
+                                           in->options().group_size == prev->options().group_size &&
+                                           in->options().global_amax == prev->options().global_amax));
+    if (!same) xq = quantized(xs, in);  // q, k, v (gate, up) share their input and its codec
     Tensor ws = *gemms[i].weight;
     scale_columns(ws, s);
     e += sq_diff(product(xq, quantized(ws, gemms[i].weight_codec)), exact[i]);

@@ -201,6 +201,8 @@ const Table& quant_table() {
       field("scale_rule", &QuantCfg::scale_rule).one_of(scale_rules()),
       field("ste", &QuantCfg::ste).one_of({"clipped", "identity"}),
       field("group_size", &QuantCfg::group_size).ge(0),
+      field("rotation", &QuantCfg::rotation).one_of({"none", "hadamard"}),
+      field("rotation_seed", &QuantCfg::rotation_seed).ge(0),
       schema::list("schedule", phase_table(), &QuantCfg::schedule),
       schema::list("rules", quant_rule_table(), &QuantCfg::rules),
   });

@@ -14,6 +14,7 @@
 #include "quant/calib/hessian.h"
 #include "quant/calib/observer.h"
 #include "quant/codec/codec.h"
+#include "quant/codec/hadamard.h"
 #include "quant/ptq/ptq.h"
 #include "trainers/model/model_factory.h"
 #include "trainers/model/policy_model.h"
@@ -40,6 +41,7 @@ void for_each_input(layers::Module& model, quant::QuantGemm& q, const std::vecto
   for (const Tensor& xb : calib) {
     model.forward(Var(xb));
     Tensor x = q.captured().input;
+    if (q.spec().rotation) quant::hadamard_rows(*q.spec().rotation, x.data(), x.rows(), x.cols(), x.data());
     if (q.spec().input) {
       Tensor xq(x.shape());
       q.spec().input->fake_quant(x.data(), x.rows(), x.cols(), xq.data());
@@ -78,7 +80,9 @@ PtqRow run_method(Stage& s, const std::string& format, const std::string& method
     if (!spec.weight) continue;
     const std::string wname = layers[i].first + ".weight";
     Var w = params.at(wname);
-    const Tensor w2 = w.value().reshaped({w.value().dim(0), -1});
+    Tensor w2 = w.value().reshaped({w.value().dim(0), -1});
+    if (spec.rotation && !spec.weight_rotated)  // quantized as the GEMM sees it: rotated (as its inputs)
+      quant::hadamard_rows(*spec.rotation, w2.data(), w2.rows(), w2.cols(), w2.data());
     // Every method sees the Hessian of this layer's inputs (through the layers already
     // quantized before it): gptq uses it, and it scores every method's output error.
     quant::calib::HessianAccumulator acc(w2.cols());
@@ -100,6 +104,7 @@ PtqRow run_method(Stage& s, const std::string& format, const std::string& method
     row.bytes += quant::encoded_bytes(res.encoded) - 4 * w2.size();
     w.value() = res.weight.reshaped(w.value().shape());
     spec.weight.reset();  // the weight now holds its quantized values; inputs keep their codec
+    spec.weight_rotated = spec.rotation.has_value();  // ... and, under a rotation, is stored rotated
     q->set_spec(spec);
   }
   row.value = s.st.task->test_metric(model);
