@@ -189,6 +189,40 @@ TEST(Run, GptRunReportsSamplesAndKvCache) {
   EXPECT_EQ(read_file((run / "sample/samples.json").string()), samples_text);
 }
 
+// A gpt run under quant.rotation: hadamard (seeded signs) at NVFP4 (its global scale taken from
+// the rotated operands): PTQ (rtn, awq+gptq), QAT, export and verify, which fails the run unless
+// the export infers bitwise like training; the export records the rotation and stores rotated
+// weights, and the formats whose runtimes do not rotate refuse it.
+TEST(Run, RotatedGptRunVerifiesBitwise) {
+  const fs::path d = fresh_dir("run_rot");
+  const std::string verse = "In the beginning God created the heaven and the earth.\n";
+  for (auto [name, copies] : {std::pair<const char*, int>{"train", 30}, {"val", 3}, {"test", 4}}) {
+    std::string text;
+    for (int i = 0; i < copies; ++i) text += verse;
+    write_file_atomic((d / (std::string(name) + ".txt")).string(), text);
+  }
+  const std::string recipe = (d / "rotgpt.yaml").string();
+  write_file_atomic(recipe,
+                    "name: rotgpt\nseed: 3\ndata: {dataset: text, dir: " + d.string() + ", batch_size: 4}\n"
+                    "model: {type: gpt, layers: 1, d_model: 64, heads: 2, context: 16, mlp_hidden: 96}\n"
+                    "train: {steps: 8, optimizer: {type: adamw, lr: 3.0e-3}, log_every: 4}\n"
+                    "quant: {weight: nvfp4, input: nvfp4, rotation: hadamard, rotation_seed: 5}\n"
+                    "qat: {steps: 4, optimizer: {type: adamw, lr: 1.0e-3}, log_every: 2, monitor_every: 0}\n"
+                    "ptq: {methods: [rtn, awq+gptq], calib_samples: 8}\n"
+                    "compare: {formats: [nvfp4], qat_progressive: false}\n");
+  const fs::path run = d / "run";
+  auto r = run_cli("run " + recipe + " --out " + run.string() + " --threads 2 --stop-after verify");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const Json a = Json::read((run / "export/alignment.json").string());
+  EXPECT_TRUE(a.at("bitwise_equal").boolean());
+  r = run_cli("inspect " + (run / "export/model.h5").string());
+  ASSERT_EQ(r.code, 0) << r.out;
+  r = run_cli("export " + (run / "export/model.h5").string() + " --format gguf --out " + (d / "m.gguf").string());
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.out.find("rotation"), std::string::npos) << r.out;
+  EXPECT_FALSE(fs::exists(d / "m.gguf"));
+}
+
 TEST(Run, BadArgumentsFailBeforeAnyWork) {
   const fs::path d = fresh_dir("run_bad");
   const std::string recipe = recipe_file(d);
