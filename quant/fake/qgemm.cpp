@@ -8,6 +8,7 @@
 
 #include "autograd/error.h"
 #include "autograd/kernels.h"
+#include "quant/codec/stochastic.h"
 
 namespace mxqat::quant {
 
@@ -17,9 +18,19 @@ using autograd::Tensor;
 using autograd::Var;
 using autograd::shape_str;
 
+const char* rounding_name(Rounding r) { return r == Rounding::kStochastic ? "stochastic" : "nearest"; }
+
+Rounding parse_rounding(const std::string& name) {
+  if (name == "nearest") return Rounding::kNearest;
+  if (name == "stochastic") return Rounding::kStochastic;
+  MXQAT_FAIL("unknown grad_rounding \"", name, "\"; known: nearest, stochastic");
+}
+
 std::string GemmQuantSpec::describe() const {
   return "w=" + codec_name_or_none(weight) + " a=" + codec_name_or_none(input) +
          " g=" + codec_name_or_none(grad_output) + " ste=" + ste_name(ste) +
+         (grad_rounding == Rounding::kStochastic ? " round=stochastic" : "") +
+         (requantize_backward ? " bwd=requantize" : "") +
          (rotation ? " rot=" + rotation->describe() + (weight_rotated ? "(w stored rotated)" : "") : "");
 }
 
@@ -39,41 +50,70 @@ struct Saved {
   std::shared_ptr<GemmBuffers> buf;  // Q(x), Q(w) and the STE masks (see GemmBuffers)
   bool x_quantized, w_quantized;  // read from buf: quantized and/or rotated
   std::optional<Codec> grad_output;
+  Rounding rounding;
+  bool requantize;  // backward operands W, X quantized again along the backward's axes
+  uint64_t seed, stream, step, micro;  // stochastic rounding
   std::optional<Hadamard> rotation;  // dx and dW (unless the weight is stored rotated) rotate back
   bool w_rotated;
   std::shared_ptr<GemmCapture> capture;
   int64_t m, n, k;
   const float* x_data() const { return x_quantized ? buf->xq.data() : x.value().data(); }
   const float* w_data() const { return w_quantized ? buf->wq.data() : w.value().data(); }
+
+  // One backward operand src [R, C] through the grad_output codec, blocked along C. `role`
+  // (0: dY for dX, 1: dY^T for dW, 2: W^T, 3: X^T) gives each its own random stream.
+  Tensor quantized(const float* src, int64_t R, int64_t C, uint64_t role) const {
+    Tensor q(Shape{R, C});
+    if (rounding == Rounding::kStochastic)
+      fake_quant_stochastic(*grad_output, src, R, C, q.data(), sr_key(seed, stream * 4 + role, step, micro));
+    else
+      fake_quant_rows(*grad_output, src, R, C, q.data(), nullptr);
+    return q;
+  }
 };
 
-// dX [M, K] = Q_g(dY along N) Q(W), then * mask_x under the clipped STE.
+// A [R, C] row-major -> its transpose [C, R], contiguous.
+Tensor transposed(const Tensor& a, int64_t R, int64_t C) {
+  Tensor t(Shape{C, R});
+  t.mat(C, R) = a.mat(R, C).transpose();
+  return t;
+}
+
+// dX [M, K] = Q_g(dY along N) Q(W), then * mask_x under the clipped STE. Q(W) is the forward's
+// (blocked along K) or, requantized, W^T [K, N] blocked along N by the grad_output codec.
 Tensor grad_input(const Saved& s, const Tensor& dy) {
   const float* g = dy.data();
   Tensor dyq;
   if (s.grad_output) {
-    dyq = Tensor(Shape{s.m, s.n});
-    fake_quant_rows(*s.grad_output, dy.data(), s.m, s.n, dyq.data(), nullptr);
+    dyq = s.quantized(dy.data(), s.m, s.n, 0);
     g = dyq.data();
   }
   Tensor dx = Tensor::uninit(Shape{s.m, s.k});
-  autograd::gemm(g, false, s.w_data(), false, dx.data(), s.m, s.k, s.n, false,
-                 s.buf->x_masked ? s.buf->x_mask.data() : nullptr);  // the mask, as dx is stored
+  const uint8_t* mask = s.buf->x_masked ? s.buf->x_mask.data() : nullptr;  // applied as dx is stored
+  if (s.grad_output && s.requantize) {
+    const Tensor wtq = s.quantized(transposed(s.w.value(), s.n, s.k).data(), s.k, s.n, 2);
+    autograd::gemm(g, false, wtq.data(), true, dx.data(), s.m, s.k, s.n, false, mask);
+  } else {
+    autograd::gemm(g, false, s.w_data(), false, dx.data(), s.m, s.k, s.n, false, mask);
+  }
   if (s.rotation) hadamard_rows(*s.rotation, dx.data(), s.m, s.k, dx.data(), /*inverse=*/true);
   return dx;
 }
 
 // dW [N, K] = Q_g(dY^T along M) Q(X), then * mask_w under the clipped STE. The output gradient
-// is blocked along the tokens here, so it is quantized as a transposed contiguous copy (spec §7).
+// is blocked along the tokens here, so it is quantized as a transposed contiguous copy (spec §7);
+// requantized, X^T [K, M] is blocked along M likewise.
 Tensor grad_weight(const Saved& s, const Tensor& dy) {
   Tensor dw = Tensor::uninit(Shape{s.n, s.k});
   const uint8_t* mask = s.buf->w_masked ? s.buf->w_mask.data() : nullptr;  // applied as dw is stored
   if (s.grad_output) {
-    Tensor dyt(Shape{s.n, s.m});
-    dyt.mat(s.n, s.m) = dy.mat(s.m, s.n).transpose();
-    Tensor dytq(Shape{s.n, s.m});
-    fake_quant_rows(*s.grad_output, dyt.data(), s.n, s.m, dytq.data(), nullptr);
-    autograd::gemm(dytq.data(), false, s.x_data(), false, dw.data(), s.n, s.k, s.m, false, mask);
+    const Tensor dytq = s.quantized(transposed(dy, s.m, s.n).data(), s.n, s.m, 1);
+    if (s.requantize) {
+      const Tensor xtq = s.quantized(transposed(s.x.value(), s.m, s.k).data(), s.k, s.m, 3);
+      autograd::gemm(dytq.data(), false, xtq.data(), true, dw.data(), s.n, s.k, s.m, false, mask);
+    } else {
+      autograd::gemm(dytq.data(), false, s.x_data(), false, dw.data(), s.n, s.k, s.m, false, mask);
+    }
   } else {
     autograd::gemm(dy.data(), true, s.x_data(), false, dw.data(), s.n, s.k, s.m, false, mask);
   }
@@ -143,7 +183,8 @@ void check_shapes(const Tensor& xv, const Tensor& wv, const Var& bias) {
 // dw = Q_g(dy^T) Q(x)         [* mask_w]      or (clipped) has subgradient 0 where it saturated
 // db = sum over rows of dy    (unquantized: a reduction, not a GEMM operand)
 Var qgemm_op(const Var& x, const Var& w, const Var& bias, const GemmQuantSpec& spec,
-             std::shared_ptr<GemmCapture> capture, std::shared_ptr<GemmBuffers> buf) {
+             std::shared_ptr<GemmCapture> capture, std::shared_ptr<GemmBuffers> buf, uint64_t step,
+             uint64_t micro) {
   const Tensor& xv = x.value();
   const Tensor& wv = w.value();
   check_shapes(xv, wv, bias);
@@ -153,10 +194,16 @@ Var qgemm_op(const Var& x, const Var& w, const Var& bias, const GemmQuantSpec& s
   const bool graph = autograd::grad_enabled();
   const bool dx_wanted = graph && x.needs_grad(), dw_wanted = graph && w.needs_grad();
   const bool clipped = spec.ste == Ste::kClipped;
+  const bool requantize = spec.requantize_backward && spec.grad_output.has_value();
+  MXQAT_CHECK(!(requantize && spec.rotation), "qgemm: the Hadamard rotation (quant.rotation) and "
+              "requantized backward operands (quant.backward_operands: requantize) cannot be combined: "
+              "the backward would quantize unrotated operands against the rotated forward; drop one");
   const bool rot_w = spec.rotation && !spec.weight_rotated;
   auto s = std::make_shared<Saved>(Saved{x, w, std::move(buf), spec.input || spec.rotation,
-                                         spec.weight || rot_w, spec.grad_output, spec.rotation,
-                                         spec.weight_rotated, std::move(capture), m, n, k});
+                                         spec.weight || rot_w, spec.grad_output,
+                                         spec.grad_rounding, requantize, spec.sr_seed,
+                                         spec.sr_stream, step, micro, spec.rotation, spec.weight_rotated,
+                                         std::move(capture), m, n, k});
   GemmBuffers& b = *s->buf;
   b.x_masked = spec.input && clipped && dx_wanted;
   b.w_masked = spec.weight && clipped && dw_wanted;
@@ -178,8 +225,9 @@ Var qgemm_op(const Var& x, const Var& w, const Var& bias, const GemmQuantSpec& s
     };
   autograd::gemm(quantize, s->x_data(), false, s->w_data(), true, y.data(), m, n, k);
   if (bias.defined()) y.mat(m, n).rowwise() += bias.value().vec().transpose();
-  if (!dw_wanted || s->x_quantized) s->x = Var();  // backward reads x only for dw, unquantized
-  if (!dx_wanted || s->w_quantized) s->w = Var();
+  // The backward reads x only for dw (unquantized, or to quantize it again), w only for dx.
+  if (!dw_wanted || (s->x_quantized && !requantize)) s->x = Var();
+  if (!dx_wanted || (s->w_quantized && !requantize)) s->w = Var();
   std::vector<Var> inputs{x, w};
   if (bias.defined()) inputs.push_back(bias);
   return autograd::make_node("qgemm", std::move(y), std::move(inputs),
@@ -197,8 +245,12 @@ Var qgemm_op(const Var& x, const Var& w, const Var& bias, const GemmQuantSpec& s
 
 }  // namespace
 
-Var qgemm(const Var& x, const Var& w, const Var& bias, const GemmQuantSpec& spec) {
-  return qgemm_op(x, w, bias, spec, nullptr, std::make_shared<GemmBuffers>());
+Var qgemm(const Var& x, const Var& w, const Var& bias, const GemmQuantSpec& spec, uint64_t step,
+          uint64_t micro) {
+  if (spec.grad_output && spec.grad_rounding == Rounding::kStochastic)
+    MXQAT_CHECK(supports_stochastic(*spec.grad_output), "qgemm: stochastic rounding needs an MX float "
+                "grad_output codec, got ", spec.grad_output->name());
+  return qgemm_op(x, w, bias, spec, nullptr, std::make_shared<GemmBuffers>(), step, micro);
 }
 
 Var QuantGemm::linear(const Var& x, const Var& w, const Var& bias) {
@@ -208,7 +260,7 @@ Var QuantGemm::linear(const Var& x, const Var& w, const Var& bias) {
   }
   // Reuse the buffers of the previous call unless its graph still holds them.
   if (!buffers_ || buffers_.use_count() > 1) buffers_ = std::make_shared<GemmBuffers>();
-  return qgemm_op(x, w, bias, spec_, capture_, buffers_);
+  return qgemm_op(x, w, bias, spec_, capture_, buffers_, step_, micro_);
 }
 
 void QuantGemm::set_capture(bool on) {

@@ -23,6 +23,14 @@ namespace mxqat::quant {
 // y = Q_in(x R^T) Q_w(w R^T)^T, the exact product unchanged; each row is rotated as it is
 // quantized, by the same threads. weight_rotated: the weight is stored rotated already (an
 // export's decoded weight, a PTQ result), so only the input is rotated.
+// How the backward products' operands are rounded when grad_output has a codec.
+enum class Rounding : uint8_t {
+  kNearest,     // the codec's own rounding (round to nearest even)
+  kStochastic,  // unbiased stochastic rounding, counter-based (quant/codec/stochastic.h)
+};
+const char* rounding_name(Rounding r);               // "nearest" / "stochastic"
+Rounding parse_rounding(const std::string& name);    // throws naming the known ones
+
 struct GemmQuantSpec {
   // (a constructor rather than an aggregate, so that brace lists naming the first fields only
   // stay free of missing-initializer warnings)
@@ -37,16 +45,26 @@ struct GemmQuantSpec {
   Ste ste = Ste::kClipped;
   std::optional<Hadamard> rotation;
   bool weight_rotated = false;
+  // The backward products when grad_output has a codec. `requantize_backward` off: they read
+  // Q_g(dY) and the forward's Q(W), Q(X) (blocked along K). On: W and X are quantized again by
+  // the grad_output codec along the backward products' own reduction axes (W along N for dX,
+  // X along the tokens M for dW), so every backward GEMM operand is in that format.
+  Rounding grad_rounding = Rounding::kNearest;  // for dY (and W, X when requantized)
+  bool requantize_backward = false;
+  uint64_t sr_seed = 0, sr_stream = 0;  // stochastic rounding: the run's seed, this layer's stream
 
   bool full_precision() const { return !weight && !input && !grad_output && !rotation; }
-  std::string describe() const;  // "w=mxfp4 a=mxfp4 g=none ste=clipped" (+ " rot=hadamard")
+  // "w=mxfp4 a=mxfp4 g=none ste=clipped" (+ " round=stochastic", " bwd=requantize",
+  // " rot=hadamard" when set)
+  std::string describe() const;
 };
 
 // y [..., N] = Q_in(x) Q_w(w)^T + b,  x [..., K] (conv: im2col patches [B*Ho*Wo, C*kh*kw]),
 // w [N, K], bias [N] or undefined. Each operand is quantized once per call; the backward reuses the
 // same Q(w) and Q(x). Deterministic for any thread count.
+// Stochastic rounding (spec.grad_rounding) draws from sr_key(seed, stream, step, micro).
 autograd::Var qgemm(const autograd::Var& x, const autograd::Var& w, const autograd::Var& bias,
-                    const GemmQuantSpec& spec);
+                    const GemmQuantSpec& spec, uint64_t step = 0, uint64_t micro = 0);
 
 // What a QuantGemm saw at its last call while capture is on (for quant/monitor): the
 // full-precision operands before quantization, [M, K] input and [M, N] output gradient.
@@ -75,6 +93,9 @@ class QuantGemm : public GemmQuantizer {
 
   const GemmQuantSpec& spec() const { return spec_; }
   void set_spec(GemmQuantSpec spec) { spec_ = std::move(spec); }
+  // Stochastic rounding: the graphs built from now on draw their random numbers for training
+  // step `step`, micro-batch `micro` (the key is fixed when the forward runs).
+  void set_rounding_counter(uint64_t step, uint64_t micro = 0) { step_ = step, micro_ = micro; }
 
   // Telemetry: while on, each call copies its input (and its backward its dY) into captured().
   void set_capture(bool on);
@@ -85,6 +106,7 @@ class QuantGemm : public GemmQuantizer {
   GemmQuantSpec spec_;
   std::shared_ptr<GemmCapture> capture_;  // shared with the backward closures that fill it
   std::shared_ptr<GemmBuffers> buffers_;  // shared with the graph of the last call
+  uint64_t step_ = 0, micro_ = 0;
 };
 
 }  // namespace mxqat::quant

@@ -22,8 +22,9 @@ struct PhaseEvent {
 class QuantPlan {
  public:
   // Validates every schedule against total_steps (> 0, the number of QAT steps). Quantizers start
-  // at phase 0 (step 0); call update(step) before each training step.
-  QuantPlan(ResolvedPolicy policy, int64_t total_steps);
+  // at phase 0 (step 0); call update(step) before each training step. `seed` (the recipe's) and
+  // the layer's index key the stochastic rounding of the backward products, if the policy asks.
+  QuantPlan(ResolvedPolicy policy, int64_t total_steps, uint64_t seed = 0);
 
   const ResolvedPolicy& policy() const { return policy_; }
   int64_t total_steps() const { return total_; }
@@ -35,7 +36,10 @@ class QuantPlan {
 
   // Sets every scheduled layer to the phase active at `step` and returns one event per layer whose
   // phase differs from before (the first call after construction reports none unless it moves).
+  // Also sets every quantizer's rounding counter to (step, micro-batch 0).
   std::vector<PhaseEvent> update(int64_t step);
+  // Data-parallel steps of several micro-batches: the rounding counter of the one about to run.
+  void set_micro_batch(int64_t step, int64_t micro);
   // The target precision (each schedule's last phase): for the direct-cast evaluation before QAT
   // and for export. Same as update(total_steps).
   std::vector<PhaseEvent> set_final() { return update(total_); }
@@ -45,8 +49,10 @@ class QuantPlan {
     std::shared_ptr<QuantGemm> gemm;
     int phase;
   };
+  GemmQuantSpec spec_at(size_t i, int64_t step) const;  // with the layer's rounding stream
   ResolvedPolicy policy_;
   int64_t total_;
+  uint64_t seed_;
   std::vector<Entry> entries_;
 };
 

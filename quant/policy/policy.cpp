@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "autograd/error.h"
+#include "quant/codec/stochastic.h"
 
 namespace mxqat::quant {
 
@@ -67,6 +68,26 @@ void check_rules(const PolicyConfig& cfg) {
   }
 }
 
+// grad_rounding / backward_operands act on the layers with a grad_output codec: there must be
+// some, and stochastic rounding needs MX float codecs there.
+void check_backward(const ResolvedPolicy& p) {
+  if (p.grad_rounding == Rounding::kNearest && !p.requantize_backward) return;
+  const char* what = p.grad_rounding == Rounding::kStochastic ? "grad_rounding: stochastic"
+                                                              : "backward_operands: requantize";
+  bool any = false;
+  for (const LayerPolicy& lp : p.layers) {
+    if (lp.grad_output == "none") continue;
+    any = true;
+    if (p.grad_rounding != Rounding::kStochastic) continue;
+    MXQAT_CHECK(supports_stochastic(Codec::make(lp.grad_output, p.codec_options())), "quant ", what,
+                ": layer ", lp.layer, " has grad_output ", lp.grad_output, ", which stochastic "
+                "rounding does not serve; use an MX float codec (mxfp4, mxfp6_e2m3, mxfp6_e3m2, "
+                "mxfp8_e4m3, mxfp8_e5m2) or grad_rounding: nearest");
+  }
+  MXQAT_CHECK(any, "quant ", what, " has no effect: no layer has a grad_output codec; set "
+              "quant.grad_output (e.g. mxfp8_e5m2 or mxfp4) or drop it");
+}
+
 }  // namespace
 
 ResolvedPolicy resolve_policy(const PolicyConfig& cfg, const std::vector<std::string>& layers) {
@@ -75,7 +96,10 @@ ResolvedPolicy resolve_policy(const PolicyConfig& cfg, const std::vector<std::st
   for (size_t i = 0; i < cfg.rules.size(); ++i)
     schedules.emplace_back(cfg.rules[i].schedule, rule_label(i, cfg.rules[i]) + " schedule");
   const Schedule default_schedule(cfg.schedule, "the default quant schedule");
-  ResolvedPolicy out{cfg.scale_rule, cfg.ste, cfg.group_size, std::nullopt, false, {}};
+  ResolvedPolicy out;
+  out.scale_rule = cfg.scale_rule, out.ste = cfg.ste, out.group_size = cfg.group_size;
+  out.grad_rounding = cfg.grad_rounding;
+  out.requantize_backward = cfg.requantize_backward;
   std::vector<bool> used(cfg.rules.size(), false), matched(cfg.rules.size(), false);
   for (const std::string& layer : layers) {
     LayerPolicy lp{layer, canonical(cfg.weight, "none"), canonical(cfg.input, "none"),
@@ -101,6 +125,7 @@ ResolvedPolicy resolve_policy(const PolicyConfig& cfg, const std::vector<std::st
     MXQAT_CHECK(used[i], rule_label(i, cfg.rules[i]), " never applies: earlier rules take every "
                 "layer it matches (first match wins); move it up or drop it");
   }
+  check_backward(out);
   return out;
 }
 
@@ -129,9 +154,17 @@ std::pair<std::string, std::string> ResolvedPolicy::phase_codecs(const LayerPoli
 }
 
 GemmQuantSpec ResolvedPolicy::spec(const LayerPolicy& lp) const {
+  const auto [w, a] = phase_codecs(lp, -1);
+  return spec_with(lp, w, a);
+}
+
+GemmQuantSpec ResolvedPolicy::spec_with(const LayerPolicy& lp, const std::string& weight,
+                                        const std::string& input) const {
   const CodecOptions opt = codec_options();
-  GemmQuantSpec s{make_codec_or_none(lp.weight, opt), make_codec_or_none(lp.input, opt),
-                  make_codec_or_none(lp.grad_output, opt), ste, std::nullopt, false};
+  GemmQuantSpec s{make_codec_or_none(weight, opt), make_codec_or_none(input, opt),
+                  make_codec_or_none(lp.grad_output, opt), ste};
+  s.grad_rounding = grad_rounding;
+  s.requantize_backward = requantize_backward;
   if (rotation && lp.rotated) s.rotation = rotation, s.weight_rotated = weights_rotated;
   return s;
 }
@@ -140,11 +173,7 @@ GemmQuantSpec ResolvedPolicy::spec_at(const LayerPolicy& lp, int64_t step,
                                       int64_t total_steps) const {
   if (lp.schedule.empty()) return spec(lp);
   const auto [w, a] = phase_codecs(lp, lp.schedule.active(step, total_steps));
-  const CodecOptions opt = codec_options();
-  GemmQuantSpec s{make_codec_or_none(w, opt), make_codec_or_none(a, opt),
-                  make_codec_or_none(lp.grad_output, opt), ste, std::nullopt, false};
-  if (rotation && lp.rotated) s.rotation = rotation, s.weight_rotated = weights_rotated;
-  return s;
+  return spec_with(lp, w, a);
 }
 
 void ResolvedPolicy::check_total(int64_t total_steps) const {

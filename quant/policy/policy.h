@@ -30,6 +30,10 @@ struct PolicyConfig {
   std::vector<Phase> schedule;  // for layers that no rule matches (empty = static defaults)
   std::vector<QuantRule> rules;
   std::optional<Hadamard> rotation;  // every layer with a weight or input codec (hadamard.h)
+  // The backward products of layers with a grad_output codec (qgemm.h): rounding, and whether W
+  // and X are quantized again along the backward's reduction axes.
+  Rounding grad_rounding = Rounding::kNearest;
+  bool requantize_backward = false;
 };
 
 // One GEMM layer's resolved policy. Codec names are never "" here; full precision is "none".
@@ -52,6 +56,8 @@ class ResolvedPolicy {
   std::optional<Hadamard> rotation;  // stored as a "rotation hadamard SEED" line when set
   bool weights_rotated = false;      // inference: the weights arrive rotated (not stored in text)
   std::vector<LayerPolicy> layers;  // in the order of the names given to resolve_policy
+  Rounding grad_rounding = Rounding::kNearest;  // see PolicyConfig
+  bool requantize_backward = false;
 
   const LayerPolicy* find(const std::string& layer) const;  // nullptr if absent
   const LayerPolicy& at(const std::string& layer) const;    // throws listing the layers
@@ -63,6 +69,8 @@ class ResolvedPolicy {
   GemmQuantSpec spec_at(const LayerPolicy& lp, int64_t step, int64_t total_steps) const;
   // Codec names in effect for a layer in `phase` (-1 or no schedule: the static ones).
   std::pair<std::string, std::string> phase_codecs(const LayerPolicy& lp, int phase) const;
+  // ... or with the given weight and input codec names.
+  GemmQuantSpec spec_with(const LayerPolicy& lp, const std::string& weight, const std::string& input) const;
   void check_total(int64_t total_steps) const;  // every absolute schedule fits the run
 
   // Aligned table: layer, weight, input (activation), grad_output, schedule, rule.

@@ -1,6 +1,8 @@
 // The printed table and the round-trippable text form of a ResolvedPolicy (policy.h).
 // Text form, one item per line, fields separated by single spaces:
 //   mxqat_policy 1 | scale_rule floor | ste clipped | group_size 0 |
+//   [grad_rounding stochastic |] [backward_operands requantize |]
+//   [rotation hadamard SEED |]
 //   layer NAME weight=C input=C grad_output=C rule=I match=PATTERN schedule=S
 // with S = "-" or UNIT ":" PHASE ("," PHASE)*, UNIT = fraction|steps, PHASE = UNTIL "=" W "/" A
 // (UNTIL printed with 17 significant digits; "*" = inherit the layer's codec).
@@ -75,6 +77,12 @@ int64_t parse_int(const std::string& s, const std::string& where) {
   return v;
 }
 
+bool parse_backward_operands(const std::string& s) {
+  MXQAT_CHECK(s == "requantize" || s == "reuse", "stored quant policy: backward_operands \"", s,
+              "\"; expected requantize or reuse");
+  return s == "requantize";
+}
+
 void check_token(const std::string& s, const std::string& what) {
   for (char c : s)
     MXQAT_CHECK(c != ' ' && c != '\n' && c != '\t' && c != '\r', "quant policy: ", what, " \"", s,
@@ -107,6 +115,9 @@ std::string ResolvedPolicy::to_text() const {
      << "ste " << ste_name(ste) << '\n'
      << "group_size " << group_size << '\n';
   if (rotation) os << "rotation hadamard " << rotation->seed << '\n';
+  // Written only when set, so the text of every policy without them is unchanged.
+  if (grad_rounding != Rounding::kNearest) os << "grad_rounding " << rounding_name(grad_rounding) << '\n';
+  if (requantize_backward) os << "backward_operands requantize\n";
   for (const LayerPolicy& lp : layers) {
     check_token(lp.layer, "layer name");
     check_token(lp.match, "rule pattern");
@@ -147,6 +158,8 @@ ResolvedPolicy ResolvedPolicy::from_text(const std::string& text) {
       if (f[0] == "scale_rule") p.scale_rule = parse_scale_rule(f[1]);
       else if (f[0] == "ste") p.ste = parse_ste(f[1]);
       else if (f[0] == "group_size") p.group_size = parse_int(f[1], where);
+      else if (f[0] == "grad_rounding") p.grad_rounding = parse_rounding(f[1]);
+      else if (f[0] == "backward_operands") p.requantize_backward = parse_backward_operands(f[1]);
       else MXQAT_FAIL(where, ": unknown key \"", f[0], "\"");
     }
   }
@@ -166,7 +179,10 @@ std::string ResolvedPolicy::table() const {
     for (size_t c = 0; c < r.size(); ++c) width[c] = std::max(width[c], r[c].size());
   std::ostringstream os;
   os << "quant policy (scale_rule " << scale_rule_name(scale_rule) << ", ste " << ste_name(ste)
-     << ", int group_size " << group_size << (rotation ? ", rotation " + rotation->describe() : "") << ")\n";
+     << ", int group_size " << group_size
+     << (grad_rounding != Rounding::kNearest ? std::string(", grad_rounding ") + rounding_name(grad_rounding) : "")
+     << (requantize_backward ? ", backward_operands requantize" : "")
+     << (rotation ? ", rotation " + rotation->describe() : "") << ")\n";
   for (const auto& r : rows) {
     std::string line;
     for (size_t c = 0; c < r.size(); ++c)

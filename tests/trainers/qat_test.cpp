@@ -5,6 +5,8 @@
 #include <cmath>
 #include <filesystem>
 
+#include <omp.h>
+
 #include "layers/models.h"
 #include "tests/test_util.h"
 #include "trainers/model/policy_model.h"
@@ -213,6 +215,60 @@ TEST(Qat, BadInputIsRefusedBeforeTraining) {
   expect_refused({}, "", {"--from"});
   expect_refused({"qat.distill={weight: 1.5}"}, baseline(), {"qat.distill.weight", "1.5"});
   expect_refused({"qat.distill={weight: 1, temperature: 0}"}, baseline(), {"qat.distill.temperature"});
+  expect_refused({"quant.grad_rounding=stochastic"}, baseline(), {"grad_rounding: stochastic", "no effect"});
+  expect_refused({"quant.grad_rounding=up"}, baseline(), {"grad_rounding", "stochastic"});
+  expect_refused({"qat.init=random"}, baseline(), {"qat.init", "scratch"});
+}
+
+void expect_same_params(const fs::path& a, const fs::path& b) {
+  Checkpoint ka = load_checkpoint(a.string()), kb = load_checkpoint(b.string());
+  ASSERT_EQ(ka.params.size(), kb.params.size());
+  for (size_t i = 0; i < ka.params.size(); ++i)
+    EXPECT_TRUE(ka.params[i].second.same_bits(kb.params[i].second)) << ka.params[i].first;
+}
+
+// qat.init: scratch starts from the train stage's seeded initialisation: without quantization and
+// with the train stage's settings it is that training, bit for bit ("equal steps" is literal).
+TEST(Qat, FromScratchWithoutQuantizationIsTheBaselineTraining) {
+  const std::vector<std::string> same = {
+      "qat.init=scratch", "quant.weight=none", "quant.input=none", "quant.schedule=[]", "quant.rules=[]",
+      "qat.steps=60", "qat.optimizer={type: adamw, lr: 3.0e-3}", "qat.monitor_every=0"};
+  Recipe r = parse_recipe(kTinyQat, "<tinyq>", same);
+  fs::path d = fresh_dir("scratch_fp32");
+  QatSummary s = qat(r, QatOptions{d.string(), baseline(), false, -1});
+  ASSERT_TRUE(s.completed);
+  EXPECT_TRUE(std::isnan(s.direct_cast));
+  EXPECT_EQ(s.qat, s.baseline);
+  expect_same_params(d / "checkpoint.h5", fs::path(baseline()));
+}
+
+// MXFP4 forward and backward (every backward operand requantized, stochastic rounding) from
+// scratch: the same bits on 1 and 2 threads and after a stop and resume.
+TEST(Qat, StochasticBackwardFromScratchIsDeterministic) {
+  const std::vector<std::string> sr = {
+      "qat.init=scratch", "quant.grad_output=mxfp4", "quant.grad_rounding=stochastic",
+      "quant.backward_operands=requantize", "quant.schedule=[]", "quant.rules=[]", "qat.steps=12",
+      "qat.monitor_every=0", "qat.eval_every=6"};
+  Recipe r = parse_recipe(kTinyQat, "<tinyq>", sr);
+  fs::path a = fresh_dir("sr1"), b = fresh_dir("sr2"), c = fresh_dir("sr_resume");
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(1);
+  QatSummary one = qat(r, QatOptions{a.string(), baseline(), false, -1});
+  omp_set_num_threads(2);
+  qat(r, QatOptions{b.string(), baseline(), false, -1});
+  qat(r, QatOptions{c.string(), baseline(), false, 5});
+  qat(r, QatOptions{c.string(), baseline(), true, -1});
+  omp_set_num_threads(saved);
+  EXPECT_GT(one.qat, 0.3);  // it trains (chance is 0.1)
+  expect_same_params(a / "checkpoint.h5", b / "checkpoint.h5");
+  expect_same_params(a / "checkpoint.h5", c / "checkpoint.h5");
+  // Stochastic rounding changes the training: nearest rounding ends elsewhere.
+  fs::path n = fresh_dir("nearest");
+  std::vector<std::string> nearest = sr;
+  nearest[2] = "quant.grad_rounding=nearest";
+  qat(parse_recipe(kTinyQat, "<tinyq>", nearest), QatOptions{n.string(), baseline(), false, -1});
+  Checkpoint ka = load_checkpoint((a / "checkpoint.h5").string()), kn = load_checkpoint((n / "checkpoint.h5").string());
+  EXPECT_FALSE(ka.params[0].second.same_bits(kn.params[0].second));
 }
 
 // The loop's guard: a NaN in a batch makes the loss NaN; `stop` ends the run with the weights of

@@ -96,6 +96,9 @@ TEST(Smoothing, ModelsWithoutFoldPointsAndUnknownMethodsAreRefused) {
   expect_error([&] { parse_recipe(kGpt, "<s>", {"ptq.methods=[rtn, rtn]"}); }, {"listed twice"});
   expect_error([&] { parse_recipe(kGpt, "<s>", {"ptq.smoothquant_alpha=1.5"}); }, {"smoothquant_alpha"});
   expect_error([&] { parse_recipe(kGpt, "<s>", {"ptq.awq_grid=0"}); }, {"awq_grid"});
+  expect_error([&] { parse_recipe(kGpt, "<s>", {"quant.rotation=hadamar"}); }, {"hadamard"});
+  expect_error([&] { parse_recipe(kGpt, "<s>", {"quant.rotation=hadamard", "quant.backward_operands=requantize"}); },
+               {"does not combine"});
   const Recipe ok = parse_recipe(kGpt, "<s>", {"ptq.methods=[rtn, awq+gptq, smoothquant+mse]"});
   EXPECT_EQ(split_ptq_method("awq+gptq").smoothing, "awq");
   EXPECT_EQ(split_ptq_method("awq+gptq").quantizer, "gptq");

@@ -203,8 +203,16 @@ const Table& quant_table() {
       field("group_size", &QuantCfg::group_size).ge(0),
       field("rotation", &QuantCfg::rotation).one_of({"none", "hadamard"}),
       field("rotation_seed", &QuantCfg::rotation_seed).ge(0),
+      field("grad_rounding", &QuantCfg::grad_rounding).one_of({"nearest", "stochastic"}),
+      field("backward_operands", &QuantCfg::backward_operands).one_of({"reuse", "requantize"}),
       schema::list("schedule", phase_table(), &QuantCfg::schedule),
       schema::list("rules", quant_rule_table(), &QuantCfg::rules),
+      rule<QuantCfg>("rotation", [](const QuantCfg& q) -> std::string {
+        if (q.rotation == "hadamard" && q.backward_operands == "requantize")
+          return "rotation: hadamard does not combine with backward_operands: requantize (the "
+                 "backward would quantize unrotated operands against the rotated forward); drop one";
+        return "";
+      }),
   });
   return kTable;
 }
@@ -220,6 +228,7 @@ const Table& distill_table() {
 const Table& qat_extra_table() {
   static const Table kTable = schema::table<QatCfg>({
       field("from", &QatCfg::from),
+      field("init", &QatCfg::init).one_of({"baseline", "scratch"}),
       field("monitor_every", &QatCfg::monitor_every).ge(0),
       field("sqnr_warn_db", &QatCfg::sqnr_warn_db),
       field("on_nonfinite", &QatCfg::on_nonfinite).one_of({"skip", "stop"}),

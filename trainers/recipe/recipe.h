@@ -100,6 +100,11 @@ struct QuantCfg {
   int64_t rotation_seed = 0;
   std::vector<PhaseCfg> schedule;    // for layers no rule matches; empty = static codecs
   std::vector<QuantRuleCfg> rules;
+  // The backward products of layers with a grad_output codec: nearest | stochastic rounding, and
+  // reuse (the forward's Q(W), Q(X)) | requantize (W, X in the grad_output codec, blocked along
+  // the backward's reduction axes).
+  std::string grad_rounding = "nearest";
+  std::string backward_operands = "reuse";
 };
 
 // `qat.distill`: knowledge distillation from the FP32 baseline (the teacher, run unquantized on
@@ -114,6 +119,9 @@ struct DistillCfg {
 // (length, optimizer, lr_schedule, ...) plus where to start from and the telemetry settings.
 struct QatCfg {
   std::string from;                // baseline checkpoint; "" = --from on the command line
+  // baseline: QAT fine-tunes the FP32 baseline's weights; scratch: quantized training from the
+  // seeded initialisation (the train stage's), compared with the baseline at equal steps.
+  std::string init = "baseline";
   TrainCfg train = [] {  // length: qat.epochs or qat.steps, required by the qat stage
     TrainCfg t;
     t.optimizer.lr = 1e-4;

@@ -117,27 +117,36 @@ std::string summary_json(const Recipe& r, const QatSummary& s, const std::string
 }
 
 // The FP32 baseline's parameters into the model (and into the distillation teacher, if any).
+// qat.init: scratch keeps the model at its seeded initialisation (the train stage's) and loads the
+// baseline into `teacher` only to measure it (no distillation unless qat.distill asks).
 void load_baseline(QatRun& q, const std::string& from) {
   const Recipe& r = q.run.recipe;
   const Checkpoint baseline = load_checkpoint(from);
-  load_parameters(*q.run.st.model, baseline, from);
-  if (r.qat.distill.weight > 0) {
+  const bool scratch = r.qat.init == "scratch";
+  if (!scratch) load_parameters(*q.run.st.model, baseline, from);
+  if (r.qat.distill.weight > 0 || scratch) {
     q.teacher = build_stage_model(r, q.run.st);
     load_parameters(*q.teacher, baseline, from);
     q.teacher->train(false);
+  }
+  if (r.qat.distill.weight > 0)
     spdlog::info("distillation from the FP32 baseline: weight {}, temperature {}", r.qat.distill.weight,
                  r.qat.distill.temperature);
-  }
+  if (scratch)
+    spdlog::info("qat.init: scratch: quantized training from the seeded initialisation; the baseline "
+                 "{} is the FP32 reference at equal steps", from);
 }
 
-// The baseline's metric, then the quantizers attached at their final phase: the direct cast.
+// The baseline's metric, then the quantizers attached at their final phase: the direct cast
+// (from scratch there is none: the model is untrained).
 void measure_direct_cast(QatRun& q, QatSummary& s) {
   const Task& task = *q.run.st.task;
   layers::Module& model = *q.run.st.model;
-  s.baseline = task.test_metric(model);
+  const bool scratch = q.run.recipe.qat.init == "scratch";
+  s.baseline = task.test_metric(scratch ? *q.teacher : model);
   for (auto& [name, layer] : q.layers) layer->set_quantizer(q.plan.quantizer(name));
   q.plan.set_final();
-  s.direct_cast = task.test_metric(model);
+  s.direct_cast = scratch ? NAN : task.test_metric(model);
   spdlog::info("baseline {} {:.4f}; direct cast (round-to-nearest) {:.4f}", task.metric().name,
                s.baseline, s.direct_cast);
 }
@@ -238,7 +247,7 @@ QatSummary qat(const Recipe& r, const QatOptions& opt) {
   const quant::ResolvedPolicy policy = resolve_model_policy(r, *run.st.model);
   const int64_t total = run.loop.total_steps;
   MXQAT_CHECK(total > 0, r.source, ": the qat stage needs a length: set qat.epochs or qat.steps");
-  QatRun q{run, quant::QuantPlan(policy, total), quant::Monitor({r.qat.sqnr_warn_db}),
+  QatRun q{run, quant::QuantPlan(policy, total, uint64_t(r.seed)), quant::Monitor({r.qat.sqnr_warn_db}),
            gemm_layers(*run.st.model), {}, {}, nullptr};
   load_baseline(q, from);
   spdlog::info("quant policy ({} GEMM layers, {} QAT steps):\n{}", policy.layers.size(), total, policy.table());
