@@ -43,42 +43,45 @@ std::array<float, kHadamardBlock> Hadamard::signs() const {
 
 std::string Hadamard::describe() const { return seed == 0 ? "hadamard" : "hadamard:" + std::to_string(seed); }
 
-void hadamard_rows(const Hadamard& h, const float* x, int64_t R, int64_t K, float* y, bool inverse) {
-  const std::array<float, kHadamardBlock> d = h.signs();
+namespace {
+// Calls block(xb, yb) for every full 32-block of every row of x [R, K] (yb the same block of y)
+// and copies the tails shorter than 32.
+template <typename Block>
+void each_block(const float* x, int64_t R, int64_t K, float* y, Block block) {
   const int64_t full = K / kHadamardBlock * kHadamardBlock;
   for (int64_t r = 0; r < R; ++r) {
     const float* xr = x + r * K;
     float* yr = y + r * K;
-    for (int64_t b = 0; b < full; b += kHadamardBlock) {
-      float v[kB];
-      for (int i = 0; i < kB; ++i) v[i] = inverse ? xr[b + i] : xr[b + i] * d[static_cast<size_t>(i)];
-      fwht32(v);
-      for (int i = 0; i < kB; ++i) yr[b + i] = inverse ? v[i] * kNorm * d[static_cast<size_t>(i)] : v[i] * kNorm;
-    }
+    for (int64_t b = 0; b < full; b += kHadamardBlock) block(xr + b, yr + b);
     if (yr != xr) std::copy(xr + full, xr + K, yr + full);
   }
+}
+}  // namespace
+
+void hadamard_rows(const Hadamard& h, const float* x, int64_t R, int64_t K, float* y, bool inverse) {
+  const std::array<float, kHadamardBlock> d = h.signs();
+  each_block(x, R, K, y, [&](const float* xb, float* yb) {
+    float v[kB];
+    for (int i = 0; i < kB; ++i) v[i] = inverse ? xb[i] : xb[i] * d[static_cast<size_t>(i)];
+    fwht32(v);
+    for (int i = 0; i < kB; ++i) yb[i] = inverse ? v[i] * kNorm * d[static_cast<size_t>(i)] : v[i] * kNorm;
+  });
 }
 
 void hadamard_rows_dense(const Hadamard& h, const float* x, int64_t R, int64_t K, float* y, bool inverse) {
   const std::array<float, kHadamardBlock> d = h.signs();
-  const int64_t full = K / kHadamardBlock * kHadamardBlock;
-  for (int64_t r = 0; r < R; ++r) {
-    const float* xr = x + r * K;
-    float* yr = y + r * K;
-    for (int64_t b = 0; b < full; b += kHadamardBlock) {
-      double out[kB];
-      for (int j = 0; j < kB; ++j) {  // forward: y_j = sum_i x_i d_i H_ij / sqrt(32)
-        double s = 0;
-        for (int i = 0; i < kB; ++i) {
-          const double hij = std::bitset<8>(static_cast<unsigned>(i & j)).count() % 2 ? -1.0 : 1.0;
-          s += static_cast<double>(xr[b + i]) * hij * (inverse ? 1.0 : d[static_cast<size_t>(i)]);
-        }
-        out[j] = s / std::sqrt(32.0) * (inverse ? d[static_cast<size_t>(j)] : 1.0);
+  each_block(x, R, K, y, [&](const float* xb, float* yb) {
+    double out[kB];
+    for (int j = 0; j < kB; ++j) {  // forward: y_j = sum_i x_i d_i H_ij / sqrt(32)
+      double s = 0;
+      for (int i = 0; i < kB; ++i) {
+        const double hij = std::bitset<8>(static_cast<unsigned>(i & j)).count() % 2 ? -1.0 : 1.0;
+        s += static_cast<double>(xb[i]) * hij * (inverse ? 1.0 : d[static_cast<size_t>(i)]);
       }
-      for (int j = 0; j < kB; ++j) yr[b + j] = static_cast<float>(out[j]);
+      out[j] = s / std::sqrt(32.0) * (inverse ? d[static_cast<size_t>(j)] : 1.0);
     }
-    if (yr != xr) std::copy(xr + full, xr + K, yr + full);
-  }
+    for (int j = 0; j < kB; ++j) yb[j] = static_cast<float>(out[j]);
+  });
 }
 
 }  // namespace mxqat::quant

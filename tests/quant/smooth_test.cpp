@@ -17,22 +17,20 @@ namespace {
 using autograd::Tensor;
 using mxqat::testing::expect_error;
 
-// x [M, K] Gaussian with a few channels 30x larger (the activation outliers of LLMs).
-Tensor outlier_input(int64_t M, int64_t K, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> n(0.0f, 1.0f);
-  Tensor x({M, K});
-  for (int64_t r = 0; r < M; ++r)
-    for (int64_t j = 0; j < K; ++j) x[r * K + j] = n(rng) * (j % 29 == 3 ? 30.0f : 1.0f);
-  return x;
-}
-
 Tensor gaussian(int64_t N, int64_t K, uint32_t seed, float sd) {
   std::mt19937 rng(seed);
   std::normal_distribution<float> n(0.0f, sd);
   Tensor w({N, K});
   for (int64_t i = 0; i < w.size(); ++i) w[i] = n(rng);
   return w;
+}
+
+// x [M, K] unit Gaussian with every 29th channel (from 3) 30x larger: the activation outliers of LLMs.
+Tensor outlier_input(int64_t M, int64_t K, uint32_t seed) {
+  Tensor x = gaussian(M, K, seed, 1.0f);
+  for (int64_t r = 0; r < M; ++r)
+    for (int64_t j = 3; j < K; j += 29) x[r * K + j] *= 30.0f;
+  return x;
 }
 
 std::vector<float> ones(int64_t K) { return std::vector<float>(static_cast<size_t>(K), 1.0f); }
