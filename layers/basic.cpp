@@ -51,7 +51,7 @@ Var Conv2d::forward(const Var& x) {
   return reshape(y, {b, out_ch_, ho, wo});
 }
 
-Embedding::Embedding(int64_t vocab, int64_t dim, std::mt19937_64& rng) : vocab_(vocab), dim_(dim) {
+Embedding::Embedding(int64_t vocab, int64_t dim, std::mt19937_64& rng) : vocab_(vocab) {
   MXQAT_CHECK(vocab > 0 && dim > 0, "Embedding: sizes must be positive, got ", vocab, "x", dim);
   weight_ = add_param("weight", init_tensor({vocab, dim}, Init::kStdNormal, dim, vocab, rng));
 }

@@ -48,7 +48,7 @@ class Embedding : public Module {
   std::string kind() const override { return "Embedding"; }
 
  private:
-  int64_t vocab_, dim_;
+  int64_t vocab_;
   Var weight_;
 };
 

@@ -37,15 +37,19 @@ bool supports_stochastic(const Codec& codec) {
   return codec.block_format().scheme == BlockScheme::kMx && e && e->kind == FormatKind::kFloat;
 }
 
-void fake_quant_stochastic(const Codec& codec, const float* x, int64_t R, int64_t K, float* y,
-                           uint64_t key) {
+namespace {
+
+void check_call(const Codec& codec, const float* x, int64_t R, int64_t K, const float* y) {
   MXQAT_CHECK(supports_stochastic(codec), "stochastic rounding: codec ", codec.name(),
               " is not an MX float codec; use mxfp8_e4m3, mxfp8_e5m2, mxfp6_e2m3, mxfp6_e3m2 or mxfp4");
   MXQAT_CHECK(R >= 0 && K >= 0 && (R * K == 0 || (x && y)), "stochastic rounding: bad shape [", R,
               ", ", K, "] or null data");
-  const ElementFormat& e = *codec.element_format();
-  const float* lut = decode_lut(e);  // codes 0..max_code(e): the non-negative grid, increasing
-  const uint32_t top = max_code(e);
+}
+
+// Every block of x [R, K]: NaN for a non-finite block, else round(row, k, v, e) of each element
+// with v = min(|x| 2^-s, max) and s the rceil exponent, times 2^s with x's sign.
+template <class Round>
+void for_each_block(const ElementFormat& e, const float* x, int64_t R, int64_t K, float* y, Round round) {
   const float max_elem = e.max_normal, rceil_r = mx_rceil_constant(e);
   const int elem_emax = emax(e);
   const int64_t nb = (K + kBlock - 1) / kBlock;
@@ -68,19 +72,48 @@ void fake_quant_stochastic(const Codec& codec, const float* x, int64_t R, int64_
       const int s = mx_shared_exp(f2u(amax), elem_emax, rceil_r, ScaleRule::kRceil);
       const float down = pow2f(-s), up = pow2f(s);
       for (int64_t k = k0; k < k1; ++k) {
-        const float a = std::min(std::fabs(xb[k]) * down, max_elem);  // rceil: a <= max up to RN
-        // The largest grid value <= a.
-        uint32_t lo = static_cast<uint32_t>(std::upper_bound(lut, lut + top + 1, a) - lut) - 1;
-        float m = lut[lo];
-        if (m != a && lo < top) {
-          const float hi = lut[lo + 1];
-          const float p = (a - m) / (hi - m);
-          if (sr_uniform(key, static_cast<uint64_t>(r * K + k)) < p) m = hi;
-        }
-        yb[k] = std::copysign(m * up, xb[k]);
+        const float v = std::min(std::fabs(xb[k]) * down, max_elem);  // rceil: v <= max up to RN
+        yb[k] = std::copysign(round(r * K + k, v) * up, xb[k]);
       }
     }
   }
+}
+
+}  // namespace
+
+void fake_quant_stochastic(const Codec& codec, const float* x, int64_t R, int64_t K, float* y,
+                           uint64_t key) {
+  check_call(codec, x, R, K, y);
+  const ElementFormat& e = *codec.element_format();
+  // The grid around v: ulp = 2^(max(exponent of v, emin) - mbits); lo = floor(v / ulp) ulp and
+  // hi = lo + ulp (the next binade's first value when lo is a binade's last). Every step is
+  // exact, so p = v / ulp - floor(v / ulp) is (v - lo) / (hi - lo) to the bit. Written without
+  // branches so that the compiler vectorises it (the same IEEE operations in any lane).
+  const int lowest = emin(e), m = e.mbits;
+  for_each_block(e, x, R, K, y, [&](int64_t index, float v) {
+    const int ex = std::max(static_cast<int>(f2u(v) >> 23) - 127, lowest);  // in [emin, emax]
+    const float t = v * u2f(static_cast<uint32_t>(m - ex + 127) << 23);
+    const float lo = static_cast<float>(static_cast<int32_t>(t));  // t in [0, 2^(mbits+1)]: floor
+    const float q = sr_uniform(key, static_cast<uint64_t>(index)) < t - lo ? lo + 1.0f : lo;
+    return q * u2f(static_cast<uint32_t>(ex - m + 127) << 23);
+  });
+}
+
+void fake_quant_stochastic_reference(const Codec& codec, const float* x, int64_t R, int64_t K,
+                                     float* y, uint64_t key) {
+  check_call(codec, x, R, K, y);
+  const ElementFormat& e = *codec.element_format();
+  const float* lut = decode_lut(e);  // codes 0..max_code(e): the non-negative grid, increasing
+  const uint32_t top = max_code(e);
+  for_each_block(e, x, R, K, y, [&](int64_t index, float v) {
+    uint32_t lo = static_cast<uint32_t>(std::upper_bound(lut, lut + top + 1, v) - lut) - 1;
+    float q = lut[lo];
+    if (q != v && lo < top) {
+      const float hi = lut[lo + 1];
+      if (sr_uniform(key, static_cast<uint64_t>(index)) < (v - q) / (hi - q)) q = hi;
+    }
+    return q;
+  });
 }
 
 }  // namespace mxqat::quant

@@ -32,5 +32,9 @@ bool supports_stochastic(const Codec& codec);
 // Throws for a codec that supports_stochastic refuses. Deterministic for any thread count.
 void fake_quant_stochastic(const Codec& codec, const float* x, int64_t R, int64_t K, float* y,
                            uint64_t key);
+// The same by searching the element grid (the codes' decoded values): the scalar reference the
+// fast path above (the neighbours from the exponent of v) is tested equal to, bit for bit.
+void fake_quant_stochastic_reference(const Codec& codec, const float* x, int64_t R, int64_t K,
+                                     float* y, uint64_t key);
 
 }  // namespace mxqat::quant

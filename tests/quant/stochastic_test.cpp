@@ -70,6 +70,25 @@ TEST(Stochastic, EveryValueIsOneOfTheTwoGridNeighbours) {
   }
 }
 
+// The fast path (neighbours from the exponent) against the grid search, every MX float codec,
+// values across the whole range (tiny, subnormal in the element, at the maximum, zeros, signs).
+TEST(Stochastic, FastPathEqualsTheReference) {
+  for (const char* name : {"mxfp4", "mxfp6_e2m3", "mxfp6_e3m2", "mxfp8_e4m3", "mxfp8_e5m2"}) {
+    const Codec c = Codec::make(name);
+    const int64_t R = 64, K = 100;
+    std::mt19937 g(17);
+    std::uniform_real_distribution<float> ex(-40.0f, 40.0f);
+    std::vector<float> x(size_t(R * K));
+    for (size_t i = 0; i < x.size(); ++i) x[i] = (g() & 1 ? -1.0f : 1.0f) * std::exp2(ex(g));
+    for (size_t i = 0; i < x.size(); i += 37) x[i] = 0.0f;
+    for (size_t i = 5; i < x.size(); i += 41) x[i] = -0.0f;
+    std::vector<float> a(x.size()), b(x.size());
+    fake_quant_stochastic(c, x.data(), R, K, a.data(), 3);
+    fake_quant_stochastic_reference(c, x.data(), R, K, b.data(), 3);
+    EXPECT_TRUE(same_bits(a, b)) << name;
+  }
+}
+
 TEST(Stochastic, UnbiasedWhereRoundToNearestIsNot) {
   const Codec c = Codec::make("mxfp4");
   const int64_t K = 32;
