@@ -1,13 +1,18 @@
 // One training step (forward + backward + AdamW) of the llama-style GPT of recipes/kjv_gpt.yaml
 // (4 layers, d_model 256, 4 heads, SwiGLU 768, context 128, vocabulary 256), batch 16, in FP32
 // and with every projection's weight and input activation through MXFP4 (FLOOR scale, clipped
-// STE; q, k, v, o, gate, up, down and the head: 29 GEMM layers). Arg = OpenMP threads.
+// STE; q, k, v, o, gate, up, down and the head: 29 GEMM layers), the latter on the fp32_chain and
+// on the mx_native forward product (docs/formats.md §14). Arg = OpenMP threads: 1 and 2, or the
+// list in MXQAT_BENCH_THREADS (e.g. MXQAT_BENCH_THREADS=1,4,16 on a 16-core machine).
 // PyTorch counterpart: bench/torch_gpt_step.py; side by side: bench/compare_gpt_step.sh, or
 //   build/bench/bench_gpt_step --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 #include <benchmark/benchmark.h>
 #include <omp.h>
 
+#include <algorithm>
+#include <cstdlib>
 #include <memory>
+#include <string>
 #include <random>
 #include <vector>
 
@@ -26,12 +31,12 @@ using autograd::Var;
 
 constexpr int64_t kBatch = 16, kContext = 128;
 
-void run_steps(benchmark::State& state, bool qat) {
+void run_steps(benchmark::State& state, bool qat, quant::Product product = quant::Product::kFp32Chain) {
   omp_set_num_threads(static_cast<int>(state.range(0)));
   trainers::tune_allocator();
   layers::GptConfig cfg;  // 4 layers, d 256, 4 heads, context 128, SwiGLU 768, vocab 256
   layers::Gpt model(cfg, 1);
-  if (qat && bench::quantize_mxfp4(model) != 7 * cfg.layers + 1) {
+  if (qat && bench::quantize_mxfp4(model, product) != 7 * cfg.layers + 1) {
     state.SkipWithError("expected 7 projections per block plus the head");
     return;
   }
@@ -57,8 +62,24 @@ void run_steps(benchmark::State& state, bool qat) {
 
 void BM_GptFp32Step(benchmark::State& state) { run_steps(state, false); }
 void BM_GptQatMxfp4Step(benchmark::State& state) { run_steps(state, true); }
-BENCHMARK(BM_GptFp32Step)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->MinTime(2.0)->UseRealTime();
-BENCHMARK(BM_GptQatMxfp4Step)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->MinTime(2.0)->UseRealTime();
+void BM_GptQatMxfp4MxNativeStep(benchmark::State& state) {
+  run_steps(state, true, quant::Product::kMxNative);
+}
+// Thread counts: 1 and 2, or the comma-separated list in MXQAT_BENCH_THREADS (e.g. 1,4,16).
+void thread_args(benchmark::internal::Benchmark* b) {
+  const char* env = std::getenv("MXQAT_BENCH_THREADS");
+  std::string list = env && *env ? env : "1,2";
+  for (size_t pos = 0; pos < list.size();) {
+    const size_t comma = std::min(list.find(',', pos), list.size());
+    b->Arg(std::max(1, std::atoi(list.substr(pos, comma - pos).c_str())));
+    pos = comma + 1;
+  }
+  b->Unit(benchmark::kMillisecond)->MinTime(2.0)->UseRealTime();
+}
+
+BENCHMARK(BM_GptFp32Step)->Apply(thread_args);
+BENCHMARK(BM_GptQatMxfp4Step)->Apply(thread_args);
+BENCHMARK(BM_GptQatMxfp4MxNativeStep)->Apply(thread_args);
 
 }  // namespace
 

@@ -8,8 +8,8 @@ PyTorch 1.13 has no scaled_dot_product_attention: attention is matmul, causal ma
 matmul, as an eager llama implementation of that version writes it.
 Prints one JSON line per (mode, thread count) with the median of the timed steps in ms.
 Run with Debian's PyTorch:
-  OPENBLAS_CORETYPE=SKYLAKEX /usr/bin/python3 bench/torch_gpt_step.py DUMP [STEPS]
-(DUMP from `bench_qat_step --dump FILE`)
+  OPENBLAS_CORETYPE=SKYLAKEX /usr/bin/python3 bench/torch_gpt_step.py DUMP [STEPS] [THREADS]
+(DUMP from `bench_qat_step --dump FILE`; THREADS a comma-separated list, default 1,2)
 """
 import json
 import math
@@ -103,13 +103,15 @@ def step_times(threads, steps, linear, warmup=3):
 
 def main():
     if len(sys.argv) < 2:
-        sys.exit("usage: torch_gpt_step.py DUMP_FILE [STEPS]   (DUMP from bench_qat_step --dump)")
+        sys.exit("usage: torch_gpt_step.py DUMP_FILE [STEPS] [THREADS]   (DUMP from bench_qat_step "
+                 "--dump; THREADS e.g. 1,4,16)")
     if not check_against_mxqat(sys.argv[1]):
         sys.exit("MXFP4 fake-quant disagrees with mxqat: not timing")
     steps = int(sys.argv[2]) if len(sys.argv) > 2 else 10
+    thread_counts = [int(t) for t in (sys.argv[3] if len(sys.argv) > 3 else "1,2").split(",")]
     blas = blas_library()
     for mode, linear in (("fp32", torch.nn.Linear), ("qat-mxfp4", QLinear)):
-        for threads in (1, 2):
+        for threads in thread_counts:
             t = step_times(threads, steps, linear)
             print(json.dumps({"impl": "pytorch-gpt-" + mode, "torch": torch.__version__, "blas": blas,
                               "threads": threads, "steps": steps,

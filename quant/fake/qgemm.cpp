@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <omp.h>
+
 #include <utility>
 #include <vector>
 
@@ -31,6 +33,7 @@ std::string GemmQuantSpec::describe() const {
          " g=" + codec_name_or_none(grad_output) + " ste=" + ste_name(ste) +
          (grad_rounding == Rounding::kStochastic ? " round=stochastic" : "") +
          (requantize_backward ? " bwd=requantize" : "") +
+         (product == Product::kMxNative ? " product=mx_native" : "") +
          (rotation ? " rot=" + rotation->describe() + (weight_rotated ? "(w stored rotated)" : "") : "");
 }
 
@@ -178,6 +181,36 @@ void check_shapes(const Tensor& xv, const Tensor& wv, const Var& bias) {
 }
 
 
+// The mx_native forward (docs/formats.md §14.2) in one parallel region: Q(x), Q(w) by the row
+// jobs, both made block integers, B's panels, then the product (each step split by thread).
+void mx_forward(const std::vector<RowJob>& jobs, const float* xq, const float* wq, float* y,
+                int64_t m, int64_t n, int64_t k, const GemmQuantSpec& spec) {
+  MxOperand a, b;
+  mx_operand_shape(a, m, k);
+  mx_operand_shape(b, n, k);
+  const bool panels = mx_pack_b_shape(b);
+  const int threads = mx_gemm_threads(m, n, a.nb);
+  int bad = 0;
+#pragma omp parallel num_threads(threads) if (threads > 1) reduction(| : bad)
+  {
+    const int t = omp_get_thread_num(), T = omp_get_num_threads();
+    for (const RowJob& job : jobs) job.run(t, T);
+#pragma omp barrier
+    bad |= !mx_operand_rows(xq, m * t / T, m * (t + 1) / T, a);
+    bad |= !mx_operand_rows(wq, n * t / T, n * (t + 1) / T, b);
+    if (panels) {
+#pragma omp barrier
+      mx_pack_b_part(b, t, T);
+    }
+#pragma omp barrier
+    mx_gemm_part(a, b, y, t, T);
+  }
+  MXQAT_CHECK(!bad, "qgemm (", spec.describe(), "): the mx_native product needs MXFP4 or "
+              "MXFP6-E2M3 values in both operands, but a block of the [", m, ", ", k, "] input or "
+              "the [", n, ", ", k, "] weight is off that grid; quantize both with mxfp4 or "
+              "mxfp6_e2m3, or use quant.product: fp32_chain");
+}
+
 // y = Q(x) Q(w)^T + b
 // dx = Q_g(dy) Q(w)           [* mask_x]      STE through Q(x): the quantizer is the identity,
 // dw = Q_g(dy^T) Q(x)         [* mask_w]      or (clipped) has subgradient 0 where it saturated
@@ -218,12 +251,16 @@ Var qgemm_op(const Var& x, const Var& w, const Var& bias, const GemmQuantSpec& s
   Shape ys = xv.shape();
   ys.back() = n;
   Tensor y = Tensor::uninit(ys);
-  autograd::GemmPrepare quantize;
-  if (!jobs.empty())
-    quantize = [&jobs](int t, int T) {
-      for (const RowJob& job : jobs) job.run(t, T);
-    };
-  autograd::gemm(quantize, s->x_data(), false, s->w_data(), true, y.data(), m, n, k);
+  if (spec.product == Product::kMxNative) {
+    mx_forward(jobs, s->x_data(), s->w_data(), y.data(), m, n, k, spec);
+  } else {
+    autograd::GemmPrepare quantize;
+    if (!jobs.empty())
+      quantize = [&jobs](int t, int T) {
+        for (const RowJob& job : jobs) job.run(t, T);
+      };
+    autograd::gemm(quantize, s->x_data(), false, s->w_data(), true, y.data(), m, n, k);
+  }
   if (bias.defined()) y.mat(m, n).rowwise() += bias.value().vec().transpose();
   // The backward reads x only for dw (unquantized, or to quantize it again), w only for dx.
   if (!dw_wanted || (s->x_quantized && !requantize)) s->x = Var();

@@ -11,6 +11,7 @@
 
 #include "quant/codec/codec.h"
 #include "quant/codec/hadamard.h"
+#include "quant/codec/mx_gemm.h"
 #include "quant/fake/fake_quant.h"
 #include "quant/hook.h"
 
@@ -53,9 +54,14 @@ struct GemmQuantSpec {
   bool requantize_backward = false;
   uint64_t sr_seed = 0, sr_stream = 0;  // stochastic rounding: the run's seed, this layer's stream
 
+  // The forward product (docs/formats.md §14). kMxNative needs both forward operands to hold
+  // MXFP4 / MXFP6-E2M3 values: Q(x) and Q(w) under those codecs, or (inference) a weight decoded
+  // from them; the policy sets it only then. The backward is not affected.
+  Product product = Product::kFp32Chain;
+
   bool full_precision() const { return !weight && !input && !grad_output && !rotation; }
   // "w=mxfp4 a=mxfp4 g=none ste=clipped" (+ " round=stochastic", " bwd=requantize",
-  // " rot=hadamard" when set)
+  // " product=mx_native", " rot=hadamard" when set)
   std::string describe() const;
 };
 

@@ -68,6 +68,18 @@ void check_rules(const PolicyConfig& cfg) {
   }
 }
 
+// Under mx_native, a layer's target precision (its last phase, or its static codecs) is either
+// full precision or two mx_native codecs (docs/formats.md §14.2).
+void check_mx_native(const ResolvedPolicy& p, const LayerPolicy& lp) {
+  const int last = lp.schedule.empty() ? -1 : static_cast<int>(lp.schedule.size()) - 1;
+  const auto [w, a] = p.phase_codecs(lp, last);
+  if (w == "none" && a == "none") return;
+  MXQAT_CHECK(mx_native_codec(w) && mx_native_codec(a), "quant.product mx_native: layer '",
+              lp.layer, "' is quantized with weight ", w, " and input ", a, "; the mx_native "
+              "product needs both in mxfp4 or mxfp6_e2m3 (or both none). Change the layer's "
+              "codecs, or use quant.product: fp32_chain");
+}
+
 // grad_rounding / backward_operands act on the layers with a grad_output codec: there must be
 // some, and stochastic rounding needs MX float codecs there.
 void check_backward(const ResolvedPolicy& p) {
@@ -100,6 +112,7 @@ ResolvedPolicy resolve_policy(const PolicyConfig& cfg, const std::vector<std::st
   out.scale_rule = cfg.scale_rule, out.ste = cfg.ste, out.group_size = cfg.group_size;
   out.grad_rounding = cfg.grad_rounding;
   out.requantize_backward = cfg.requantize_backward;
+  out.product = cfg.product;
   std::vector<bool> used(cfg.rules.size(), false), matched(cfg.rules.size(), false);
   for (const std::string& layer : layers) {
     LayerPolicy lp{layer, canonical(cfg.weight, "none"), canonical(cfg.input, "none"),
@@ -116,6 +129,7 @@ ResolvedPolicy resolve_policy(const PolicyConfig& cfg, const std::vector<std::st
       used[i] = true;
     }
     lp.rotated = cfg.rotation && (lp.weight != "none" || lp.input != "none");
+    if (cfg.product == Product::kMxNative) check_mx_native(out, lp);
     out.layers.push_back(std::move(lp));
   }
   out.rotation = cfg.rotation;
@@ -153,6 +167,12 @@ std::pair<std::string, std::string> ResolvedPolicy::phase_codecs(const LayerPoli
   return {canonical(p.weight, lp.weight), canonical(p.input, lp.input)};
 }
 
+Product ResolvedPolicy::product_for(const std::string& weight, const std::string& input) const {
+  return product == Product::kMxNative && mx_native_codec(weight) && mx_native_codec(input)
+             ? Product::kMxNative
+             : Product::kFp32Chain;
+}
+
 GemmQuantSpec ResolvedPolicy::spec(const LayerPolicy& lp) const {
   const auto [w, a] = phase_codecs(lp, -1);
   return spec_with(lp, w, a);
@@ -166,6 +186,7 @@ GemmQuantSpec ResolvedPolicy::spec_with(const LayerPolicy& lp, const std::string
   s.grad_rounding = grad_rounding;
   s.requantize_backward = requantize_backward;
   if (rotation && lp.rotated) s.rotation = rotation, s.weight_rotated = weights_rotated;
+  s.product = product_for(weight, input);
   return s;
 }
 

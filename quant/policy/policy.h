@@ -27,6 +27,7 @@ struct PolicyConfig {
   ScaleRule scale_rule = ScaleRule::kFloor;  // MX codecs
   Ste ste = Ste::kClipped;
   int64_t group_size = 0;       // INT codecs: 0 = per channel
+  Product product = Product::kFp32Chain;  // forward product of quantized GEMMs (formats.md §14)
   std::vector<Phase> schedule;  // for layers that no rule matches (empty = static defaults)
   std::vector<QuantRule> rules;
   std::optional<Hadamard> rotation;  // every layer with a weight or input codec (hadamard.h)
@@ -58,11 +59,17 @@ class ResolvedPolicy {
   std::vector<LayerPolicy> layers;  // in the order of the names given to resolve_policy
   Rounding grad_rounding = Rounding::kNearest;  // see PolicyConfig
   bool requantize_backward = false;
+  // kMxNative: a layer's forward product is mx_native whenever its active weight and input codecs
+  // are both mx_native_codec ones (else fp32_chain). Stored in the text form only when mx_native,
+  // so policies without it read (and write) as before.
+  Product product = Product::kFp32Chain;
 
   const LayerPolicy* find(const std::string& layer) const;  // nullptr if absent
   const LayerPolicy& at(const std::string& layer) const;    // throws listing the layers
   CodecOptions codec_options() const { return {scale_rule, group_size, std::nullopt}; }
 
+  // The forward product of a GEMM with these weight and input codecs under this policy.
+  Product product_for(const std::string& weight, const std::string& input) const;
   // The GemmQuantSpec of a layer with its static codecs (no schedule) ...
   GemmQuantSpec spec(const LayerPolicy& lp) const;
   // ... or with those of the phase active at `step` of `total_steps` (static if no schedule).
@@ -83,7 +90,9 @@ class ResolvedPolicy {
 
 // First matching rule wins; layers no rule matches get the defaults (and the default schedule).
 // Errors: an unknown codec (naming the rule index and pattern, listing the known codecs), a rule
-// that matches no layer (listing the layers), an invalid schedule (naming the rule and phase).
+// that matches no layer (listing the layers), an invalid schedule (naming the rule and phase), and
+// under product mx_native a layer whose final phase quantizes its weight or input other than with
+// two mx_native codecs (naming the layer and its codecs).
 ResolvedPolicy resolve_policy(const PolicyConfig& cfg, const std::vector<std::string>& layers);
 
 // `*` matches any run of characters (dots included), `?` exactly one character.

@@ -2,12 +2,18 @@
 // from the llama formulas, gradients of every parameter by finite differences on a tiny model,
 // causality, the quant hook on every projection, and the refused configurations.
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <cmath>
+#include <cstring>
 #include <map>
+#include <memory>
 #include <random>
 
+#include "autograd/ops.h"
 #include "layers/gpt.h"
+#include "quant/codec/mx_gemm.h"
+#include "quant/fake/qgemm.h"
 #include "tests/test_util.h"
 
 namespace mxqat::layers {
@@ -219,6 +225,65 @@ TEST(Gpt, RefusesBadConfigurationsAndInputs) {
   testing::expect_error([&] { m.forward_ids(std::vector<int32_t>(7, 1), 7); },
                         {"7 tokens", "context of 6"});
   testing::expect_error([&] { m.forward_ids({1, 9}, 2); }, {"id 9"});
+}
+
+}  // namespace
+}  // namespace mxqat::layers
+
+// The GPT's training step under the mx_native product (docs/formats.md §14.2) on every projection:
+// logits and gradients are the same bits on the AVX-512 and portable kernels and on 1 and 3
+// threads (d_model 64, so blocks are whole; batch 4 x 16 tokens, large enough to use threads).
+namespace mxqat::layers {
+namespace {
+namespace mxnative {
+struct Run {
+  Tensor logits;
+  std::vector<Tensor> grads;
+};
+
+Run step(quant::MxPath path, int threads) {
+  quant::set_mx_gemm_auto_path(path);
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(threads);
+  GptConfig c;
+  c.vocab = 40, c.layers = 2, c.d_model = 64, c.heads = 2, c.context = 16, c.mlp_hidden = 96;
+  Gpt m(c, 11);
+  for (auto& [name, mod] : m.named_modules())
+    if (auto* g = dynamic_cast<GemmLayer*>(mod)) {
+      quant::GemmQuantSpec spec;
+      spec.weight = quant::Codec::make("mxfp4");
+      spec.input = quant::Codec::make(name.find("mlp") != std::string::npos ? "mxfp6_e2m3" : "mxfp4");
+      spec.product = quant::Product::kMxNative;
+      g->set_quantizer(std::make_shared<quant::QuantGemm>(spec));
+    }
+  std::vector<int32_t> ids(4 * 16), targets(4 * 16);
+  for (size_t i = 0; i < ids.size(); ++i) ids[i] = int32_t(i * 7 % 40), targets[i] = int32_t(i * 3 % 40);
+  autograd::Var logits = m.forward_ids(ids, 16);
+  autograd::cross_entropy(autograd::reshape(logits, {64, 40}), targets).backward();
+  Run r{logits.value(), {}};
+  for (const auto& [n, v] : m.named_parameters()) r.grads.push_back(v.grad());
+  omp_set_num_threads(saved);
+  quant::set_mx_gemm_auto_path(quant::MxPath::kAuto);
+  return r;
+}
+
+bool same(const Tensor& a, const Tensor& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+}  // namespace mxnative
+
+TEST(Gpt, MxNativeStepSameBitsOnEveryKernelAndThreadCount) {
+  const mxnative::Run ref = mxnative::step(quant::MxPath::kPortable, 1);
+  std::vector<quant::MxPath> paths{quant::MxPath::kPortable};
+  if (quant::mx_gemm_has_avx512()) paths.push_back(quant::MxPath::kAvx512);
+  for (quant::MxPath path : paths)
+    for (int threads : {1, 3}) {
+      const mxnative::Run r = mxnative::step(path, threads);
+      EXPECT_TRUE(mxnative::same(r.logits, ref.logits)) << int(path) << " " << threads;
+      ASSERT_EQ(r.grads.size(), ref.grads.size());
+      for (size_t i = 0; i < r.grads.size(); ++i)
+        EXPECT_TRUE(mxnative::same(r.grads[i], ref.grads[i])) << int(path) << " " << threads << " " << i;
+    }
 }
 
 }  // namespace

@@ -3,13 +3,19 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 
 #include <omp.h>
 
 #include "layers/models.h"
 #include "tests/test_util.h"
+#include "trainers/data/data.h"
+#include "trainers/data/evaluate.h"
+#include "trainers/io/ckpt.h"
 #include "trainers/model/policy_model.h"
+#include "trainers/runtime/infer.h"
+#include "trainers/stages/export_stage.h"
 #include "trainers/report/report_telemetry.h"
 #include "trainers/stages/qat.h"
 #include "trainers/stages/train_stage.h"
@@ -55,6 +61,43 @@ const std::string& baseline() {
     return (d / "checkpoint.h5").string();
   }();
   return path;
+}
+
+// quant.product mx_native (docs/formats.md §14.2) end to end: QAT through the progressive
+// schedule (fp32_chain in the mxfp8 phase, mx_native after), the choice recorded in the checkpoint
+// and the export, verify bitwise, the fast path bitwise the reference path. (On this small MLP
+// both products happen to give the same bits: every partial sum is exact in float32; qgemm's
+// tests show where they differ.)
+TEST(Qat, MxNativeProductTrainsExportsAndVerifiesBitwise) {
+  const std::vector<std::string> mx = {"quant.product=mx_native", "quant.rules=[]"};
+  fs::path d = fresh_dir("mx_native");
+  QatSummary s = qat(parse_recipe(kTinyQat, "<tinyq>", mx), QatOptions{(d / "mx").string(), baseline(), false, -1});
+  ASSERT_TRUE(s.completed);
+  const std::string ckpt = (d / "mx" / "checkpoint.h5").string();
+  EXPECT_NE(load_checkpoint(ckpt).meta.at("policy").find("product mx_native\n"), std::string::npos);
+  const std::string out = (d / "mx.h5").string();
+  const ExportModel m = export_checkpoint(ckpt, out);
+  EXPECT_NE(m.policy_text.find("product mx_native\n"), std::string::npos);
+  const Verification v = verify_export(out, VerifyOptions{});
+  EXPECT_TRUE(v.bitwise_equal) << v.json;
+  EXPECT_EQ(v.samples, 300);
+  InferenceModel ref = load_inference(m, out), fast = load_inference(m, out, InferPath::kFast);
+  EXPECT_EQ(fast.fast.size(), 3u);
+  for (const auto& q : fast.fast) EXPECT_EQ(q->describe().rfind("mx_native", 0), 0u) << q->describe();
+  const Splits sp = load_fashion_mnist(ref.recipe.data, 3);
+  const autograd::Tensor a = predict(*ref.model, sp.test), b = predict(*fast.model, sp.test);
+  ASSERT_EQ(a.size(), b.size());
+  EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)), 0);
+  // Training's final-phase specs (as verify attaches them) run the mx_native product.
+  const auto plan = attach_final_policy(*ref.model, quant::ResolvedPolicy::from_text(m.policy_text));
+  for (const char* layer : {"fc1", "fc2", "head"}) {
+    EXPECT_EQ(plan->quantizer(layer)->spec().product, quant::Product::kMxNative) << layer;
+    EXPECT_EQ(ref.plan->quantizer(layer)->spec().product, quant::Product::kMxNative) << layer;
+  }
+  // A recipe whose final codecs mx_native cannot serve is refused before training.
+  mxqat::testing::expect_error(
+      [&] { qat(parse_recipe(kTinyQat, "<tinyq>", {"quant.product=mx_native"}), QatOptions{(d / "bad").string(), baseline(), false, -1}); },
+      {"mx_native", "'fc1'", "mxfp8_e4m3"});
 }
 
 TEST(Qat, SummaryPhasesAndTelemetry) {

@@ -203,6 +203,7 @@ const Table& quant_table() {
       field("group_size", &QuantCfg::group_size).ge(0),
       field("rotation", &QuantCfg::rotation).one_of({"none", "hadamard"}),
       field("rotation_seed", &QuantCfg::rotation_seed).ge(0),
+      field("product", &QuantCfg::product).one_of({"fp32_chain", "mx_native"}),
       field("grad_rounding", &QuantCfg::grad_rounding).one_of({"nearest", "stochastic"}),
       field("backward_operands", &QuantCfg::backward_operands).one_of({"reuse", "requantize"}),
       schema::list("schedule", phase_table(), &QuantCfg::schedule),

@@ -98,6 +98,7 @@ struct QuantCfg {
   // unchanged, outliers are spread. rotation_seed 0: fixed signs (all +1); else random signs.
   std::string rotation = "none";
   int64_t rotation_seed = 0;
+  std::string product = "fp32_chain";  // fp32_chain | mx_native (docs/formats.md §14)
   std::vector<PhaseCfg> schedule;    // for layers no rule matches; empty = static codecs
   std::vector<QuantRuleCfg> rules;
   // The backward products of layers with a grad_output codec: nearest | stochastic rounding, and

@@ -6,6 +6,7 @@
 
 #include "autograd/error.h"
 #include "quant/codec/codec.h"
+#include "quant/codec/mx_gemm.h"
 
 namespace mxqat::trainers {
 
@@ -55,6 +56,10 @@ Recipe recipe_for_format(const Recipe& r, const std::string& format, bool progre
   std::vector<std::string> sets = {"quant.weight=" + format};
   if (r.quant.input != "none") sets.push_back("quant.input=" + format);
   sets.push_back("quant.schedule=" + (progressive ? phases_yaml(progressive_phases(r, format)) : "[]"));
+  // The mx_native product serves mxfp4 and mxfp6_e2m3 only: a variant in another format runs (and
+  // records) fp32_chain (docs/formats.md §14.2).
+  if (r.quant.product == "mx_native" && !quant::mx_native_codec(format))
+    sets.push_back("quant.product=fp32_chain");
   return parse_recipe(r.text, r.source, sets);
 }
 

@@ -61,6 +61,18 @@ InferenceModel build_inference(const ExportModel& m, Recipe recipe, const std::s
   im.model->train(false);
   const quant::ResolvedPolicy policy = inference_policy(m);
   im.plan = attach_final_policy(*im.model, policy);
+  // mx_native (docs/formats.md §14.2): a layer whose stored weight and input codecs are both
+  // mx_native codecs multiplies its decoded weight with that product, as training's final phase.
+  for (auto& [name, layer] : gemm_layers(*im.model)) {
+    const ExportTensor& w = *by_name.at(name + ".weight");
+    if (!w.quantized || policy.product_for(w.packed.codec, policy.at(name).input) !=
+                            quant::Product::kMxNative)
+      continue;
+    const auto q = im.plan->quantizer(name);
+    quant::GemmQuantSpec spec = q->spec();
+    spec.product = quant::Product::kMxNative;
+    q->set_spec(std::move(spec));
+  }
   if (which == InferPath::kFast) {
     for (auto& [name, layer] : gemm_layers(*im.model)) {
       const ExportTensor& w = *by_name.at(name + ".weight");

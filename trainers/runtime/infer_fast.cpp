@@ -1,9 +1,11 @@
 // The inference fast path: a GemmQuantizer that keeps a layer's weight packed and runs the fused
 // decode-and-multiply kernel (quant/codec/packed_gemm.h) on the input, after the input passes
-// through its codec exactly as in training. Forward only (inference builds no graph).
+// through its codec exactly as in training; or, for an mx_native layer, training's own product
+// on weights made block integers at load (bitwise the reference path). Forward only.
 #include <memory>
 
 #include "quant/codec/hadamard.h"
+#include "quant/codec/mx_gemm.h"
 #include "quant/codec/packed_gemm.h"
 #include "trainers/runtime/infer.h"
 
@@ -49,17 +51,57 @@ class PackedGemm : public quant::GemmQuantizer {
   std::optional<quant::Hadamard> rotation_;
   std::vector<float> xq_, xr_;
 };
+
+// The mx_native product (docs/formats.md §14.2) of a layer: the decoded weight becomes block
+// integers once, at load; each call quantizes its input with the layer's codec (as training),
+// turns it into block integers and runs the same kernel as training's forward.
+class MxNativeGemm : public quant::GemmQuantizer {
+ public:
+  MxNativeGemm(const ExportTensor& w, quant::Codec input)
+      : codec_(w.packed.codec), input_(std::move(input)) {
+    const autograd::Tensor wd = w.decoded();
+    w_ = quant::mx_operand(wd.data(), w.packed.rows, w.packed.cols, "layer weight " + w.name, true);
+  }
+
+  autograd::Var linear(const autograd::Var& x, const autograd::Var&, const autograd::Var& bias) override {
+    const autograd::Tensor& xv = x.value();
+    const int64_t K = xv.cols(), M = xv.size() / K;
+    MXQAT_CHECK(K == w_.k, "mx_native layer (", codec_, "): input has ", K, " features but the "
+                "weight expects ", w_.k);
+    xq_.resize(size_t(xv.size()));
+    input_.fake_quant(xv.data(), M, K, xq_.data());
+    const quant::MxOperand a = quant::mx_operand(xq_.data(), M, K, "mx_native input");
+    autograd::Shape shape = xv.shape();
+    shape.back() = w_.rows;
+    autograd::Tensor y(shape);
+    quant::mx_gemm(a, w_, y.data());
+    if (bias.defined()) y.mat(M, w_.rows).rowwise() += bias.value().vec().transpose();
+    return autograd::Var(std::move(y));
+  }
+  std::string describe() const override {
+    return "mx_native w=" + codec_ + " a=" + input_.name();
+  }
+
+ private:
+  std::string codec_;
+  quant::Codec input_;
+  quant::MxOperand w_;
+  std::vector<float> xq_;
+};
 }  // namespace
 
 // A fast quantizer for a packed weight, or nullptr when its codec has no fused kernel.
 std::shared_ptr<quant::GemmQuantizer> make_fast_quantizer(const ExportTensor& w,
                                                           const quant::LayerPolicy& layer,
                                                           const quant::ResolvedPolicy& policy) {
+  const bool rotated = policy.rotation && layer.rotated;  // (MxNativeGemm does not rotate inputs)
+  if (w.quantized && !rotated && policy.product_for(w.packed.codec, layer.input) == quant::Product::kMxNative)
+    return std::make_shared<MxNativeGemm>(w, quant::Codec::make(layer.input, policy.codec_options()));
   if (!w.quantized || !quant::packed_linear_is_fused(w.packed.codec)) return nullptr;
   std::optional<quant::Codec> in;
   if (layer.input != "none") in = quant::Codec::make(layer.input, policy.codec_options());
   std::optional<quant::Hadamard> rot;
-  if (policy.rotation && layer.rotated) rot = policy.rotation;
+  if (rotated) rot = policy.rotation;
   return std::make_shared<PackedGemm>(w.packed, std::move(in), rot);
 }
 

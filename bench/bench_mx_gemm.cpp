@@ -1,0 +1,114 @@
+// The mx_native product (quant/codec/mx_gemm.h, docs/formats.md §14.2) against the FP32 GEMM
+// (autograd::gemm, the fp32_chain product) on the forward GEMMs of the GPT of bench_gpt_step
+// (batch 16 x context 128 = 2048 tokens; d 256, SwiGLU 768): y [2048, N] = x [2048, K] w[N, K]ᵀ
+// on MXFP4 operands, 1 and 2 OpenMP threads, GFLOP/s counted as 2·M·N·K for every kernel:
+//   fp32      - autograd::gemm on the dequantized operands (what qgemm runs under fp32_chain);
+//   mx        - mx_gemm from the same floats: block integers of both operands, B's panels, product;
+//   mx_ready  - the product alone on operands already made block integers (the inference fast
+//               path's weights are made once at load);
+//   mx_portable - mx_ready on the portable kernel.
+// Before timing, the mx kernels are checked bitwise against each other and against
+// mx_gemm_reference on the first 32 rows.
+//   build/bench/bench_mx_gemm --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+#include <benchmark/benchmark.h>
+#include <omp.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <iterator>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "autograd/kernels.h"
+#include "quant/codec/codec.h"
+#include "quant/codec/mx_gemm.h"
+
+namespace {
+
+using namespace mxqat;
+
+struct Shape {
+  const char* name;
+  int64_t m, n, k;
+};
+const Shape kShapes[] = {
+    {"gpt_attn_proj", 2048, 256, 256},  // q, k, v, o (and the head: 256 x 256)
+    {"gpt_gate_up", 2048, 768, 256},
+    {"gpt_down", 2048, 256, 768},
+};
+
+struct Operands {
+  std::vector<float> x, w;  // MXFP4 values
+  quant::MxOperand a, b, b_portable;
+};
+
+std::vector<float> mxfp4(int64_t rows, int64_t k, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> nd(0.f, 1.f);
+  std::vector<float> v(static_cast<size_t>(rows * k)), q(v.size());
+  for (float& f : v) f = nd(rng);
+  quant::Codec::make("mxfp4").fake_quant(v.data(), rows, k, q.data());
+  return q;
+}
+
+const Operands& operands(const Shape& s) {
+  static std::vector<std::unique_ptr<Operands>> cache(std::size(kShapes));
+  auto& slot = cache[static_cast<size_t>(&s - kShapes)];
+  if (!slot) {
+    slot = std::make_unique<Operands>();
+    slot->x = mxfp4(s.m, s.k, 1);
+    slot->w = mxfp4(s.n, s.k, 2);
+    slot->a = quant::mx_operand(slot->x.data(), s.m, s.k, "x");
+    slot->b = quant::mx_operand(slot->w.data(), s.n, s.k, "w", true);
+    slot->b_portable = quant::mx_operand(slot->w.data(), s.n, s.k, "w", true, quant::MxPath::kPortable);
+    // Check: every mx kernel gives the same bits, and the first rows equal the reference.
+    std::vector<float> c1(static_cast<size_t>(s.m * s.n)), c2(c1.size()), ref(static_cast<size_t>(32 * s.n));
+    quant::mx_gemm(slot->a, slot->b, c1.data());
+    quant::mx_gemm(slot->a, slot->b_portable, c2.data(), quant::MxPath::kPortable);
+    quant::mx_gemm_reference(slot->x.data(), slot->w.data(), ref.data(), 32, s.n, s.k);
+    if (std::memcmp(c1.data(), c2.data(), c1.size() * 4) != 0 ||
+        std::memcmp(c1.data(), ref.data(), ref.size() * 4) != 0) {
+      std::fprintf(stderr, "bench_mx_gemm: %s: kernels disagree\n", s.name);
+      std::exit(1);
+    }
+  }
+  return *slot;
+}
+
+void run(benchmark::State& state, const Shape& s, const std::string& kernel) {
+  omp_set_num_threads(static_cast<int>(state.range(0)));
+  const Operands& o = operands(s);
+  std::vector<float> c(static_cast<size_t>(s.m * s.n));
+  for (auto _ : state) {
+    if (kernel == "fp32")
+      autograd::gemm(o.x.data(), false, o.w.data(), true, c.data(), s.m, s.n, s.k);
+    else if (kernel == "mx")
+      quant::mx_gemm(o.x.data(), o.w.data(), c.data(), s.m, s.n, s.k);
+    else if (kernel == "mx_ready")
+      quant::mx_gemm(o.a, o.b, c.data());
+    else
+      quant::mx_gemm(o.a, o.b_portable, c.data(), quant::MxPath::kPortable);
+    benchmark::DoNotOptimize(c.data());
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(2e-9 * s.m * s.n * s.k * state.iterations(),
+                                                 benchmark::Counter::kIsRate);
+}
+
+[[maybe_unused]] const bool kRegistered = [] {
+  for (const Shape& s : kShapes)
+    for (const char* kernel : {"fp32", "mx", "mx_ready", "mx_portable"})
+      benchmark::RegisterBenchmark((std::string(s.name) + "/" + kernel).c_str(),
+                                   [&s, kernel](benchmark::State& st) { run(st, s, kernel); })
+          ->Arg(1)
+          ->Arg(2)
+          ->Unit(benchmark::kMillisecond)
+          ->UseRealTime();
+  return true;
+}();
+
+}  // namespace
+
+BENCHMARK_MAIN();

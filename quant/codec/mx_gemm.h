@@ -1,0 +1,91 @@
+// The mx_native product of docs/formats.md §14.2: y = A Bᵀ for two operands whose 32-blocks along
+// K hold MXFP4 / MXFP6-E2M3 values (as the codecs' fake_quant and decode produce them), each block
+// product an exact integer dot product scaled by a power of two and rounded once, the blocks
+// summed in float32 in order. Three implementations with the same bits: the scalar reference
+// (the definition on floats), a portable C++ kernel on int8 block integers, and an AVX-512 VNNI
+// kernel (vpdpbusd) chosen at run time when the CPU has it. Used by quant/fake's qgemm (training
+// forward) and the inference runtime. Never logs.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace mxqat::quant {
+
+// Which product a quantized GEMM computes (docs/formats.md §14).
+enum class Product : uint8_t { kFp32Chain, kMxNative };
+const char* product_name(Product p);            // "fp32_chain" / "mx_native"
+Product parse_product(const std::string& name);  // throws naming the two choices
+// The codecs whose blocks mx_native can multiply: mxfp4 and mxfp6_e2m3.
+bool mx_native_codec(const std::string& codec);
+
+// Which kernel runs: kAuto takes AVX-512 VNNI when the CPU has it (and the environment variable
+// MXQAT_MX_GEMM is not "portable"), else the portable kernel. Every choice gives the same bits.
+enum class MxPath : uint8_t { kAuto, kPortable, kAvx512 };
+bool mx_gemm_has_avx512();  // the CPU has AVX-512 F/BW/VL and VNNI
+// What kAuto means from now on, process-wide (tests force the portable kernel under a whole model;
+// kAuto restores the default). Not for use while products run on other threads.
+void set_mx_gemm_auto_path(MxPath path);
+
+// One operand as block integers: row r, block b holds ints[r][32b .. 32b+31] * 2^exps[r][b]
+// (zero padding past K), exps NaN for a block with a NaN or Inf; sums[r][b] = Σ ints of the block.
+struct MxOperand {
+  int64_t rows = 0, k = 0, nb = 0;
+  std::vector<int8_t> ints;    // [rows, nb * 32]
+  std::vector<float> exps;     // [rows, nb]
+  std::vector<int32_t> sums;   // [rows, nb]
+  // AVX-512 layout of a B operand (made by mx_pack_b when that path is used): 16-row panels,
+  // per panel and block 8 groups of 16 rows x 4 bytes (ints + 128 as u8), and 16 exps.
+  std::vector<uint8_t> panel_ints;  // [ceil(rows / 16), nb, 8, 16, 4]
+  std::vector<float> panel_exps;    // [ceil(rows / 16), nb, 16]
+};
+
+// x [rows, k] -> block integers, on the calling thread for rows [r0, r1) of `out` (sized by
+// mx_operand_shape first). Returns false if some finite block is not of the §14.2 form (a value
+// that is not an integer multiple of 2^e, i.e. not an MXFP4 / MXFP6-E2M3 value); never throws.
+void mx_operand_shape(MxOperand& out, int64_t rows, int64_t k);
+bool mx_operand_rows(const float* x, int64_t r0, int64_t r1, MxOperand& out,
+                     MxPath path = MxPath::kAuto);
+// All rows, then (path permitting) the AVX-512 panels for use as B. Throws mxqat::Error naming
+// `what` when the values are not MX blocks of the supported formats.
+MxOperand mx_operand(const float* x, int64_t rows, int64_t k, const std::string& what,
+                     bool as_b = false, MxPath path = MxPath::kAuto);
+// The AVX-512 panels of a B operand (a no-op when already made or when the path is portable).
+void mx_pack_b(MxOperand& b, MxPath path = MxPath::kAuto);
+
+// For callers that run the product inside their own parallel region (qgemm: quantization, block
+// integers, panels and product in one region, one fork): the threads the product can use, the
+// panels sized (true when B needs them, i.e. the AVX-512 path), then part t of T of the packing
+// (only when sized) and of the product. Any T gives the bits of mx_gemm.
+int mx_gemm_threads(int64_t m, int64_t n, int64_t nb);
+bool mx_pack_b_shape(MxOperand& b, MxPath path = MxPath::kAuto);
+void mx_pack_b_part(MxOperand& b, int t, int T);
+void mx_gemm_part(const MxOperand& a, const MxOperand& b, float* c, int t, int T,
+                  MxPath path = MxPath::kAuto);
+
+// c [M, N] = the §14.2 product of a [M, K] and b [N, K] (no bias), threads over output rows or
+// columns (any count gives the same bits).
+void mx_gemm(const MxOperand& a, const MxOperand& b, float* c, MxPath path = MxPath::kAuto);
+// The same from floats: both operands made into block integers first (`what` names the GEMM in
+// errors).
+void mx_gemm(const float* a, const float* b, float* c, int64_t m, int64_t n, int64_t k,
+             const std::string& what = "mx_gemm", MxPath path = MxPath::kAuto);
+
+// The definition on floats, one thread: T_b = RN32(exact Σ a·b over the block) (computed in
+// binary64, exact for §14.2 operands), acc = RN32(acc + T_b) from +0, NaN stored canonically.
+// A block with a non-finite element of either operand gives NaN.
+void mx_gemm_reference(const float* a, const float* b, float* c, int64_t m, int64_t n, int64_t k);
+
+namespace kernels {
+// The AVX-512 VNNI kernel (mx_gemm_avx512.cpp) on c rows [i0, i1) x panel columns [j0, j1)
+// (multiples of 16 but the last), and the panel packing of b rows [p0, p1) (in 16-row panels).
+void mx_gemm_avx512(const MxOperand& a, const MxOperand& b, float* c, int64_t n, int64_t i0,
+                    int64_t i1, int64_t j0, int64_t j1);
+void mx_pack_b_avx512(MxOperand& b, int64_t panel0, int64_t panel1);
+bool mx_operand_rows_avx512(const float* x, int64_t r0, int64_t r1, MxOperand& out);
+// One block of span (<= 32) floats -> 32 block integers (zero padded), its exponent and sum
+// (portable; the AVX-512 rows call it for blocks of tiny magnitude). False when off the grid.
+bool block_ints(const float* src, int span, int8_t* dst, float& exp, int32_t& sum);
+}  // namespace kernels
+
+}  // namespace mxqat::quant
