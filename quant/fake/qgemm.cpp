@@ -1,6 +1,8 @@
 // qgemm and QuantGemm (qgemm.h): the quantized GEMM op, forward and backward together.
 #include "quant/fake/qgemm.h"
 
+#include <algorithm>
+#include <cmath>
 #include <omp.h>
 
 #include <utility>
@@ -31,7 +33,8 @@ std::string GemmQuantSpec::describe() const {
          " g=" + codec_name_or_none(grad_output) + " ste=" + ste_name(ste) +
          (grad_rounding == Rounding::kStochastic ? " round=stochastic" : "") +
          (requantize_backward ? " bwd=requantize" : "") +
-         (product == Product::kMxNative ? " product=mx_native" : "");
+         (product == Product::kMxNative ? " product=mx_native" : "") +
+         (rotation ? " rot=" + rotation->describe() + (weight_rotated ? "(w stored rotated)" : "") : "");
 }
 
 namespace {
@@ -48,11 +51,13 @@ float* shaped(Tensor& t, int64_t rows, int64_t K) {
 struct Saved {
   Var x, w;                         // x [M, K], w [N, K]
   std::shared_ptr<GemmBuffers> buf;  // Q(x), Q(w) and the STE masks (see GemmBuffers)
-  bool x_quantized, w_quantized;
+  bool x_quantized, w_quantized;  // read from buf: quantized and/or rotated
   std::optional<Codec> grad_output;
   Rounding rounding;
   bool requantize;  // backward operands W, X quantized again along the backward's axes
   uint64_t seed, stream, step, micro;  // stochastic rounding
+  std::optional<Hadamard> rotation;  // dx and dW (unless the weight is stored rotated) rotate back
+  bool w_rotated;
   std::shared_ptr<GemmCapture> capture;
   int64_t m, n, k;
   const float* x_data() const { return x_quantized ? buf->xq.data() : x.value().data(); }
@@ -94,6 +99,7 @@ Tensor grad_input(const Saved& s, const Tensor& dy) {
   } else {
     autograd::gemm(g, false, s.w_data(), false, dx.data(), s.m, s.k, s.n, false, mask);
   }
+  if (s.rotation) hadamard_rows(*s.rotation, dx.data(), s.m, s.k, dx.data(), /*inverse=*/true);
   return dx;
 }
 
@@ -114,6 +120,7 @@ Tensor grad_weight(const Saved& s, const Tensor& dy) {
   } else {
     autograd::gemm(dy.data(), true, s.x_data(), false, dw.data(), s.n, s.k, s.m, false, mask);
   }
+  if (s.rotation && !s.w_rotated) hadamard_rows(*s.rotation, dw.data(), s.n, s.k, dw.data(), /*inverse=*/true);
   return dw;
 }
 
@@ -121,24 +128,46 @@ Tensor grad_weight(const Saved& s, const Tensor& dy) {
 // the GEMM that reads it (autograd::GemmPrepare). Any cut gives the bits of one whole call:
 // blocks never cross rows, and the codec's tensor-level quantities are fixed from the whole
 // operand first (Codec::fixed_for).
+// With a rotation, each row range is rotated into y and quantized there in place (the codecs'
+// blocks read a block before writing it), so the rotation costs no pass of its own.
 struct RowJob {
-  Codec codec;
+  std::optional<Codec> codec;  // null: rotation only
+  std::optional<Hadamard> rotation;
   const float* x;
   int64_t rows, k;
   float* y;
   uint8_t* mask;  // [R, K] or null
   void run(int t, int T) const {
     const int64_t r0 = rows * t / T, r1 = rows * (t + 1) / T;
-    if (r1 > r0 && k > 0)  // (runs inside an OpenMP region: nothing here may throw)
-      codec.fake_quant(x + r0 * k, r1 - r0, k, y + r0 * k, mask ? mask + r0 * k : nullptr);
+    if (r1 <= r0 || k <= 0) return;  // (runs inside an OpenMP region: nothing here may throw)
+    const float* src = x + r0 * k;
+    if (rotation) hadamard_rows(*rotation, src, r1 - r0, k, y + r0 * k), src = y + r0 * k;
+    if (codec) codec->fake_quant(src, r1 - r0, k, y + r0 * k, mask ? mask + r0 * k : nullptr);
   }
 };
 
-RowJob row_job(const Codec& codec, const float* x, int64_t rows, int64_t k, float* y,
-               std::vector<uint8_t>* mask) {
+// The codec with its tensor-level quantities fixed from the rotated operand (NVFP4's amax: one
+// reading pass that rotates block by block; MX and INT have none).
+Codec fixed_for_rotated(const Codec& codec, const Hadamard& h, const float* x, int64_t rows, int64_t k) {
+  if (codec.block_format().scheme != BlockScheme::kNvfp4 || codec.options().global_amax) return codec;
+  std::vector<float> row(static_cast<size_t>(k));
+  float amax = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    hadamard_rows(h, x + r * k, 1, k, row.data());
+    for (float v : row)
+      if (std::isfinite(v)) amax = std::max(amax, std::fabs(v));
+  }
+  CodecOptions o = codec.options();
+  o.global_amax = amax;
+  return Codec::make(codec.name(), o);
+}
+
+RowJob row_job(const std::optional<Codec>& codec, const std::optional<Hadamard>& rotation, const float* x,
+               int64_t rows, int64_t k, float* y, std::vector<uint8_t>* mask) {
   if (mask) mask->resize(static_cast<size_t>(rows * k));  // every entry is written
-  return RowJob{rows > 0 && k > 0 ? codec.fixed_for(x, rows, k) : codec, x, rows, k, y,
-                mask ? mask->data() : nullptr};
+  std::optional<Codec> c = codec;
+  if (c && rows > 0 && k > 0) c = rotation ? fixed_for_rotated(*c, *rotation, x, rows, k) : c->fixed_for(x, rows, k);
+  return RowJob{c, rotation, x, rows, k, y, mask ? mask->data() : nullptr};
 }
 
 void check_shapes(const Tensor& xv, const Tensor& wv, const Var& bias) {
@@ -199,19 +228,26 @@ Var qgemm_op(const Var& x, const Var& w, const Var& bias, const GemmQuantSpec& s
   const bool dx_wanted = graph && x.needs_grad(), dw_wanted = graph && w.needs_grad();
   const bool clipped = spec.ste == Ste::kClipped;
   const bool requantize = spec.requantize_backward && spec.grad_output.has_value();
-  auto s = std::make_shared<Saved>(Saved{x, w, std::move(buf), spec.input.has_value(),
-                                         spec.weight.has_value(), spec.grad_output,
+  MXQAT_CHECK(!(requantize && spec.rotation), "qgemm: the Hadamard rotation (quant.rotation) and "
+              "requantized backward operands (quant.backward_operands: requantize) cannot be combined: "
+              "the backward would quantize unrotated operands against the rotated forward; drop one");
+  const bool rot_w = spec.rotation && !spec.weight_rotated;
+  auto s = std::make_shared<Saved>(Saved{x, w, std::move(buf), spec.input || spec.rotation,
+                                         spec.weight || rot_w, spec.grad_output,
                                          spec.grad_rounding, requantize, spec.sr_seed,
-                                         spec.sr_stream, step, micro, std::move(capture), m, n, k});
+                                         spec.sr_stream, step, micro, spec.rotation, spec.weight_rotated,
+                                         std::move(capture), m, n, k});
   GemmBuffers& b = *s->buf;
   b.x_masked = spec.input && clipped && dx_wanted;
   b.w_masked = spec.weight && clipped && dw_wanted;
   // Q(x) and Q(w) are made by the GEMM's own threads, before its product (no region of their own).
   std::vector<RowJob> jobs;
-  if (spec.input)
-    jobs.push_back(row_job(*spec.input, xv.data(), m, k, shaped(b.xq, m, k), b.x_masked ? &b.x_mask : nullptr));
-  if (spec.weight)
-    jobs.push_back(row_job(*spec.weight, wv.data(), n, k, shaped(b.wq, n, k), b.w_masked ? &b.w_mask : nullptr));
+  if (s->x_quantized)
+    jobs.push_back(row_job(spec.input, spec.rotation, xv.data(), m, k, shaped(b.xq, m, k),
+                           b.x_masked ? &b.x_mask : nullptr));
+  if (s->w_quantized)
+    jobs.push_back(row_job(spec.weight, rot_w ? spec.rotation : std::nullopt, wv.data(), n, k, shaped(b.wq, n, k),
+                           b.w_masked ? &b.w_mask : nullptr));
   Shape ys = xv.shape();
   ys.back() = n;
   Tensor y = Tensor::uninit(ys);

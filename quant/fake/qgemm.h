@@ -6,9 +6,11 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "quant/codec/codec.h"
+#include "quant/codec/hadamard.h"
 #include "quant/codec/mx_gemm.h"
 #include "quant/fake/fake_quant.h"
 #include "quant/hook.h"
@@ -18,6 +20,10 @@ namespace mxqat::quant {
 // Which codec each GEMM operand passes through; nullopt = full precision. Every operand is blocked
 // along the reduction axis of the GEMM it feeds (spec §7): weight and input along K in the
 // forward; grad_output along N for dX = dY W and along the tokens M for dW = dY^T X.
+// rotation: both forward operands rotated blockwise along K before their codecs (hadamard.h),
+// y = Q_in(x R^T) Q_w(w R^T)^T, the exact product unchanged; each row is rotated as it is
+// quantized, by the same threads. weight_rotated: the weight is stored rotated already (an
+// export's decoded weight, a PTQ result), so only the input is rotated.
 // How the backward products' operands are rounded when grad_output has a codec.
 enum class Rounding : uint8_t {
   kNearest,     // the codec's own rounding (round to nearest even)
@@ -27,9 +33,19 @@ const char* rounding_name(Rounding r);               // "nearest" / "stochastic"
 Rounding parse_rounding(const std::string& name);    // throws naming the known ones
 
 struct GemmQuantSpec {
+  // (a constructor rather than an aggregate, so that brace lists naming the first fields only
+  // stay free of missing-initializer warnings)
+  GemmQuantSpec(std::optional<Codec> w = std::nullopt, std::optional<Codec> in = std::nullopt,
+                std::optional<Codec> g = std::nullopt, Ste s = Ste::kClipped,
+                std::optional<Hadamard> rot = std::nullopt, bool w_rotated = false)
+      : weight(std::move(w)), input(std::move(in)), grad_output(std::move(g)), ste(s), rotation(rot),
+        weight_rotated(w_rotated) {}
+
   std::optional<Codec> weight, input;
   std::optional<Codec> grad_output;  // off by default; e.g. mxfp8_e5m2
   Ste ste = Ste::kClipped;
+  std::optional<Hadamard> rotation;
+  bool weight_rotated = false;
   // The backward products when grad_output has a codec. `requantize_backward` off: they read
   // Q_g(dY) and the forward's Q(W), Q(X) (blocked along K). On: W and X are quantized again by
   // the grad_output codec along the backward products' own reduction axes (W along N for dX,
@@ -43,9 +59,9 @@ struct GemmQuantSpec {
   // from them; the policy sets it only then. The backward is not affected.
   Product product = Product::kFp32Chain;
 
-  bool full_precision() const { return !weight && !input && !grad_output; }
+  bool full_precision() const { return !weight && !input && !grad_output && !rotation; }
   // "w=mxfp4 a=mxfp4 g=none ste=clipped" (+ " round=stochastic", " bwd=requantize",
-  // " product=mx_native" when set)
+  // " product=mx_native", " rot=hadamard" when set)
   std::string describe() const;
 };
 

@@ -108,7 +108,8 @@ ResolvedPolicy resolve_policy(const PolicyConfig& cfg, const std::vector<std::st
   for (size_t i = 0; i < cfg.rules.size(); ++i)
     schedules.emplace_back(cfg.rules[i].schedule, rule_label(i, cfg.rules[i]) + " schedule");
   const Schedule default_schedule(cfg.schedule, "the default quant schedule");
-  ResolvedPolicy out{cfg.scale_rule, cfg.ste, cfg.group_size, {}};
+  ResolvedPolicy out;
+  out.scale_rule = cfg.scale_rule, out.ste = cfg.ste, out.group_size = cfg.group_size;
   out.grad_rounding = cfg.grad_rounding;
   out.requantize_backward = cfg.requantize_backward;
   out.product = cfg.product;
@@ -127,9 +128,11 @@ ResolvedPolicy resolve_policy(const PolicyConfig& cfg, const std::vector<std::st
             canonical(r.grad_output, lp.grad_output), schedules[i], static_cast<int>(i), r.match};
       used[i] = true;
     }
+    lp.rotated = cfg.rotation && (lp.weight != "none" || lp.input != "none");
     if (cfg.product == Product::kMxNative) check_mx_native(out, lp);
     out.layers.push_back(std::move(lp));
   }
+  out.rotation = cfg.rotation;
   for (size_t i = 0; i < cfg.rules.size(); ++i) {
     MXQAT_CHECK(matched[i], rule_label(i, cfg.rules[i]), " matches no GEMM layer; fix the pattern"
                 " or drop the rule. The GEMM layers are: ", layer_list(layers));
@@ -182,6 +185,7 @@ GemmQuantSpec ResolvedPolicy::spec_with(const LayerPolicy& lp, const std::string
                   make_codec_or_none(lp.grad_output, opt), ste};
   s.grad_rounding = grad_rounding;
   s.requantize_backward = requantize_backward;
+  if (rotation && lp.rotated) s.rotation = rotation, s.weight_rotated = weights_rotated;
   s.product = product_for(weight, input);
   return s;
 }

@@ -6,6 +6,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <optional>
 #include <vector>
 
 #include "quant/codec/codec.h"
@@ -29,6 +30,7 @@ struct PolicyConfig {
   Product product = Product::kFp32Chain;  // forward product of quantized GEMMs (formats.md §14)
   std::vector<Phase> schedule;  // for layers that no rule matches (empty = static defaults)
   std::vector<QuantRule> rules;
+  std::optional<Hadamard> rotation;  // every layer with a weight or input codec (hadamard.h)
   // The backward products of layers with a grad_output codec (qgemm.h): rounding, and whether W
   // and X are quantized again along the backward's reduction axes.
   Rounding grad_rounding = Rounding::kNearest;
@@ -42,6 +44,9 @@ struct LayerPolicy {
   Schedule schedule;                       // empty = static
   int rule = -1;                           // index of the matching rule, -1 = defaults
   std::string match;                       // that rule's pattern, "" for defaults
+  // Under the policy's rotation: its static weight or input codec is not none (derived from the
+  // codecs when resolved or read back, so it survives an inference policy's weight = none).
+  bool rotated = false;
 };
 
 class ResolvedPolicy {
@@ -49,6 +54,8 @@ class ResolvedPolicy {
   ScaleRule scale_rule = ScaleRule::kFloor;
   Ste ste = Ste::kClipped;
   int64_t group_size = 0;
+  std::optional<Hadamard> rotation;  // stored as a "rotation hadamard SEED" line when set
+  bool weights_rotated = false;      // inference: the weights arrive rotated (not stored in text)
   std::vector<LayerPolicy> layers;  // in the order of the names given to resolve_policy
   Rounding grad_rounding = Rounding::kNearest;  // see PolicyConfig
   bool requantize_backward = false;

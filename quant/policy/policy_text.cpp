@@ -2,6 +2,7 @@
 // Text form, one item per line, fields separated by single spaces:
 //   mxqat_policy 1 | scale_rule floor | ste clipped | group_size 0 |
 //   [grad_rounding stochastic |] [backward_operands requantize |] [product mx_native |]
+//   [rotation hadamard SEED |]
 //   layer NAME weight=C input=C grad_output=C rule=I match=PATTERN schedule=S
 // with S = "-" or UNIT ":" PHASE ("," PHASE)*, UNIT = fraction|steps, PHASE = UNTIL "=" W "/" A
 // (UNTIL printed with 17 significant digits; "*" = inherit the layer's codec).
@@ -113,6 +114,7 @@ std::string ResolvedPolicy::to_text() const {
      << "scale_rule " << scale_rule_name(scale_rule) << '\n'
      << "ste " << ste_name(ste) << '\n'
      << "group_size " << group_size << '\n';
+  if (rotation) os << "rotation hadamard " << rotation->seed << '\n';
   // Written only when set, so the text of every policy without them is unchanged.
   if (grad_rounding != Rounding::kNearest) os << "grad_rounding " << rounding_name(grad_rounding) << '\n';
   if (requantize_backward) os << "backward_operands requantize\n";
@@ -146,6 +148,12 @@ ResolvedPolicy ResolvedPolicy::from_text(const std::string& text) {
       header = true;
     } else if (f[0] == "layer") {
       p.layers.push_back(layer_from_fields(f, where));
+    } else if (f[0] == "rotation") {
+      MXQAT_CHECK(f.size() == 3 && f[1] == "hadamard", where, ": expected \"rotation hadamard SEED\", got \"",
+                  line, "\"");
+      const int64_t seed = parse_int(f[2], where + " rotation seed");
+      MXQAT_CHECK(seed >= 0, where, ": rotation seed ", seed, " must be >= 0");
+      p.rotation = Hadamard{static_cast<uint64_t>(seed)};
     } else {
       MXQAT_CHECK(f.size() == 2, where, ": expected \"KEY VALUE\", got \"", line, "\"");
       if (f[0] == "scale_rule") p.scale_rule = parse_scale_rule(f[1]);
@@ -158,6 +166,7 @@ ResolvedPolicy ResolvedPolicy::from_text(const std::string& text) {
     }
   }
   MXQAT_CHECK(header, "stored quant policy is empty; expected a \"", kMagic, "\" header");
+  for (LayerPolicy& lp : p.layers) lp.rotated = p.rotation && (lp.weight != "none" || lp.input != "none");
   return p;
 }
 
@@ -176,7 +185,7 @@ std::string ResolvedPolicy::table() const {
      << (grad_rounding != Rounding::kNearest ? std::string(", grad_rounding ") + rounding_name(grad_rounding) : "")
      << (requantize_backward ? ", backward_operands requantize" : "")
      << (product == Product::kFp32Chain ? "" : std::string(", product ") + product_name(product))
-     << ")\n";
+     << (rotation ? ", rotation " + rotation->describe() : "") << ")\n";
   for (const auto& r : rows) {
     std::string line;
     for (size_t c = 0; c < r.size(); ++c)

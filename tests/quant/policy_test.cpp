@@ -166,6 +166,33 @@ TEST(Policy, TextRoundTripsExactly) {
   }, {"unknown codec \"mxfp9\"", "line 5"});
 }
 
+// quant.rotation: every layer with a weight or input codec is rotated; the text keeps the seed, and
+// an inference policy (weights none, stored rotated) still rotates the inputs of those layers.
+TEST(Policy, RotationRoundTripsAndSurvivesInferenceWeights) {
+  PolicyConfig c = config();
+  c.rotation = Hadamard{42};
+  ResolvedPolicy p = resolve_policy(c, kLayers);
+  const std::string text = p.to_text();
+  EXPECT_NE(text.find("rotation hadamard 42\n"), std::string::npos);
+  ResolvedPolicy q = ResolvedPolicy::from_text(text);
+  EXPECT_EQ(q.to_text(), text);
+  EXPECT_TRUE(q.at("fc1").rotated);
+  EXPECT_FALSE(q.at("head").rotated);  // full precision: nothing to rotate for
+  EXPECT_EQ(q.spec(q.at("fc1")).rotation->seed, 42u);
+  EXPECT_FALSE(q.spec(q.at("head")).rotation);
+  q.weights_rotated = true;
+  LayerPolicy infer = q.at("fc1");
+  infer.weight = "none";
+  const GemmQuantSpec s = q.spec(infer);
+  EXPECT_TRUE(s.rotation && s.weight_rotated);
+  EXPECT_EQ(resolve_policy(config(), kLayers).to_text().find("rotation"), std::string::npos);  // off: as before
+  expect_error([&] {
+    std::string bad = text;
+    bad.replace(bad.find("rotation hadamard 42"), 20, "rotation walsh 42");
+    ResolvedPolicy::from_text(bad);
+  }, {"rotation hadamard SEED"});
+}
+
 TEST(QuantPlan, UpdatesSpecsAtPhaseBoundariesOnly) {
   QuantPlan plan(resolve_policy(config(), kLayers), 10);
   ASSERT_EQ(plan.size(), kLayers.size());

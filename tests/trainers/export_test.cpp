@@ -10,6 +10,7 @@
 #include <fstream>
 
 #include "quant/codec/codec.h"
+#include "quant/codec/hadamard.h"
 #include "tests/test_util.h"
 #include "trainers/io/h5file.h"
 #include "trainers/runtime/infer.h"
@@ -49,12 +50,13 @@ const std::string& baseline() {
 
 // The baseline exported under `codec` for every GEMM's weight and input (an FP32 checkpoint
 // exports with its recipe's policy, so the recipe is rewritten for the codec).
-std::string export_with(const std::string& codec, const fs::path& dir) {
+std::string export_with(const std::string& codec, const fs::path& dir, const std::string& rotation = "none") {
   Checkpoint c = load_checkpoint(baseline());
-  c.recipe_text = parse_recipe(kTiny, "<tinyx>", {"quant.weight=" + codec, "quant.input=" + codec}).text;
-  const std::string ckpt = (dir / (codec + ".ckpt.h5")).string();
+  c.recipe_text = parse_recipe(kTiny, "<tinyx>", {"quant.weight=" + codec, "quant.input=" + codec,
+                                                  "quant.rotation=" + rotation}).text;
+  const std::string ckpt = (dir / (codec + rotation + ".ckpt.h5")).string();
   save_checkpoint(ckpt, c);
-  const std::string out = (dir / (codec + ".h5")).string();
+  const std::string out = (dir / (codec + rotation + ".h5")).string();
   export_checkpoint(ckpt, out);
   return out;
 }
@@ -186,20 +188,49 @@ TEST(Export, UnknownCodecVersionOrForeignFile) {
   expect_error([&] { read_export((d / "nope.h5").string()); }, {"nope.h5"});
 }
 
+// The fast path (fc1, fc2 and head packed) agrees with the reference path within 1e-4 of the
+// largest logit on the test split.
+void expect_fast_agrees(const ExportModel& m, const std::string& path, const std::string& codec) {
+  InferenceModel ref = load_inference(m, path);
+  InferenceModel fast = load_inference(m, path, InferPath::kFast);
+  EXPECT_EQ(fast.fast.size(), 3u) << codec;
+  Splits s = load_fashion_mnist(ref.recipe.data, 3);
+  const autograd::Tensor a = predict(*ref.model, s.test), b = predict(*fast.model, s.test);
+  double scale = 0, worst = 0;
+  for (int64_t i = 0; i < a.size(); ++i) scale = std::max(scale, double(std::abs(a[i])));
+  for (int64_t i = 0; i < a.size(); ++i) worst = std::max(worst, double(std::abs(a[i] - b[i])));
+  EXPECT_LE(worst, 1e-4 * scale) << codec;
+}
+
 TEST(Export, FastPathAgreesWithReference) {
   fs::path d = fresh_dir("export_fast");
   for (const char* codec : {"mxfp4", "mxfp6_e2m3", "mxfp8_e4m3"}) {
     const std::string path = export_with(codec, d);
     const ExportModel m = read_export(path);
-    InferenceModel ref = load_inference(m, path);
-    InferenceModel fast = load_inference(m, path, InferPath::kFast);
-    EXPECT_EQ(fast.fast.size(), 3u) << codec;  // fc1, fc2, head all run packed
-    Splits s = load_fashion_mnist(ref.recipe.data, 3);
-    const autograd::Tensor a = predict(*ref.model, s.test), b = predict(*fast.model, s.test);
-    double scale = 0, worst = 0;
-    for (int64_t i = 0; i < a.size(); ++i) scale = std::max(scale, double(std::abs(a[i])));
-    for (int64_t i = 0; i < a.size(); ++i) worst = std::max(worst, double(std::abs(a[i] - b[i])));
-    EXPECT_LE(worst, 1e-4 * scale) << codec;
+    expect_fast_agrees(m, path, codec);
+  }
+}
+
+// Under quant.rotation: hadamard the export stores rotated weights (K = 784 and 40 end in tails
+// shorter than 32, left as they are; the head's K = 24 has no full block) and both runtimes rotate
+// the inputs: the reference path verifies bitwise, the fast path agrees with it.
+TEST(Export, RotatedExportInfersBitwiseAndFast) {
+  fs::path d = fresh_dir("export_rot");
+  for (const char* codec : {"mxfp4", "nvfp4"}) {
+    const std::string path = export_with(codec, d, "hadamard");
+    const Verification v = verify_export(path, VerifyOptions{});
+    EXPECT_TRUE(v.bitwise_equal) << codec << ": " << v.json;
+    const ExportModel m = read_export(path);
+    EXPECT_NE(m.policy_text.find("rotation hadamard 0"), std::string::npos) << codec;
+    const Checkpoint c = load_checkpoint(baseline());
+    const ExportTensor& fc1 = m.tensors[0];  // stored rotated: its decode is near R w, not w
+    ASSERT_EQ(fc1.name, c.params.begin()->first);
+    const autograd::Tensor& w = c.params.begin()->second;
+    autograd::Tensor wr(w.shape());
+    quant::hadamard_rows(quant::Hadamard{0}, w.data(), w.dim(0), w.size() / w.dim(0), wr.data());
+    const autograd::Tensor dec = fc1.decoded();
+    EXPECT_GT(quant::sqnr_db(wr.data(), dec.data(), w.size()), quant::sqnr_db(w.data(), dec.data(), w.size()) + 10);
+    expect_fast_agrees(m, path, codec);
   }
 }
 

@@ -3,6 +3,7 @@
 // damaged stage file is redone; bad arguments fail before any work.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "tests/test_util.h"
@@ -45,6 +46,22 @@ std::vector<std::string> rows_of(const fs::path& run) {
     out.push_back(r.at("codec").string() + " " + r.at("method").string() + " " +
                   std::to_string(r.at("value").number()) + " " + std::to_string(r.at("bytes").number()));
   return out;
+}
+
+// A tiny gpt run's recipe d/NAME.yaml (seed 3, 8 training steps) on d/{train,val,test}.txt (one
+// verse 30, 3 and 4 times); `rest` gives the model and the quant, qat, ptq and compare sections.
+std::string gpt_recipe(const fs::path& d, const std::string& name, const std::string& rest) {
+  const std::string verse = "In the beginning God created the heaven and the earth.\n";
+  for (auto [split, copies] : {std::pair<const char*, int>{"train", 30}, {"val", 3}, {"test", 4}}) {
+    std::string text;
+    for (int i = 0; i < copies; ++i) text += verse;
+    write_file_atomic((d / (std::string(split) + ".txt")).string(), text);
+  }
+  const std::string recipe = (d / (name + ".yaml")).string();
+  write_file_atomic(recipe, "name: " + name + "\nseed: 3\ndata: {dataset: text, dir: " + d.string() +
+                                ", batch_size: 4}\ntrain: {steps: 8, optimizer: {type: adamw, lr: 3.0e-3}, "
+                                "log_every: 4}\n" + rest);
+  return recipe;
 }
 
 TEST(Run, StoppedAfterEachStageThenRerunMatchesOneGo) {
@@ -126,29 +143,28 @@ TEST(Run, BaselineFromAnFp32RecipeIsExportedWithTheRunPolicy) {
   EXPECT_NE(r.out.find("mxfp4"), std::string::npos) << r.out;
 }
 
-// A gpt run: the report step writes the samples (the same prompt and seed through the baseline,
-// its RTN export and both QAT exports) and the KV-cache table, and the report shows them;
+// A gpt run (PTQ rtn, awq+gptq, smoothquant+rtn): the report step writes the samples (the same
+// prompt and seed through the baseline, its RTN export and both QAT exports) and the KV-cache
+// table, and the report shows them;
 // `compare` keeps them while the exports are unchanged and writes the same again without them.
 TEST(Run, GptRunReportsSamplesAndKvCache) {
   const fs::path d = fresh_dir("run_gpt");
-  const std::string verse = "In the beginning God created the heaven and the earth.\n";
-  for (auto [name, copies] : {std::pair<const char*, int>{"train", 30}, {"val", 3}, {"test", 4}}) {
-    std::string text;
-    for (int i = 0; i < copies; ++i) text += verse;
-    write_file_atomic((d / (std::string(name) + ".txt")).string(), text);
-  }
-  const std::string recipe = (d / "tinygpt.yaml").string();
-  write_file_atomic(recipe,
-                    "name: tinygpt\nseed: 3\ndata: {dataset: text, dir: " + d.string() + ", batch_size: 4}\n"
-                    "model: {type: gpt, layers: 1, d_model: 48, heads: 2, context: 16, mlp_hidden: 32}\n"
-                    "train: {steps: 8, optimizer: {type: adamw, lr: 3.0e-3}, log_every: 4}\n"
+  const std::string recipe =
+      gpt_recipe(d, "tinygpt", "model: {type: gpt, layers: 1, d_model: 48, heads: 2, context: 16, mlp_hidden: 32}\n"
                     "quant: {weight: mxfp4, input: mxfp4,\n"
                     "        schedule: [{until: 0.5, format: mxfp8_e4m3}, {until: 1.0, format: mxfp4}]}\n"
                     "qat: {steps: 6, optimizer: {type: adamw, lr: 1.0e-3}, log_every: 3, monitor_every: 3}\n"
-                    "ptq: {methods: [rtn], calib_samples: 8}\ncompare: {formats: [mxfp4]}\n");
+                    "ptq: {methods: [rtn, awq+gptq, smoothquant+rtn], calib_samples: 8}\n"
+                    "compare: {formats: [mxfp4]}\n");
   const fs::path run = d / "run";
   auto r = run_cli("run " + recipe + " --out " + run.string() + " --threads 1");
   ASSERT_EQ(r.code, 0) << r.out;
+  // the smoothed methods are rows of their own in the report, each with its smoothing recorded
+  const std::vector<std::string> rows = rows_of(run);
+  for (const char* m : {"mxfp4 awq+gptq ", "mxfp4 smoothquant+rtn "})
+    EXPECT_TRUE(std::any_of(rows.begin(), rows.end(), [&](const std::string& x) { return x.rfind(m, 0) == 0; })) << m;
+  const Json awq = Json::read((run / "ptq/mxfp4_awq+gptq.json").string());
+  EXPECT_EQ(awq.at("smoothing").array().size(), 5u);  // attn_norm, v, mlp_norm, up, norm
   const std::string samples_text = read_file((run / "sample/samples.json").string());
   const Json samples = Json::parse(samples_text, "samples.json");
   // the test split's second line: context / 2 bytes, cut at a word
@@ -179,6 +195,33 @@ TEST(Run, GptRunReportsSamplesAndKvCache) {
   r = run_cli("compare " + run.string());
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_EQ(read_file((run / "sample/samples.json").string()), samples_text);
+}
+
+// A gpt run under quant.rotation: hadamard (seeded signs) at NVFP4 (its global scale taken from
+// the rotated operands): PTQ (rtn, awq+gptq), QAT, export and verify, which fails the run unless
+// the export infers bitwise like training; the export records the rotation and stores rotated
+// weights, and the formats whose runtimes do not rotate refuse it.
+const char* kRotatedGpt = R"(model: {type: gpt, layers: 1, d_model: 64, heads: 2, context: 16, mlp_hidden: 96}
+quant: {weight: nvfp4, input: nvfp4, rotation: hadamard, rotation_seed: 5}
+qat: {steps: 4, optimizer: {type: adamw, lr: 1.0e-3}, log_every: 2, monitor_every: 0}
+ptq: {methods: [rtn, awq+gptq], calib_samples: 8}
+compare: {formats: [nvfp4], qat_progressive: false}
+)";
+
+TEST(Run, RotatedGptRunVerifiesBitwise) {
+  const fs::path d = fresh_dir("run_rot");
+  const std::string recipe = gpt_recipe(d, "rotgpt", kRotatedGpt);
+  const fs::path run = d / "run";
+  auto r = run_cli("run " + recipe + " --out " + run.string() + " --threads 2 --stop-after verify");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const Json a = Json::read((run / "export/alignment.json").string());
+  EXPECT_TRUE(a.at("bitwise_equal").boolean());
+  r = run_cli("inspect " + (run / "export/model.h5").string());
+  ASSERT_EQ(r.code, 0) << r.out;
+  r = run_cli("export " + (run / "export/model.h5").string() + " --format gguf --out " + (d / "m.gguf").string());
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.out.find("rotation"), std::string::npos) << r.out;
+  EXPECT_FALSE(fs::exists(d / "m.gguf"));
 }
 
 TEST(Run, BadArgumentsFailBeforeAnyWork) {

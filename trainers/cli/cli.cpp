@@ -37,8 +37,9 @@ const std::vector<Command>& commands() {
       {"qat", "RECIPE --from BASELINE.h5 [--out DIR] [--set k=v ...] [--resume] [--threads N]",
        "fine-tune a baseline under fake quantization (direct cast first, then QAT)", cmd_qat},
       {"ptq", "RECIPE [--from BASELINE.h5] [--out DIR] [--set k=v ...] [--threads N]",
-       "post-training quantization of the baseline with each ptq.methods (rtn, mse, gptq) at "
-       "each compare.formats, evaluated through the fake-quant forward", cmd_ptq},
+       "post-training quantization of the baseline with each ptq.methods (rtn, mse, gptq, each "
+       "optionally after smoothquant+ or awq+) at each compare.formats, evaluated through the "
+       "fake-quant forward", cmd_ptq},
       {"import", "HF_DIR --out RUN_DIR|CHECKPOINT.h5 [--recipe RECIPE] [--set k=v ...] "
        "[--context N] | HF_DIR --print-recipe",
        "import a Hugging Face llama checkpoint (config.json + safetensors, F32/F16/BF16, sharded "

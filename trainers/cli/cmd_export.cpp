@@ -18,6 +18,7 @@
 #include "trainers/interop/compressed_tensors.h"
 #include "trainers/interop/gguf.h"
 #include "trainers/data/task.h"
+#include "quant/policy/policy.h"
 #include "trainers/runtime/infer.h"
 #include "trainers/stages/export_stage.h"
 #include "trainers/util/json_read.h"
@@ -125,6 +126,10 @@ int cmd_export(const std::vector<std::string>& argv) {
     const Checkpoint c = load_checkpoint(path);
     m = make_export(c, path, export_policy(c, path));
   }
+  MXQAT_CHECK(!quant::ResolvedPolicy::from_text(m.policy_text).rotation, "mxqat export: ", src,
+              " was quantized under quant.rotation: hadamard; its weights are stored rotated and only "
+              "mxqat's runtime rotates the inputs to match, so --format ", format, " would compute a "
+              "different function: export it as h5, or quantize without rotation");
   if (format == "gguf") {
     fs::create_directories(fs::absolute(out).parent_path());
     const std::string w = a.get_or("--weights", "packed");

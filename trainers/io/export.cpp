@@ -5,6 +5,7 @@
 #include <map>
 
 #include "quant/codec/codec.h"
+#include "quant/codec/hadamard.h"
 #include "quant/policy/policy.h"
 #include "trainers/io/ckpt_quant.h"
 #include "trainers/io/h5file.h"
@@ -139,16 +140,21 @@ ExportModel make_export(const Checkpoint& c, const std::string& source, const st
   m.step = c.step;
   const quant::ResolvedPolicy policy = quant::ResolvedPolicy::from_text(policy_text);
   std::map<std::string, std::string> weight_codec;
+  std::map<std::string, bool> rotated;
   for (const auto& lp : policy.layers) {
     auto [w, a] = final_codecs(policy, lp);
     weight_codec[lp.layer + ".weight"] = w;
+    rotated[lp.layer + ".weight"] = policy.rotation && lp.rotated;
     m.activations.push_back({lp.layer, a});
   }
-  for (const auto& [name, value] : c.params) {
-    check_finite(source, name, value, "export");
+  for (const auto& [name, master] : c.params) {
+    check_finite(source, name, master, "export");
     ExportTensor t;
     t.name = name;
-    t.shape = value.shape();
+    t.shape = master.shape();
+    autograd::Tensor value = master;  // under the policy's rotation: stored rotated (the runtime
+    if (rotated.count(name) && rotated.at(name))  // rotates only the inputs), as training sees it
+      quant::hadamard_rows(*policy.rotation, master.data(), t.shape[0], master.size() / t.shape[0], value.data());
     auto it = weight_codec.find(name);
     if (it != weight_codec.end() && it->second != "none") {
       const quant::Codec codec = quant::Codec::make(it->second, policy.codec_options());

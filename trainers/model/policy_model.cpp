@@ -26,6 +26,7 @@ quant::PolicyConfig policy_config(const QuantCfg& q) {
   c.scale_rule = q.scale_rule == "rceil" ? quant::ScaleRule::kRceil : quant::ScaleRule::kFloor;
   c.ste = quant::parse_ste(q.ste);
   c.group_size = q.group_size;
+  if (q.rotation == "hadamard") c.rotation = quant::Hadamard{static_cast<uint64_t>(q.rotation_seed)};
   c.product = quant::parse_product(q.product);
   c.grad_rounding = quant::parse_rounding(q.grad_rounding);
   c.requantize_backward = q.backward_operands == "requantize";

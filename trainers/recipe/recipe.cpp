@@ -4,6 +4,7 @@
 // default in recipe.h and a row here. To add a section: a struct, its table, one nest() row.
 #include "trainers/recipe/recipe.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -13,6 +14,7 @@
 #include "autograd/error.h"
 #include "trainers/recipe/recipe_schema.h"
 #include "trainers/recipe/recipe_table.h"
+#include "trainers/util/nearest.h"
 
 namespace mxqat::trainers {
 
@@ -201,11 +203,19 @@ const Table& quant_table() {
       field("scale_rule", &QuantCfg::scale_rule).one_of(scale_rules()),
       field("ste", &QuantCfg::ste).one_of({"clipped", "identity"}),
       field("group_size", &QuantCfg::group_size).ge(0),
+      field("rotation", &QuantCfg::rotation).one_of({"none", "hadamard"}),
+      field("rotation_seed", &QuantCfg::rotation_seed).ge(0),
       field("product", &QuantCfg::product).one_of({"fp32_chain", "mx_native"}),
       field("grad_rounding", &QuantCfg::grad_rounding).one_of({"nearest", "stochastic"}),
       field("backward_operands", &QuantCfg::backward_operands).one_of({"reuse", "requantize"}),
       schema::list("schedule", phase_table(), &QuantCfg::schedule),
       schema::list("rules", quant_rule_table(), &QuantCfg::rules),
+      rule<QuantCfg>("rotation", [](const QuantCfg& q) -> std::string {
+        if (q.rotation == "hadamard" && q.backward_operands == "requantize")
+          return "rotation: hadamard does not combine with backward_operands: requantize (the "
+                 "backward would quantize unrotated operands against the rotated forward); drop one";
+        return "";
+      }),
   });
   return kTable;
 }
@@ -230,10 +240,35 @@ const Table& qat_extra_table() {
   return kTable;
 }
 
+// Why `method` is not a PTQ method ("" when it is).
+std::string method_problem(const std::string& method) {
+  static const std::vector<std::string> kSmooth = {"smoothquant", "awq"}, kQuant = {"rtn", "mse", "gptq"};
+  const size_t plus = method.find('+');
+  const std::string smooth = plus == std::string::npos ? "" : method.substr(0, plus);
+  const std::string quant = plus == std::string::npos ? method : method.substr(plus + 1);
+  const auto known = [](const std::vector<std::string>& v, const std::string& w) {
+    return std::find(v.begin(), v.end(), w) != v.end();
+  };
+  std::string bad;
+  std::vector<std::string> all = kQuant;
+  for (const auto& s : kSmooth)
+    for (const auto& q : kQuant) all.push_back(s + "+" + q);
+  if (plus != std::string::npos && !known(kSmooth, smooth))
+    bad = "unknown smoothing '" + smooth + "' in PTQ method '" + method + "'";
+  else if (!known(kQuant, quant))
+    bad = "unknown PTQ method '" + method + "'";
+  if (bad.empty()) return "";
+  const std::string near = nearest(method, all);
+  return bad + (near.empty() ? "" : " (did you mean '" + near + "'?)") +
+         "; known: rtn, mse, gptq, each optionally after smoothquant+ or awq+ (e.g. awq+gptq)";
+}
+
 std::string methods_rule(const PtqCfg& p) {
   for (const auto& m : p.methods)
-    if (m != "rtn" && m != "mse" && m != "gptq")
-      return "unknown PTQ method '" + m + "'; known: rtn, mse, gptq";
+    if (const std::string bad = method_problem(m); !bad.empty()) return bad;
+  for (size_t i = 0; i < p.methods.size(); ++i)
+    for (size_t j = 0; j < i; ++j)
+      if (p.methods[i] == p.methods[j]) return "PTQ method '" + p.methods[i] + "' is listed twice";
   return "";
 }
 
@@ -244,6 +279,8 @@ const Table& ptq_table() {
       field("observer", &PtqCfg::observer).one_of({"minmax", "percentile", "mse"}),
       field("percentile", &PtqCfg::percentile).gt(0).le(100),
       field("gptq_damp", &PtqCfg::gptq_damp).gt(0),
+      field("smoothquant_alpha", &PtqCfg::smoothquant_alpha).ge(0).le(1),
+      field("awq_grid", &PtqCfg::awq_grid).ge(1).le(1000),
       rule<PtqCfg>("methods", methods_rule),
   });
   return kTable;
@@ -391,6 +428,14 @@ bool operator==(const Recipe& a, const Recipe& b) {
 
 std::vector<std::string> recipe_diff(const Recipe& a, const Recipe& b) {
   return schema::diff(recipe_table(), a, b);
+}
+
+PtqMethod split_ptq_method(const std::string& method) {
+  const std::string bad = method_problem(method);
+  MXQAT_CHECK(bad.empty(), bad);
+  const size_t plus = method.find('+');
+  if (plus == std::string::npos) return {"", method};
+  return {method.substr(0, plus), method.substr(plus + 1)};
 }
 
 }  // namespace mxqat::trainers

@@ -97,6 +97,11 @@ struct QuantCfg {
   std::string scale_rule = "floor";  // floor | rceil (MX codecs)
   std::string ste = "clipped";       // clipped | identity
   int64_t group_size = 0;            // INT codecs: 0 = per channel
+  // none | hadamard: every quantized GEMM's input and weight rotated by a block Hadamard of 32
+  // along the reduction axis before their codecs (quant/codec/hadamard.h); the product is
+  // unchanged, outliers are spread. rotation_seed 0: fixed signs (all +1); else random signs.
+  std::string rotation = "none";
+  int64_t rotation_seed = 0;
   std::string product = "fp32_chain";  // fp32_chain | mx_native (docs/formats.md §14)
   std::vector<PhaseCfg> schedule;    // for layers no rule matches; empty = static codecs
   std::vector<QuantRuleCfg> rules;
@@ -135,13 +140,24 @@ struct QatCfg {
 
 // The `ptq` section: post-training quantization of the baseline with each method, calibrated on
 // samples of the training split, evaluated through the same fake-quant forward as QAT.
+// A method is a weight quantizer (rtn | mse | gptq), optionally after a smoothing that is folded
+// into the model first: "smoothquant+rtn", "awq+gptq" (see split_ptq_method).
 struct PtqCfg {
-  std::vector<std::string> methods = {"rtn", "mse", "gptq"};  // rtn | mse | gptq
+  std::vector<std::string> methods = {"rtn", "mse", "gptq"};
   int64_t calib_samples = 512;      // from the training split (seeded)
   std::string observer = "minmax";  // minmax | percentile | mse: activation ranges in the report
   double percentile = 99.99;        // for observer: percentile
   double gptq_damp = 0.01;          // GPTQ: damping, as a fraction of the Hessian's mean diagonal
+  double smoothquant_alpha = 0.5;   // smoothquant: migration strength in [0, 1]
+  int64_t awq_grid = 20;            // awq: alpha searched over 0, 1/grid, ..., 1
 };
+
+// A PTQ method name split into its smoothing ("", "smoothquant", "awq") and its weight quantizer
+// ("rtn", "mse", "gptq"). An unknown part throws naming the nearest known one.
+struct PtqMethod {
+  std::string smoothing, quantizer;
+};
+PtqMethod split_ptq_method(const std::string& method);
 
 // The `compare` section: which target formats `mxqat run` compares (PTQ methods, QAT direct,
 // QAT progressive) in the report. A format replaces the recipe's default weight (and input)

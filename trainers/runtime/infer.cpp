@@ -13,7 +13,7 @@
 namespace mxqat::trainers {
 
 std::shared_ptr<quant::GemmQuantizer> make_fast_quantizer(const ExportTensor& w,
-                                                          const std::string& input_codec,
+                                                          const quant::LayerPolicy& layer,
                                                           const quant::ResolvedPolicy& policy);
 
 namespace {
@@ -21,6 +21,7 @@ namespace {
 // the codec of its layer's final phase, nothing is scheduled.
 quant::ResolvedPolicy inference_policy(const ExportModel& m) {
   quant::ResolvedPolicy p = quant::ResolvedPolicy::from_text(m.policy_text);
+  p.weights_rotated = true;  // under a rotation, make_export stored them rotated: only inputs rotate
   std::map<std::string, std::string> input;
   for (const auto& a : m.activations) input[a.layer] = a.codec;
   for (auto& lp : p.layers) {
@@ -76,7 +77,7 @@ InferenceModel build_inference(const ExportModel& m, Recipe recipe, const std::s
     for (auto& [name, layer] : gemm_layers(*im.model)) {
       const ExportTensor& w = *by_name.at(name + ".weight");
       if (!w.quantized) continue;
-      auto q = make_fast_quantizer(w, policy.at(name).input, policy);
+      auto q = make_fast_quantizer(w, policy.at(name), policy);
       if (!q) continue;  // this layer's codec or shape has no fast kernel: reference path
       layer->set_quantizer(q);
       im.fast.push_back(std::move(q));

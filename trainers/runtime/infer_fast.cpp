@@ -4,6 +4,7 @@
 // on weights made block integers at load (bitwise the reference path). Forward only.
 #include <memory>
 
+#include "quant/codec/hadamard.h"
 #include "quant/codec/mx_gemm.h"
 #include "quant/codec/packed_gemm.h"
 #include "trainers/runtime/infer.h"
@@ -13,8 +14,8 @@ namespace mxqat::trainers {
 namespace {
 class PackedGemm : public quant::GemmQuantizer {
  public:
-  PackedGemm(quant::EncodedTensor w, std::optional<quant::Codec> input)
-      : w_(std::move(w)), input_(std::move(input)) {}
+  PackedGemm(quant::EncodedTensor w, std::optional<quant::Codec> input, std::optional<quant::Hadamard> rotation)
+      : w_(std::move(w)), input_(std::move(input)), rotation_(rotation) {}
 
   // y [..., N] = Q_in(x) decode(W)ᵀ + b; the layer's float weight `w` is not read.
   autograd::Var linear(const autograd::Var& x, const autograd::Var&, const autograd::Var& bias) override {
@@ -23,9 +24,14 @@ class PackedGemm : public quant::GemmQuantizer {
     MXQAT_CHECK(K == w_.cols, "packed layer (", w_.codec, "): input has ", K, " features but the "
                 "weight expects ", w_.cols);
     const float* in = xv.data();
+    if (rotation_) {  // the weight is stored rotated (make_export); the input rotates here
+      xr_.resize(size_t(xv.size()));
+      quant::hadamard_rows(*rotation_, in, M, K, xr_.data());
+      in = xr_.data();
+    }
     if (input_) {
       xq_.resize(size_t(xv.size()));
-      input_->fake_quant(xv.data(), M, K, xq_.data());
+      input_->fake_quant(in, M, K, xq_.data());
       in = xq_.data();
     }
     autograd::Shape shape = xv.shape();
@@ -35,13 +41,15 @@ class PackedGemm : public quant::GemmQuantizer {
     return autograd::Var(std::move(y));
   }
   std::string describe() const override {
-    return "packed w=" + w_.codec + " a=" + (input_ ? input_->name() : std::string("none"));
+    return "packed w=" + w_.codec + " a=" + (input_ ? input_->name() : std::string("none")) +
+           (rotation_ ? " rot=" + rotation_->describe() : "");
   }
 
  private:
   quant::EncodedTensor w_;
   std::optional<quant::Codec> input_;
-  std::vector<float> xq_;
+  std::optional<quant::Hadamard> rotation_;
+  std::vector<float> xq_, xr_;
 };
 
 // The mx_native product (docs/formats.md §14.2) of a layer: the decoded weight becomes block
@@ -84,14 +92,17 @@ class MxNativeGemm : public quant::GemmQuantizer {
 
 // A fast quantizer for a packed weight, or nullptr when its codec has no fused kernel.
 std::shared_ptr<quant::GemmQuantizer> make_fast_quantizer(const ExportTensor& w,
-                                                          const std::string& input_codec,
+                                                          const quant::LayerPolicy& layer,
                                                           const quant::ResolvedPolicy& policy) {
-  if (w.quantized && policy.product_for(w.packed.codec, input_codec) == quant::Product::kMxNative)
-    return std::make_shared<MxNativeGemm>(w, quant::Codec::make(input_codec, policy.codec_options()));
+  const bool rotated = policy.rotation && layer.rotated;  // (MxNativeGemm does not rotate inputs)
+  if (w.quantized && !rotated && policy.product_for(w.packed.codec, layer.input) == quant::Product::kMxNative)
+    return std::make_shared<MxNativeGemm>(w, quant::Codec::make(layer.input, policy.codec_options()));
   if (!w.quantized || !quant::packed_linear_is_fused(w.packed.codec)) return nullptr;
   std::optional<quant::Codec> in;
-  if (input_codec != "none") in = quant::Codec::make(input_codec, policy.codec_options());
-  return std::make_shared<PackedGemm>(w.packed, std::move(in));
+  if (layer.input != "none") in = quant::Codec::make(layer.input, policy.codec_options());
+  std::optional<quant::Hadamard> rot;
+  if (rotated) rot = policy.rotation;
+  return std::make_shared<PackedGemm>(w.packed, std::move(in), rot);
 }
 
 }  // namespace mxqat::trainers

@@ -14,10 +14,12 @@
 #include "quant/calib/hessian.h"
 #include "quant/calib/observer.h"
 #include "quant/codec/codec.h"
+#include "quant/codec/hadamard.h"
 #include "quant/ptq/ptq.h"
 #include "trainers/model/model_factory.h"
 #include "trainers/model/policy_model.h"
 #include "trainers/recipe/variants.h"
+#include "trainers/stages/ptq_smooth.h"
 #include "trainers/train/stage_run.h"
 #include "trainers/util/json_read.h"
 #include "trainers/util/json_write.h"
@@ -39,6 +41,7 @@ void for_each_input(layers::Module& model, quant::QuantGemm& q, const std::vecto
   for (const Tensor& xb : calib) {
     model.forward(Var(xb));
     Tensor x = q.captured().input;
+    if (q.spec().rotation) quant::hadamard_rows(*q.spec().rotation, x.data(), x.rows(), x.cols(), x.data());
     if (q.spec().input) {
       Tensor xq(x.shape());
       q.spec().input->fake_quant(x.data(), x.rows(), x.cols(), xq.data());
@@ -62,7 +65,11 @@ PtqRow run_method(Stage& s, const std::string& format, const std::string& method
   for (auto [name, v] : model.named_parameters()) v.value() = s.baseline.at(name);
   const Recipe rf = recipe_for_format(s.r, format, false);
   auto plan = attach_final_policy(model, resolve_model_policy(rf, model));
-  PtqRow row{format, method, 0, 0, {}};
+  PtqRow row{format, method, 0, 0, {}, {}};
+  const PtqMethod m = split_ptq_method(method);
+  if (!m.smoothing.empty())  // folded into the FP32 weights and gains before any is quantized
+    for (const SmoothRecord& sr : smooth_model(model, *plan, s.calib, m.smoothing, s.r.ptq))
+      row.smoothing.push_back({sr.group, sr.alpha, sr.error, sr.error_identity});
   std::map<std::string, Var> params;
   for (auto [name, v] : model.named_parameters()) params.emplace(name, v);
   for (auto [name, v] : model.named_parameters()) row.bytes += 4 * v.value().size();
@@ -73,16 +80,18 @@ PtqRow run_method(Stage& s, const std::string& format, const std::string& method
     if (!spec.weight) continue;
     const std::string wname = layers[i].first + ".weight";
     Var w = params.at(wname);
-    const Tensor w2 = w.value().reshaped({w.value().dim(0), -1});
+    Tensor w2 = w.value().reshaped({w.value().dim(0), -1});
+    if (spec.rotation && !spec.weight_rotated)  // quantized as the GEMM sees it: rotated (as its inputs)
+      quant::hadamard_rows(*spec.rotation, w2.data(), w2.rows(), w2.cols(), w2.data());
     // Every method sees the Hessian of this layer's inputs (through the layers already
     // quantized before it): gptq uses it, and it scores every method's output error.
     quant::calib::HessianAccumulator acc(w2.cols());
     for_each_input(model, *q, s.calib, [&](const Tensor& x) { acc.add(x, "calibration input"); });
     const quant::calib::Hessian h = acc.hessian();
     quant::ptq::PtqResult res;
-    if (method == "rtn") {
+    if (m.quantizer == "rtn") {
       res = quant::ptq::rtn(w2, *spec.weight, wname);
-    } else if (method == "mse") {
+    } else if (m.quantizer == "mse") {
       res = quant::ptq::mse(w2, *spec.weight, {}, wname);
     } else {
       quant::ptq::GptqOptions go;
@@ -95,6 +104,7 @@ PtqRow run_method(Stage& s, const std::string& format, const std::string& method
     row.bytes += quant::encoded_bytes(res.encoded) - 4 * w2.size();
     w.value() = res.weight.reshaped(w.value().shape());
     spec.weight.reset();  // the weight now holds its quantized values; inputs keep their codec
+    spec.weight_rotated = spec.rotation.has_value();  // ... and, under a rotation, is stored rotated
     q->set_spec(spec);
   }
   row.value = s.st.task->test_metric(model);
@@ -106,16 +116,24 @@ std::string row_json(const PtqRow& r) {
   for (const PtqLayer& l : r.layers)
     layers.add(JsonObject().str("layer", l.layer).str("codec", l.codec).num("sqnr_db", l.sqnr_db)
                    .num("output_error", l.output_error));
+  JsonArray smoothing;
+  for (const PtqSmoothing& g : r.smoothing)
+    smoothing.add(JsonObject().str("group", g.group).num("alpha", g.alpha).num("error", g.error)
+                      .num("error_identity", g.error_identity));
   return JsonObject().str("format", r.format).str("method", r.method).num("value", r.value)
-      .integer("bytes", r.bytes).raw("layers", layers.dump()).dump();
+      .integer("bytes", r.bytes).raw("layers", layers.dump()).raw("smoothing", smoothing.dump()).dump();
 }
 
 PtqRow row_from(const Json& j) {
   PtqRow r{j.at("format").string(), j.at("method").string(), j.at("value").number(),
-           int64_t(j.at("bytes").number()), {}};
+           int64_t(j.at("bytes").number()), {}, {}};
   for (const Json& l : j.at("layers").array())
     r.layers.push_back({l.at("layer").string(), l.at("codec").string(), l.at("sqnr_db").number(),
                         l.at("output_error").number()});
+  if (const Json* sm = j.find("smoothing"))
+    for (const Json& g : sm->array())
+      r.smoothing.push_back({g.at("group").string(), g.at("alpha").number(), g.at("error").number(),
+                             g.at("error_identity").number()});
   return r;
 }
 

@@ -1,5 +1,5 @@
 // The ptq stage: the FP32 baseline quantized after training with each method of the recipe
-// (rtn, mse, gptq; quant/ptq) at each compared format, calibrated on samples of the training
+// (rtn, mse, gptq, each optionally after smoothquant or awq; quant/ptq) at each compared format, calibrated on samples of the training
 // split, and evaluated through the same fake-quant forward as QAT (weights replaced by the
 // method's result, input activations through their codec). Writes OUT/<format>_<method>.json
 // per result (so a killed stage resumes) and OUT/summary.json.
@@ -22,11 +22,17 @@ struct PtqLayer {
   double output_error = 0;  // GPTQ's proxy Σ ΔW H ΔWᵀ on the calibration inputs
 };
 
+struct PtqSmoothing {  // smoothquant+ / awq+: what the smoothing chose for one group
+  std::string group;  // the parameter the scales were folded into (a norm gain, v or up)
+  double alpha = 0, error = 0, error_identity = 0;  // see SmoothRecord (ptq_smooth.h)
+};
+
 struct PtqRow {
   std::string format, method;
   double value = 0;  // the test metric (task.h)
   int64_t bytes = 0;  // the model's parameters in this format
   std::vector<PtqLayer> layers;
+  std::vector<PtqSmoothing> smoothing;  // empty without smoothing
 };
 
 struct PtqSummary {
