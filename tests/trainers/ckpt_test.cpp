@@ -17,6 +17,7 @@
 #include <random>
 #include <string>
 
+#include "quant/codec/formats.h"
 #include "tests/test_util.h"
 #include "trainers/io/ckpt.h"
 #include "trainers/io/h5file.h"
@@ -33,17 +34,9 @@ namespace fs = std::filesystem;
 using autograd::Shape;
 using autograd::Tensor;
 
-float from_bits(uint32_t b) {
-  float f;
-  std::memcpy(&f, &b, 4);
-  return f;
-}
-
-uint32_t bits_of(float f) {
-  uint32_t b;
-  std::memcpy(&b, &f, 4);
-  return b;
-}
+// The float32 bit casts of the codec layer (spec §0).
+float from_bits(uint32_t b) { return quant::u2f(b); }
+uint32_t bits_of(float f) { return quant::f2u(f); }
 
 
 class CkptTest : public ::testing::Test {
