@@ -1,11 +1,13 @@
 // Data-parallel training (trainers/dist/): the fixed reduction tree against a serial reference
 // for every process count (ranks simulated by threads), micro-batches against the whole batch,
-// dropout masks of a micro-batch, and under mpirun (when this build has MPI and mpirun is on the
-// PATH): bitwise equal checkpoints for -np 1, 2, 3 (4) on a Fashion MLP and a tiny gpt QAT run,
-// a resume with another process count, and a killed rank that stops the job.
+// dropout masks of a micro-batch, the PTQ calibration passes' ordered gather (ranks simulated by
+// threads), and under mpirun (when this build has MPI and mpirun is on the PATH): bitwise equal
+// checkpoints for -np 1, 2, 3 (4) on a Fashion MLP and a tiny gpt QAT run, a resume with another
+// process count, byte-equal `mxqat ptq` outputs for -np 1, 2, 3, and a killed rank that stops the job.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
@@ -13,6 +15,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <mutex>
 #include <random>
 #include <thread>
@@ -23,6 +26,7 @@
 #include "trainers/dist/dist.h"
 #include "trainers/dist/tree.h"
 #include "trainers/io/ckpt.h"
+#include "trainers/stages/calib_inputs.h"
 #include "trainers/stages/train_stage.h"
 
 namespace mxqat::trainers {
@@ -170,6 +174,60 @@ TEST(DistTree, RangesAndCovers) {
   EXPECT_EQ(tree_cover(8, {0, 8}).size(), 1u);
   EXPECT_EQ(tree_cover(8, {1, 7}).size(), 4u);  // [1,2) [2,4) [4,6) [6,7)
   EXPECT_ERROR_HAS(owned_micro_batches(2, 3, 0), "3 processes but 2 micro-batches", "micro_batches");
+}
+
+// ---- the calibration passes' ordered gather (trainers/stages/calib_inputs.h) ---------------------
+
+// Item i: a tensor whose shape and values depend on i (item 3 is empty, like a batch with no rows).
+autograd::Tensor calib_item(int64_t i) {
+  const int64_t rows = i == 3 ? 0 : 1 + (i * 5) % 7;
+  autograd::Tensor t({rows, 3 + i % 2});
+  for (int64_t k = 0; k < t.size(); ++k) t[k] = std::ldexp(float(k + 1), int(i % 5) - 2) - float(i);
+  return t;
+}
+
+// On n simulated ranks, for m items and a cap on the bytes of one exchange: every rank consumes
+// items 0..m-1 in order with the serial bits, and each item is computed once, by one rank.
+void check_ordered_gather(int64_t m, int n, size_t cap) {
+  Exchange x;
+  x.n = n;
+  x.shares.resize(size_t(n));
+  std::vector<std::vector<int64_t>> computed(static_cast<size_t>(n)), consumed(static_cast<size_t>(n));
+  std::vector<int> bad(static_cast<size_t>(n), 0);
+  std::vector<std::thread> threads;
+  for (int r = 0; r < n; ++r)
+    threads.emplace_back([&, r] {
+      ThreadDist d(x, r);
+      for_each_in_order(m, [&](int64_t i) {
+        computed[size_t(r)].push_back(i);
+        return calib_item(i);
+      }, [&](int64_t i, const autograd::Tensor& t) {
+        consumed[size_t(r)].push_back(i);
+        const autograd::Tensor want = calib_item(i);
+        if (t.shape() != want.shape() || !t.same_bits(want)) ++bad[size_t(r)];
+      }, d, cap);
+    });
+  for (auto& t : threads) t.join();
+  std::vector<int64_t> all, order;
+  for (int64_t i = 0; i < m; ++i) order.push_back(i);
+  for (int r = 0; r < n; ++r) {
+    EXPECT_EQ(consumed[size_t(r)], order) << "m " << m << " n " << n << " rank " << r;
+    EXPECT_EQ(bad[size_t(r)], 0) << "m " << m << " n " << n << " rank " << r << " cap " << cap;
+    all.insert(all.end(), computed[size_t(r)].begin(), computed[size_t(r)].end());
+    if (n > 1) {  // round-robin: rank r computes r, r + n, ...
+      for (size_t k = 0; k < computed[size_t(r)].size(); ++k) EXPECT_EQ(computed[size_t(r)][k], r + int64_t(k) * n);
+    }
+  }
+  std::sort(all.begin(), all.end());
+  EXPECT_EQ(all, order) << "m " << m << " n " << n;
+}
+
+TEST(DistCalib, EveryProcessConsumesTheSerialSequence) {
+  for (int64_t m = 0; m <= 7; ++m)
+    for (int n = 1; n <= 4; ++n) {
+      check_ordered_gather(m, n, 0);   // one exchange per round
+      check_ordered_gather(m, n, 10);  // in pieces of a few bytes per process
+    }
 }
 
 // ---- micro-batches in one process ---------------------------------------------------------------
@@ -337,8 +395,62 @@ TEST(DistMpi, GptQatSameBitsOnOneToFourProcessesAndResumeWithAnotherCount) {
   fs::remove_all(d);
 }
 
-// `mxqat run` on 3 processes: the same baseline and QAT checkpoints as on one, and rank 0's
-// ptq/export/verify/report complete the run directory.
+// The files of a ptq output directory: name -> contents, summary.json without its wall time (and
+// without the directory lock, which holds a process id).
+std::map<std::string, std::string> ptq_files(const fs::path& dir) {
+  std::map<std::string, std::string> out;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    if (e.path().filename() == ".mxqat.lock") continue;
+    std::string text = read_file(e.path().string());
+    if (e.path().filename() == "summary.json") text = text.substr(0, text.find("\"wall_s\""));
+    out[e.path().filename().string()] = text;
+  }
+  return out;
+}
+
+// `mxqat ptq` on 1, 2 and 3 processes writes the serial run's files byte for byte: round to
+// nearest, gptq (sequential Hessians), awq+gptq and smoothquant+rtn (the smoothing groups' inputs),
+// and the observers' activation ranges in the summary. 5 calibration batches of 32 windows: uneven
+// rounds on 2 and 3 processes. A row removed and redone on 3 processes (the others read from
+// rank 0 on resume) gives the same files again.
+TEST(DistMpi, PtqSameFilesOnOneTwoThreeProcesses) {
+  SKIP_WITHOUT_MPI();
+  fs::path d = fresh_dir("dp_ptq");
+  fs::create_directories(d / "corpus");
+  const std::string recipe = write_recipe(d, "name: dpptq\nseed: 5\ndata: {dataset: text, dir: " +
+      tiny_corpus(d / "corpus") + ", batch_size: 8}\n"
+      "model: {type: gpt, layers: 1, d_model: 16, heads: 2, context: 12, mlp_hidden: 24}\n"
+      "train: {steps: 6, optimizer: {type: adamw, lr: 3.0e-3}, eval_every: 6, log_every: 6}\n"
+      "quant: {weight: mxfp4, input: mxfp8_e4m3}\n"
+      "ptq: {methods: [rtn, gptq, awq+gptq, smoothquant+rtn], calib_samples: 160, observer: percentile}\n"
+      "compare: {formats: [mxfp4]}\n");
+  const std::string base = (d / "base").string();
+  const Shell b = sh(MXQAT_BINARY " train " + recipe + " --out " + base);
+  ASSERT_EQ(b.code, 0) << b.out;
+  const std::string from = " --from " + base + "/checkpoint.h5";
+  const Shell serial = sh("OMP_NUM_THREADS=2 " MXQAT_BINARY " ptq " + recipe + from + " --out " + (d / "serial").string());
+  ASSERT_EQ(serial.code, 0) << serial.out;
+  const auto want = ptq_files(d / "serial");
+  ASSERT_EQ(want.size(), 5u);  // four rows and the summary
+  for (int np : {1, 2, 3}) {
+    const fs::path out = d / ("np" + std::to_string(np));
+    const Shell s = sh(mpirun(np) + "ptq " + recipe + from + " --out " + out.string());
+    ASSERT_EQ(s.code, 0) << s.out;
+    EXPECT_EQ(ptq_files(out), want) << "np " << np;
+    const std::string done_line = "-> " + out.string() + "/summary.json";  // rank 0 alone prints it
+    EXPECT_NE(s.out.find(done_line), std::string::npos) << s.out;
+    EXPECT_EQ(s.out.find(done_line), s.out.rfind(done_line)) << s.out;
+  }
+  fs::remove(d / "np2/mxfp4_gptq.json");
+  fs::remove(d / "np2/summary.json");
+  const Shell again = sh(mpirun(3) + "ptq " + recipe + from + " --out " + (d / "np2").string());
+  ASSERT_EQ(again.code, 0) << again.out;
+  EXPECT_EQ(ptq_files(d / "np2"), want);
+  fs::remove_all(d);
+}
+
+// `mxqat run` on 3 processes: the same baseline, PTQ files and QAT checkpoints as on one, and
+// rank 0's export/verify/report complete the run directory.
 TEST(DistMpi, RunPipelineOnThreeProcessesMatchesOne) {
   SKIP_WITHOUT_MPI();
   fs::path d = fresh_dir("dp_run");
@@ -349,7 +461,7 @@ model: {type: mlp, hidden: [16], activation: relu}
 train: {steps: 10, micro_batches: 3, optimizer: {type: adamw, lr: 3.0e-3}, log_every: 5}
 quant: {weight: mxfp4, input: mxfp4}
 qat: {steps: 6, micro_batches: 3, optimizer: {type: adamw, lr: 1.0e-3}, log_every: 3, monitor_every: 3}
-ptq: {methods: [rtn], calib_samples: 32}
+ptq: {methods: [rtn, gptq], calib_samples: 300}
 compare: {formats: [mxfp4], qat_progressive: false}
 )");
   const Shell one = sh(MXQAT_BINARY " run " + recipe + " --out " + (d / "one").string());
@@ -368,6 +480,12 @@ compare: {formats: [mxfp4], qat_progressive: false}
   std::string aligned = read_file((d / "one/export/alignment.json").string());  // paths aside
   for (size_t at; (at = aligned.find("/one/")) != std::string::npos;) aligned.replace(at, 5, "/three/");
   EXPECT_EQ(aligned, read_file((d / "three/export/alignment.json").string()));
+  // ptq ran on the 3 processes (3 calibration batches): rank 0's files are the serial ones
+  auto ptq_one = ptq_files(d / "one/ptq"), ptq_three = ptq_files(d / "three/ptq");
+  for (auto& [name, text] : ptq_one)
+    for (size_t at; (at = text.find("/one/")) != std::string::npos;) text.replace(at, 5, "/three/");
+  EXPECT_EQ(ptq_one, ptq_three);
+  EXPECT_EQ(ptq_three.size(), 4u);  // recipe.yaml, two rows, the summary
   EXPECT_TRUE(fs::exists(d / "three/report/report.md"));
   fs::remove_all(d);
 }

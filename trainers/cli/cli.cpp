@@ -107,7 +107,7 @@ int fail(const std::string& what) {
 
 // Under mpirun the data-parallel commands only: any other would do its work N times over.
 bool data_parallel(const std::string& command) {
-  return command == "train" || command == "qat" || command == "run";
+  return command == "train" || command == "qat" || command == "ptq" || command == "run";
 }
 
 int dispatch(int argc, char** argv) {
@@ -131,7 +131,7 @@ int dispatch(int argc, char** argv) {
     }
     if (dist().size() > 1 && !data_parallel(c.name))
       return fail(std::string("mxqat ") + c.name + ": error: runs as one process; under mpirun "
-                  "only train, qat and run train data-parallel: start it without mpirun");
+                  "only train, qat, ptq and run work data-parallel: start it without mpirun");
     try {
       return c.run(rest);
     } catch (const Error& e) {

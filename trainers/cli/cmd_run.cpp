@@ -8,6 +8,7 @@
 #include "autograd/error.h"
 #include "trainers/cli/cli_args.h"
 #include "trainers/cli/commands.h"
+#include "trainers/dist/dist.h"
 #include "trainers/report/report.h"
 #include "trainers/stages/ptq_stage.h"
 #include "trainers/stages/run.h"
@@ -25,7 +26,9 @@ int cmd_ptq(const std::vector<std::string>& argv) {
   o.from = a.get_or("--from", "runs/" + r.name + "/baseline/checkpoint.h5");
   MXQAT_CHECK(std::filesystem::exists(o.from), "ptq: no baseline checkpoint at ", o.from,
               "; train one with 'mxqat train RECIPE' or pass --from BASELINE.h5");
+  install_peer_failure_handler();  // under mpirun: a peer that dies stops every process (dist.h)
   const PtqSummary s = ptq(r, o);
+  if (!is_root()) return 0;  // rank 0 reports for the job
   for (const auto& row : s.rows)
     std::cout << row.format << " " << row.method << " " << s.metric << " " << row.value << " bytes " << row.bytes << "\n";
   std::cout << "baseline " << s.baseline << " -> " << o.out_dir << "/summary.json\n";

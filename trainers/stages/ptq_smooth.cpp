@@ -9,6 +9,7 @@
 #include "autograd/error.h"
 #include "layers/gpt.h"
 #include "quant/ptq/smooth.h"
+#include "trainers/stages/calib_inputs.h"
 
 namespace mxqat::trainers {
 
@@ -37,18 +38,15 @@ std::vector<double> to_source(const std::vector<double>& v, const std::vector<in
 }
 
 // The group's input on the calibration set, every GEMM of the model at full precision: the
-// captured rows [tokens, K] of the group's first layer (all layers of a group share it).
+// captured rows [tokens, K] of the group's first layer (all layers of a group share it), the
+// batches in order (run across the processes, calib_inputs.h).
 Tensor group_input(layers::Module& model, quant::QuantGemm& q, const std::vector<Tensor>& calib) {
-  autograd::NoGradGuard no_grad;
-  q.set_capture(true);
   std::vector<Tensor> parts;
   int64_t rows = 0;
-  for (const Tensor& xb : calib) {
-    model.forward(Var(xb));
-    parts.push_back(q.captured().input);
-    rows += parts.back().rows();
-  }
-  q.set_capture(false);
+  for_each_calibration_input(model, q, calib, nullptr, [&](int64_t, const Tensor& x) {
+    parts.push_back(x);
+    rows += x.rows();
+  });
   const int64_t K = parts.at(0).cols();
   Tensor x = Tensor::uninit({rows, K});
   int64_t at = 0;

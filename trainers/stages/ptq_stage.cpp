@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <memory>
 
 #include "quant/calib/hessian.h"
 #include "quant/calib/observer.h"
@@ -18,7 +19,9 @@
 #include "quant/ptq/ptq.h"
 #include "trainers/model/model_factory.h"
 #include "trainers/model/policy_model.h"
+#include "trainers/dist/dist.h"
 #include "trainers/recipe/variants.h"
+#include "trainers/stages/calib_inputs.h"
 #include "trainers/stages/ptq_smooth.h"
 #include "trainers/train/stage_run.h"
 #include "trainers/util/json_read.h"
@@ -32,24 +35,20 @@ namespace fs = std::filesystem;
 using autograd::Tensor;
 using autograd::Var;
 
-// Runs the calibration set through the model (batches of 128, no graph) and hands `f` every input
-// the GEMM of quantizer `q` receives, as that GEMM sees it (its input codec applied).
+// Runs the calibration set through the model (batches of 128, no graph; split across the
+// processes, calib_inputs.h) and hands `f` every input the GEMM of quantizer `q` receives, as that
+// GEMM sees it (its input codec applied), in batch order on every process.
 void for_each_input(layers::Module& model, quant::QuantGemm& q, const std::vector<Tensor>& calib,
                     const std::function<void(const Tensor&)>& f) {
-  autograd::NoGradGuard no_grad;
-  q.set_capture(true);
-  for (const Tensor& xb : calib) {
-    model.forward(Var(xb));
-    Tensor x = q.captured().input;
-    if (q.spec().rotation) quant::hadamard_rows(*q.spec().rotation, x.data(), x.rows(), x.cols(), x.data());
-    if (q.spec().input) {
+  const quant::GemmQuantSpec& spec = q.spec();
+  for_each_calibration_input(model, q, calib, [&](Tensor& x) {
+    if (spec.rotation) quant::hadamard_rows(*spec.rotation, x.data(), x.rows(), x.cols(), x.data());
+    if (spec.input) {
       Tensor xq(x.shape());
-      q.spec().input->fake_quant(x.data(), x.rows(), x.cols(), xq.data());
+      spec.input->fake_quant(x.data(), x.rows(), x.cols(), xq.data());
       x = std::move(xq);
     }
-    f(x);
-  }
-  q.set_capture(false);
+  }, [&](int64_t, const Tensor& x) { f(x); });
 }
 
 struct Stage {
@@ -166,9 +165,14 @@ std::string activation_ranges(Stage& s) {
 PtqSummary ptq(const Recipe& r, const PtqOptions& opt) {
   MXQAT_CHECK(!opt.from.empty(), "ptq needs the FP32 baseline checkpoint (--from BASELINE.h5)");
   const auto t0 = std::chrono::steady_clock::now();
-  make_output_dir(opt.out_dir, "ptq");
-  const DirLock lock(opt.out_dir);  // one writer per output directory
-  remove_stale_temps(opt.out_dir);
+  // Under mpirun every process runs the stage (the calibration passes are split between them,
+  // calib_inputs.h; the rest is computed alike everywhere) and rank 0 alone writes.
+  std::unique_ptr<DirLock> lock;  // one writer per output directory
+  if (is_root()) {
+    make_output_dir(opt.out_dir, "ptq");
+    lock = std::make_unique<DirLock>(opt.out_dir);
+    remove_stale_temps(opt.out_dir);
+  }
   Stage s{r, setup_stage(r), {}, {}, r.ptq.gptq_damp};
   const Checkpoint base = load_checkpoint(opt.from);
   load_parameters(*s.st.model, base, opt.from);
@@ -186,12 +190,15 @@ PtqSummary ptq(const Recipe& r, const PtqOptions& opt) {
   for (const auto& format : compare_formats(r)) {
     for (const auto& method : r.ptq.methods) {
       const std::string file = opt.out_dir + "/" + format + "_" + method + ".json";
+      std::string done;  // the row a previous run wrote, as rank 0 finds it (every process resumes alike)
+      if (is_root() && fs::exists(file)) done = read_file(file);
+      broadcast_text(done);
       PtqRow row;
-      if (fs::exists(file)) {
-        row = row_from(Json::read(file));
+      if (!done.empty()) {
+        row = row_from(Json::parse(done, file));
       } else {
         row = run_method(s, format, method);
-        write_file_atomic(file, row_json(row) + "\n");
+        if (is_root()) write_file_atomic(file, row_json(row) + "\n");
       }
       spdlog::info("ptq {} {}: {} {:.4f} (baseline {:.4f}), {} bytes", format, method, sum.metric,
                    row.value, sum.baseline, row.bytes);
@@ -201,13 +208,14 @@ PtqSummary ptq(const Recipe& r, const PtqOptions& opt) {
     }
   }
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  write_file_atomic(opt.out_dir + "/summary.json",
-                    JsonObject().str("recipe", r.name).str("metric", sum.metric)
-                        .str("scale_rule", r.quant.scale_rule)
-                        .num("baseline", sum.baseline).integer("baseline_bytes", sum.baseline_bytes)
-                        .integer("calib_samples", r.ptq.calib_samples).str("from", opt.from)
-                        .num("gptq_damp", r.ptq.gptq_damp).raw("activations", ranges)
-                        .raw("rows", rows.dump_lines()).num("wall_s", wall).dump() + "\n");
+  if (is_root())
+    write_file_atomic(opt.out_dir + "/summary.json",
+                      JsonObject().str("recipe", r.name).str("metric", sum.metric)
+                          .str("scale_rule", r.quant.scale_rule)
+                          .num("baseline", sum.baseline).integer("baseline_bytes", sum.baseline_bytes)
+                          .integer("calib_samples", r.ptq.calib_samples).str("from", opt.from)
+                          .num("gptq_damp", r.ptq.gptq_damp).raw("activations", ranges)
+                          .raw("rows", rows.dump_lines()).num("wall_s", wall).dump() + "\n");
   return sum;
 }
 

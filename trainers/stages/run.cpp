@@ -56,8 +56,8 @@ void check_same_recipe(const std::string& stage_dir, const Recipe& r, const std:
 
 const std::vector<std::string> kBaselineIgnores = {"quant", "qat", "ptq", "compare"};
 
-// With several processes (mpirun): the training stages run on all of them (data parallel), the
-// others on rank 0 while the rest wait; every decision below reads files that no process is
+// With several processes (mpirun): the training stages and ptq run on all of them (data parallel;
+// ptq's calibration passes split, rank 0 writing), the others on rank 0 while the rest wait; every decision below reads files that no process is
 // writing (each stage ends with a barrier), so all processes take the same branch.
 bool on_root(const std::function<bool()>& stage) {
   char ok = 1;
@@ -96,12 +96,15 @@ bool stage_ptq(const Recipe& r, const std::string& dir) {
     spdlog::info("run: ptq done ({}), skipped", sd);
     return true;
   }
-  fs::create_directories(sd);
-  write_file_atomic(sd + "/recipe.yaml", r.text);
+  if (is_root()) {
+    fs::create_directories(sd);
+    write_file_atomic(sd + "/recipe.yaml", r.text);
+  }
   PtqOptions o;
   o.out_dir = sd;
   o.from = dir + "/baseline/checkpoint.h5";
   ptq(r, o);
+  dist().barrier();  // rank 0's files are written before any process looks at them
   return true;
 }
 
@@ -242,7 +245,7 @@ bool run_pipeline(const Recipe& r, const RunOptions& opt) {
     return false;
   };
   if (stop("baseline", stage_baseline(r, dir))) return false;
-  if (stop("ptq", on_root([&] { return stage_ptq(r, dir); }))) return false;
+  if (stop("ptq", stage_ptq(r, dir))) return false;
   if (stop("qat", stage_qat(r, dir, variants))) return false;
   if (stop("export", on_root([&] { return stage_export(r, dir, variants); }))) return false;
   if (stop("verify", on_root([&] { return stage_verify(r, dir, variants); }))) return false;
