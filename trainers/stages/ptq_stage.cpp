@@ -17,9 +17,9 @@
 #include "quant/codec/codec.h"
 #include "quant/codec/hadamard.h"
 #include "quant/ptq/ptq.h"
+#include "trainers/dist/dist.h"
 #include "trainers/model/model_factory.h"
 #include "trainers/model/policy_model.h"
-#include "trainers/dist/dist.h"
 #include "trainers/recipe/variants.h"
 #include "trainers/stages/calib_inputs.h"
 #include "trainers/stages/ptq_smooth.h"
@@ -35,9 +35,9 @@ namespace fs = std::filesystem;
 using autograd::Tensor;
 using autograd::Var;
 
-// Runs the calibration set through the model (batches of 128, no graph; split across the
-// processes, calib_inputs.h) and hands `f` every input the GEMM of quantizer `q` receives, as that
-// GEMM sees it (its input codec applied), in batch order on every process.
+// Runs the calibration batches through the model (no graph; split across the processes,
+// calib_inputs.h) and hands `f` every input the GEMM of quantizer `q` receives, as that GEMM sees
+// it (its rotation and input codec applied), in batch order on every process.
 void for_each_input(layers::Module& model, quant::QuantGemm& q, const std::vector<Tensor>& calib,
                     const std::function<void(const Tensor&)>& f) {
   const quant::GemmQuantSpec& spec = q.spec();

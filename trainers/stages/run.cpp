@@ -57,8 +57,9 @@ void check_same_recipe(const std::string& stage_dir, const Recipe& r, const std:
 const std::vector<std::string> kBaselineIgnores = {"quant", "qat", "ptq", "compare"};
 
 // With several processes (mpirun): the training stages and ptq run on all of them (data parallel;
-// ptq's calibration passes split, rank 0 writing), the others on rank 0 while the rest wait; every decision below reads files that no process is
-// writing (each stage ends with a barrier), so all processes take the same branch.
+// ptq splits its calibration passes, rank 0 writes), the others on rank 0 while the rest wait;
+// every decision below reads files that no process is writing (each stage ends with a barrier),
+// so all processes take the same branch.
 bool on_root(const std::function<bool()>& stage) {
   char ok = 1;
   if (is_root()) ok = stage() ? 1 : 0;
