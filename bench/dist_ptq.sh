@@ -14,17 +14,15 @@
 #   24 steps, the weights are not what is measured), METHODS (default "[rtn, gptq]")
 set -euo pipefail
 cd "$(dirname "$0")/.."
-calib=${1:-256}
+calib=${1:-256} methods=${METHODS:-"[rtn, gptq]"}
 shift || true
 mixes=${*:-"1x16 2x8 4x4 8x2"}
-mxqat=${MXQAT:-build/mxqat}
-mpirun=${MPIRUN:-mpirun}
-methods=${METHODS:-"[rtn, gptq]"}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/kjv"
 cp "${DATA:-data/kjv}/train.txt" "$tmp/kjv/"
 for s in val test; do head -c 32768 "${DATA:-data/kjv}/$s.txt" >"$tmp/kjv/$s.txt"; done
+mxqat=${MXQAT:-build/mxqat} mpirun=${MPIRUN:-mpirun}
 quiet() { "$@" >"$tmp/log" 2>&1 || { tail -30 "$tmp/log"; exit 1; }; }
 first=${mixes%% *}
 t0=${first#*x}

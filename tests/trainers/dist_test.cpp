@@ -354,14 +354,18 @@ std::string tiny_corpus(const fs::path& d) {
   return d.string();
 }
 
+// A tiny gpt recipe in d/recipe.yaml on tiny_corpus(d/corpus): name, seed, data and model, then `rest`.
+std::string tiny_gpt_recipe(const fs::path& d, const std::string& name, const std::string& rest) {
+  fs::create_directories(d / "corpus");
+  return write_recipe(d, "name: " + name + "\nseed: 3\ndata: {dataset: text, dir: " + tiny_corpus(d / "corpus") +
+      ", batch_size: 8}\nmodel: {type: gpt, layers: 1, d_model: 16, heads: 2, context: 12, mlp_hidden: 24}\n" + rest);
+}
+
 // (stochastic rounding of the output gradients included: its draws key on the global micro-batch)
 TEST(DistMpi, GptQatSameBitsOnOneToFourProcessesAndResumeWithAnotherCount) {
   SKIP_WITHOUT_MPI();
   fs::path d = fresh_dir("dp_gpt");
-  fs::create_directories(d / "corpus");
-  const std::string recipe = write_recipe(d, "name: dpgpt\nseed: 3\ndata: {dataset: text, dir: " +
-      tiny_corpus(d / "corpus") + ", batch_size: 8}\n"
-      "model: {type: gpt, layers: 1, d_model: 16, heads: 2, context: 12, mlp_hidden: 24}\n"
+  const std::string recipe = tiny_gpt_recipe(d, "dpgpt",
       "train: {steps: 8, micro_batches: 4, optimizer: {type: adamw, lr: 3.0e-3}, eval_every: 4, log_every: 4}\n"
       "quant: {weight: mxfp4, input: mxfp8_e4m3, grad_output: mxfp4, grad_rounding: stochastic,\n"
       "        schedule: [{until: 0.5, format: mxfp8_e4m3}, {until: 1.0, format: mxfp4}]}\n"
@@ -408,6 +412,12 @@ std::map<std::string, std::string> ptq_files(const fs::path& dir) {
   return out;
 }
 
+const char* kTinyPtq =
+    "train: {steps: 6, optimizer: {type: adamw, lr: 3.0e-3}, eval_every: 6, log_every: 6}\n"
+    "quant: {weight: mxfp4, input: mxfp8_e4m3}\n"
+    "ptq: {methods: [rtn, gptq, awq+gptq, smoothquant+rtn], calib_samples: 160, observer: percentile}\n"
+    "compare: {formats: [mxfp4]}\n";
+
 // `mxqat ptq` on 1, 2 and 3 processes writes the serial run's files byte for byte: round to
 // nearest, gptq (sequential Hessians), awq+gptq and smoothquant+rtn (the smoothing groups' inputs),
 // and the observers' activation ranges in the summary. 5 calibration batches of 32 windows: uneven
@@ -416,14 +426,7 @@ std::map<std::string, std::string> ptq_files(const fs::path& dir) {
 TEST(DistMpi, PtqSameFilesOnOneTwoThreeProcesses) {
   SKIP_WITHOUT_MPI();
   fs::path d = fresh_dir("dp_ptq");
-  fs::create_directories(d / "corpus");
-  const std::string recipe = write_recipe(d, "name: dpptq\nseed: 5\ndata: {dataset: text, dir: " +
-      tiny_corpus(d / "corpus") + ", batch_size: 8}\n"
-      "model: {type: gpt, layers: 1, d_model: 16, heads: 2, context: 12, mlp_hidden: 24}\n"
-      "train: {steps: 6, optimizer: {type: adamw, lr: 3.0e-3}, eval_every: 6, log_every: 6}\n"
-      "quant: {weight: mxfp4, input: mxfp8_e4m3}\n"
-      "ptq: {methods: [rtn, gptq, awq+gptq, smoothquant+rtn], calib_samples: 160, observer: percentile}\n"
-      "compare: {formats: [mxfp4]}\n");
+  const std::string recipe = tiny_gpt_recipe(d, "dpptq", kTinyPtq);
   const std::string base = (d / "base").string();
   const Shell b = sh(MXQAT_BINARY " train " + recipe + " --out " + base);
   ASSERT_EQ(b.code, 0) << b.out;
