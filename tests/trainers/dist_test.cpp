@@ -56,7 +56,7 @@ class ThreadDist final : public Dist {
     arrive(lock);
     auto* out = static_cast<char*>(all);
     for (int r = 0; r < x_.n; ++r) {  // every share stays alive until the second barrier below
-      std::memcpy(out, x_.shares[size_t(r)], bytes[size_t(r)]);
+      if (bytes[size_t(r)] > 0) std::memcpy(out, x_.shares[size_t(r)], bytes[size_t(r)]);  // (a share may be empty)
       out += bytes[size_t(r)];
     }
     arrive(lock);
