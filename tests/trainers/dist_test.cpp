@@ -400,11 +400,11 @@ TEST(DistMpi, GptQatSameBitsOnOneToFourProcessesAndResumeWithAnotherCount) {
 }
 
 // The files of a ptq output directory: name -> contents, summary.json without its wall time (and
-// without the directory lock, which holds a process id).
+// without the directory lock, which holds a process id; folders left out).
 std::map<std::string, std::string> ptq_files(const fs::path& dir) {
   std::map<std::string, std::string> out;
   for (const auto& e : fs::directory_iterator(dir)) {
-    if (e.path().filename() == ".mxqat.lock") continue;
+    if (!e.is_regular_file() || e.path().filename() == ".mxqat.lock") continue;
     std::string text = read_file(e.path().string());
     if (e.path().filename() == "summary.json") text = text.substr(0, text.find("\"wall_s\""));
     out[e.path().filename().string()] = text;
