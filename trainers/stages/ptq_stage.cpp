@@ -181,6 +181,13 @@ PtqSummary ptq(const Recipe& r, const PtqOptions& opt) {
   for (const auto& [name, t] : base.params) s.baseline[name] = t;
   s.st.model->train(false);
   s.calib = s.st.task->calibration_batches(r.ptq.calib_samples, static_cast<uint64_t>(r.seed));
+  if (const int n = dist().size(); n > 1) {
+    spdlog::info("ptq: {} calibration batches split across {} processes", s.calib.size(), n);
+    if (static_cast<size_t>(n) > s.calib.size())
+      spdlog::warn("ptq: {} of the {} processes have no calibration batch to run (one batch is at most "
+                   "128 images or 32 text windows); raise ptq.calib_samples to use them",
+                   static_cast<size_t>(n) - s.calib.size(), n);
+  }
   PtqSummary sum;
   sum.metric = task_metric(r).name;
   sum.baseline = s.st.task->test_metric(*s.st.model);
