@@ -103,6 +103,9 @@ struct QuantCfg {
   std::string rotation = "none";
   int64_t rotation_seed = 0;
   std::string product = "fp32_chain";  // fp32_chain | mx_native (docs/formats.md §14)
+  // none | lsq: learned weight scales (quant/fake/lsq.h), one log2 offset per weight row trained
+  // in QAT by LSQ's gradient; MX, NVFP4 and symmetric INT weight codecs
+  std::string learned_scale = "none";
   std::vector<PhaseCfg> schedule;    // for layers no rule matches; empty = static codecs
   std::vector<QuantRuleCfg> rules;
   // The backward products of layers with a grad_output codec: nearest | stochastic rounding, and
@@ -149,6 +152,9 @@ struct PtqCfg {
   double percentile = 99.99;        // for observer: percentile
   double gptq_damp = 0.01;          // GPTQ: damping, as a fraction of the Hessian's mean diagonal
   double smoothquant_alpha = 0.5;   // smoothquant: migration strength in [0, 1]
+  // smoothquant: 0 = smoothquant_alpha for every group; N >= 1 = alpha searched per group over
+  // 0, 1/N, ..., 1 (and no smoothing) for the least quantized output error, as AWQ's search
+  int64_t smoothquant_grid = 0;
   int64_t awq_grid = 20;            // awq: alpha searched over 0, 1/grid, ..., 1
 };
 

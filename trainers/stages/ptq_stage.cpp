@@ -174,7 +174,7 @@ PtqSummary ptq(const Recipe& r, const PtqOptions& opt) {
   load_parameters(*s.st.model, base, opt.from);
   MXQAT_CHECK(base.meta.count("policy") == 0, opt.from, " is a QAT checkpoint; ptq starts from the "
               "FP32 baseline (runs/<name>/baseline/checkpoint.h5)");
-  for (const auto& [name, t] : base.params) s.baseline[name] = t;
+  for (auto [name, v] : s.st.model->named_parameters()) s.baseline[name] = v.value();  // (+ zero lsq offsets)
   s.st.model->train(false);
   s.calib = s.st.task->calibration_batches(r.ptq.calib_samples, static_cast<uint64_t>(r.seed));
   PtqSummary sum;
