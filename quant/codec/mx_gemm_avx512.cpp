@@ -19,8 +19,14 @@
 #include "quant/codec/mx_gemm.h"
 
 #if defined(__x86_64__)
+// GCC and clang spell "compile the functions below for these features" differently.
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,avx512f,avx512bw,avx512dq,avx512vl,avx512vnni"))), \
+                             apply_to = function)
+#else
 #pragma GCC push_options
 #pragma GCC target("avx2,avx512f,avx512bw,avx512dq,avx512vl,avx512vnni")
+#endif
 
 namespace mxqat::quant::kernels {
 namespace {
@@ -185,7 +191,11 @@ void mx_pack_b_avx512(MxOperand& b, int64_t panel0, int64_t panel1) {
 
 }  // namespace mxqat::quant::kernels
 
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
 #pragma GCC pop_options
+#endif
 #else
 namespace mxqat::quant::kernels {  // never called: mx_gemm_has_avx512() is false off x86-64
 void mx_gemm_avx512(const MxOperand&, const MxOperand&, float*, int64_t, int64_t, int64_t, int64_t,
