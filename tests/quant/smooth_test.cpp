@@ -123,6 +123,41 @@ TEST(Smooth, AwqNeverLosesToNoSmoothing) {
   }
 }
 
+// ptq.smoothquant_grid: the searched alpha is the best grid point (or no smoothing) on the group's
+// output error, so it never loses to alpha 0.5 nor to no smoothing on the objective; on weights
+// with no outliers no grid point helps and s = 1 stays, alpha NaN.
+TEST(Smooth, SmoothQuantSearchBeatsTheFixedAlphaAndNeverLosesToNoSmoothing) {
+  const int64_t M = 256, K = 128, N = 48;
+  const Tensor x = outlier_input(M, K, 3);
+  const Tensor w1 = gaussian(N, K, 4, 0.05f), w2 = gaussian(N / 2, K, 5, 0.05f);
+  ChannelStats st(K);
+  st.add(x);
+  const std::vector<double> wmax = column_absmax({&w1, &w2});
+  for (const Codec& c : {Codec::make("mxfp4"), Codec::make("nvfp4"), Codec::make("int4_sym", {ScaleRule::kFloor, 32, {}})}) {
+    const std::vector<AwqGemm> g = {{&w1, &c, &c}, {&w2, &c, &c}};
+    const AwqResult r = smoothquant_search(x, st.absmax(), wmax, g, 20, "test");
+    EXPECT_DOUBLE_EQ(r.error_identity, smoothed_output_error(x, ones(K), g)) << c.name();
+    EXPECT_DOUBLE_EQ(r.error, smoothed_output_error(x, r.scales, g)) << c.name();
+    EXPECT_EQ(r.scales, smoothquant_scales(st.absmax(), wmax, r.alpha)) << c.name();
+    for (int k = 0; k <= 20; ++k)  // the least error of the grid
+      EXPECT_LE(r.error, smoothed_output_error(x, smoothquant_scales(st.absmax(), wmax, k / 20.0), g)) << c.name() << " " << k;
+    EXPECT_LT(r.error, 0.8 * r.error_identity) << c.name();
+  }
+  const Tensor xf = gaussian(64, 64, 6, 1.0f), wf = gaussian(16, 64, 7, 0.05f);
+  Tensor wo = wf;  // weight outliers on the channels: smoothing by max|W| can only hurt
+  for (int64_t r = 0; r < 16; ++r) wo[r * 64 + 5] *= 40.0f;
+  ChannelStats sf(64);
+  sf.add(xf);
+  const Codec c = Codec::make("mxfp4");
+  const AwqResult r = smoothquant_search(xf, sf.absmax(), column_absmax({&wo}), {{&wo, &c, &c}}, 4, "flat");
+  EXPECT_LE(r.error, r.error_identity);
+  if (std::isnan(r.alpha)) {
+    EXPECT_EQ(r.scales, ones(64));
+  }
+  expect_error([&] { smoothquant_search(xf, sf.absmax(), column_absmax({&wo}), {{&wo, &c, &c}}, 0, "g6"); }, {"\"g6\"", "grid"});
+  expect_error([&] { smoothquant_search(xf, {1.0}, column_absmax({&wo}), {{&wo, &c, &c}}, 4, "g7"); }, {"\"g7\"", "maxima"});
+}
+
 TEST(Smooth, BadInputIsRefusedByName) {
   const Tensor x = gaussian(4, 8, 1, 1.0f), w = gaussian(2, 8, 2, 1.0f), w_bad = gaussian(2, 6, 2, 1.0f);
   const Codec c = Codec::make("mxfp4");
