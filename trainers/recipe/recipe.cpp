@@ -283,6 +283,7 @@ const Table& ptq_table() {
       field("smoothquant_alpha", &PtqCfg::smoothquant_alpha).ge(0).le(1),
       field("smoothquant_grid", &PtqCfg::smoothquant_grid).ge(0).le(1000),
       field("awq_grid", &PtqCfg::awq_grid).ge(1).le(1000),
+      field("save_models", &PtqCfg::save_models),
       rule<PtqCfg>("methods", methods_rule),
   });
   return kTable;
@@ -294,6 +295,7 @@ const Table& compare_table() {
       field("formats", &CompareCfg::formats),
       field("qat_direct", &CompareCfg::qat_direct),
       field("qat_progressive", &CompareCfg::qat_progressive),
+      field("qat_lsq", &CompareCfg::qat_lsq),
   });
   return kTable;
 }

@@ -156,6 +156,10 @@ struct PtqCfg {
   // 0, 1/N, ..., 1 (and no smoothing) for the least quantized output error, as AWQ's search
   int64_t smoothquant_grid = 0;
   int64_t awq_grid = 20;            // awq: alpha searched over 0, 1/grid, ..., 1
+  // Write the model each round-to-nearest method quantizes (rtn, smoothquant+rtn, awq+rtn: the
+  // FP32 weights with the smoothing folded in) as OUT/models/<format>_<method>.h5, an FP32
+  // checkpoint of the format's recipe, for `mxqat export` and `mxqat verify`.
+  bool save_models = false;
 };
 
 // A PTQ method name split into its smoothing ("", "smoothquant", "awq") and its weight quantizer
@@ -172,6 +176,7 @@ struct CompareCfg {
   std::vector<std::string> formats;  // empty = the recipe's quant.weight only
   bool qat_direct = true;            // one QAT run per format at that format from step 0
   bool qat_progressive = true;       // and one through the schedule's wider formats (below 8 bits)
+  bool qat_lsq = false;              // and one direct with learned weight scales (quant.learned_scale lsq)
 };
 
 struct Recipe {
