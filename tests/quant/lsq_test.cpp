@@ -15,6 +15,7 @@
 #include "quant/codec/hadamard.h"
 #include "quant/fake/lsq.h"
 #include "quant/fake/qgemm.h"
+#include "tests/quant/qgemm_test_util.h"
 #include "tests/test_util.h"
 
 namespace mxqat::quant {
@@ -31,15 +32,6 @@ Codec make(const std::string& name) {
   CodecOptions o;
   o.group_size = 32;  // INT: groups of 32 (MX and NVFP4 ignore it)
   return Codec::make(name, o);
-}
-
-Tensor random_tensor(Shape shape, uint32_t seed, float scale = 1.f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> nd(0.f, scale);
-  std::uniform_int_distribution<int> pick(0, 40);
-  Tensor t(std::move(shape));
-  for (int64_t i = 0; i < t.size(); ++i) t[i] = nd(rng) * (pick(rng) == 0 ? 20.f : 1.f);
-  return t;
 }
 
 // Offsets in [-2.4, 2.4], none within 0.1 of a half (MX rounds them).

@@ -106,9 +106,19 @@ TEST(Smooth, AwqAndSmoothQuantBeatRtnOnOutlierChannels) {
     EXPECT_LT(e_sq, 0.8 * e_rtn) << c.name();
     EXPECT_LT(awq.error, 0.8 * e_rtn) << c.name();
     EXPECT_GT(awq.alpha, 0.0) << c.name();
+    // ptq.smoothquant_grid: the searched alpha is the grid point (or no smoothing) of least error
+    const std::vector<double> wmax = column_absmax({&w1, &w2});
+    const AwqResult sq = smoothquant_search(x, st.absmax(), wmax, g, 20, "test");
+    EXPECT_DOUBLE_EQ(sq.error_identity, e_rtn) << c.name();
+    EXPECT_DOUBLE_EQ(sq.error, smoothed_output_error(x, sq.scales, g)) << c.name();
+    EXPECT_EQ(sq.scales, smoothquant_scales(st.absmax(), wmax, sq.alpha)) << c.name();
+    for (int k = 0; k <= 20; ++k)
+      EXPECT_LE(sq.error, smoothed_output_error(x, smoothquant_scales(st.absmax(), wmax, k / 20.0), g)) << c.name() << " " << k;
+    EXPECT_LE(sq.error, e_sq) << c.name();  // alpha 0.5 is a grid point
   }
 }
 
+// Both searches keep s = 1 where no candidate beats it (AWQ's alpha = 0, SmoothQuant's NaN).
 TEST(Smooth, AwqNeverLosesToNoSmoothing) {
   // Weights with their own outliers on the channels where the inputs are small: smoothing can
   // only hurt here, so the search keeps s = 1.
@@ -121,41 +131,15 @@ TEST(Smooth, AwqNeverLosesToNoSmoothing) {
   if (r.alpha == 0.0) {
     EXPECT_EQ(r.scales, ones(K));
   }
-}
-
-// ptq.smoothquant_grid: the searched alpha is the best grid point (or no smoothing) on the group's
-// output error, so it never loses to alpha 0.5 nor to no smoothing on the objective; on weights
-// with no outliers no grid point helps and s = 1 stays, alpha NaN.
-TEST(Smooth, SmoothQuantSearchBeatsTheFixedAlphaAndNeverLosesToNoSmoothing) {
-  const int64_t M = 256, K = 128, N = 48;
-  const Tensor x = outlier_input(M, K, 3);
-  const Tensor w1 = gaussian(N, K, 4, 0.05f), w2 = gaussian(N / 2, K, 5, 0.05f);
+  Tensor wo = w;  // weight outliers on a channel: smoothing by max|W| can only hurt there
+  for (int64_t n = 0; n < N; ++n) wo[n * K + 5] *= 40.0f;
   ChannelStats st(K);
   st.add(x);
-  const std::vector<double> wmax = column_absmax({&w1, &w2});
-  for (const Codec& c : {Codec::make("mxfp4"), Codec::make("nvfp4"), Codec::make("int4_sym", {ScaleRule::kFloor, 32, {}})}) {
-    const std::vector<AwqGemm> g = {{&w1, &c, &c}, {&w2, &c, &c}};
-    const AwqResult r = smoothquant_search(x, st.absmax(), wmax, g, 20, "test");
-    EXPECT_DOUBLE_EQ(r.error_identity, smoothed_output_error(x, ones(K), g)) << c.name();
-    EXPECT_DOUBLE_EQ(r.error, smoothed_output_error(x, r.scales, g)) << c.name();
-    EXPECT_EQ(r.scales, smoothquant_scales(st.absmax(), wmax, r.alpha)) << c.name();
-    for (int k = 0; k <= 20; ++k)  // the least error of the grid
-      EXPECT_LE(r.error, smoothed_output_error(x, smoothquant_scales(st.absmax(), wmax, k / 20.0), g)) << c.name() << " " << k;
-    EXPECT_LT(r.error, 0.8 * r.error_identity) << c.name();
+  const AwqResult sq = smoothquant_search(x, st.absmax(), column_absmax({&wo}), {{&wo, &c, &c}}, 4, "flat");
+  EXPECT_LE(sq.error, sq.error_identity);
+  if (std::isnan(sq.alpha)) {
+    EXPECT_EQ(sq.scales, ones(K));
   }
-  const Tensor xf = gaussian(64, 64, 6, 1.0f), wf = gaussian(16, 64, 7, 0.05f);
-  Tensor wo = wf;  // weight outliers on the channels: smoothing by max|W| can only hurt
-  for (int64_t r = 0; r < 16; ++r) wo[r * 64 + 5] *= 40.0f;
-  ChannelStats sf(64);
-  sf.add(xf);
-  const Codec c = Codec::make("mxfp4");
-  const AwqResult r = smoothquant_search(xf, sf.absmax(), column_absmax({&wo}), {{&wo, &c, &c}}, 4, "flat");
-  EXPECT_LE(r.error, r.error_identity);
-  if (std::isnan(r.alpha)) {
-    EXPECT_EQ(r.scales, ones(64));
-  }
-  expect_error([&] { smoothquant_search(xf, sf.absmax(), column_absmax({&wo}), {{&wo, &c, &c}}, 0, "g6"); }, {"\"g6\"", "grid"});
-  expect_error([&] { smoothquant_search(xf, {1.0}, column_absmax({&wo}), {{&wo, &c, &c}}, 4, "g7"); }, {"\"g7\"", "maxima"});
 }
 
 TEST(Smooth, BadInputIsRefusedByName) {
@@ -169,6 +153,8 @@ TEST(Smooth, BadInputIsRefusedByName) {
   Tensor xn = x;
   xn[5] = INFINITY;
   expect_error([&] { awq_search(xn, m, {{&w, &c, nullptr}}, {}, "g5"); }, {"finite"});
+  expect_error([&] { smoothquant_search(x, m, m, {{&w, &c, &c}}, 0, "g6"); }, {"\"g6\"", "grid"});
+  expect_error([&] { smoothquant_search(x, {1.0}, m, {{&w, &c, &c}}, 4, "g7"); }, {"\"g7\"", "maxima"});
   Tensor wr = w;
   expect_error([&] { scale_columns(wr, std::vector<float>(3, 1.0f)); }, {"scaled channels"});
 }
