@@ -230,6 +230,11 @@ TEST(Run, RotatedGptRunVerifiesBitwise) {
   EXPECT_EQ(q.at("variants").array()[1].at("id").string(), "nvfp4_lsq");
   EXPECT_TRUE(q.at("variants").array()[1].at("lsq").boolean());
   EXPECT_NE(read_file((run / "qat/nvfp4_lsq/recipe.yaml").string()).find("learned_scale: lsq"), std::string::npos);
+  r = run_cli("compare " + run.string());  // the report shows it as a row of its own
+  ASSERT_EQ(r.code, 0) << r.out;
+  const std::vector<std::string> rows = rows_of(run);
+  EXPECT_TRUE(std::any_of(rows.begin(), rows.end(), [](const std::string& x) { return x.rfind("nvfp4 qat_lsq ", 0) == 0; }));
+  EXPECT_TRUE(std::any_of(rows.begin(), rows.end(), [](const std::string& x) { return x.rfind("nvfp4 qat_direct ", 0) == 0; }));
   // Saved: the models of the rtn methods (awq+gptq's scales are not the rule's: not saved).
   EXPECT_TRUE(fs::exists(run / "ptq/models/nvfp4_rtn.h5"));
   EXPECT_FALSE(fs::exists(run / "ptq/models/nvfp4_awq+gptq.h5"));
