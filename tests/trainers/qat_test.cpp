@@ -294,6 +294,17 @@ TEST(Qat, LearnedScalesTrainExportAndVerifyBitwise) {
       differs = differs || (m.tensors[i].quantized && m.tensors[i].packed.scale_codes != m0.tensors[i].packed.scale_codes) ||
                 (m.tensors[i].quantized && m.tensors[i].packed.scales != m0.tensors[i].packed.scales);
     EXPECT_TRUE(differs) << what;
+    // An FP32 checkpoint has no offsets: under the learned-scale policy it packs with the codecs'
+    // own scales, as without learned scales.
+    std::string plain_policy = m.policy_text;
+    plain_policy.erase(plain_policy.find("learned_scale lsq\n"), std::string("learned_scale lsq\n").size());
+    const Checkpoint fp32 = load_checkpoint(baseline());
+    const ExportModel a = make_export(fp32, baseline(), m.policy_text), b = make_export(fp32, baseline(), plain_policy);
+    for (size_t i = 0; i < a.tensors.size(); ++i)
+      if (a.tensors[i].quantized) {
+        EXPECT_EQ(a.tensors[i].packed.codes, b.tensors[i].packed.codes) << what;
+        EXPECT_EQ(a.tensors[i].packed.scale_codes, b.tensors[i].packed.scale_codes) << what;
+      }
   }
   // Refused before training: an asymmetric INT codec, and lsq without any weight codec.
   fs::path d = fresh_dir("lsq_bad");

@@ -162,13 +162,13 @@ ExportModel make_export(const Checkpoint& c, const std::string& source, const st
       const quant::Codec codec = quant::Codec::make(it->second, policy.codec_options());
       const int64_t n = t.shape[0], k = value.size() / n;
       t.quantized = true;
-      if (policy.learned_scale) {  // the scales training's forward used (quant/fake/lsq.h)
-        const std::string layer = name.substr(0, name.size() - std::string(".weight").size());
-        auto off = std::find_if(c.params.begin(), c.params.end(),
-                                [&](const auto& p) { return p.first == layer + ".weight_scale_offset"; });
-        MXQAT_CHECK(off != c.params.end() && off->second.size() == n, "export of ", source, ": the policy "
-                    "learns weight scales (learned_scale lsq) but the checkpoint has no [", n, "] "
-                    "'", layer, ".weight_scale_offset'; export the QAT checkpoint that trained them");
+      // Learned scales (quant/fake/lsq.h): the scales training's forward used. A checkpoint
+      // without the offsets (an FP32 baseline) has them at 0, the codec's own scales.
+      const std::string offsets = name.substr(0, name.size() - std::string("weight").size()) + "weight_scale_offset";
+      auto off = std::find_if(c.params.begin(), c.params.end(), [&](const auto& p) { return p.first == offsets; });
+      if (policy.learned_scale && off != c.params.end()) {
+        MXQAT_CHECK(off->second.size() == n, "export of ", source, ": '", offsets, "' holds ", off->second.size(),
+                    " learned scale offsets for a weight of ", n, " rows; the checkpoint is inconsistent");
         t.packed = codec.encode_with_scales(value.data(), n, k,
                                             quant::lsq_scales(codec, value.data(), n, k, off->second.data()));
       } else {
