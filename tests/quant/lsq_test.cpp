@@ -21,8 +21,6 @@
 namespace mxqat::quant {
 namespace {
 
-using autograd::NoGradGuard;
-using autograd::Shape;
 using autograd::Tensor;
 using autograd::Var;
 
@@ -170,7 +168,7 @@ TEST(LearnedScale, GradientPassesGradcheckOnTheSurrogate) {
     const Codec c = make(name);
     GemmQuantSpec spec{c, std::nullopt, std::nullopt, Ste::kClipped};
     spec.learned_scale = true;
-    std::vector<Var> in{Var(x0, true), Var(w0, true), Var(b0, true), Var(Tensor(Shape{N}), true)};
+    std::vector<Var> in{Var(x0, true), Var(w0, true), Var(b0, true), Var(Tensor(autograd::Shape{N}), true)};
     std::copy(s0.begin(), s0.end(), in[3].value().data());
     qgemm(in[0], in[1], in[2], spec, 0, 0, in[3]).backward(r);
     Tensor q0(w0.shape());
@@ -213,9 +211,9 @@ TEST(LearnedScale, RotatedGemmEqualsExplicitReference) {
   const Codec c = make("mxfp4");
   GemmQuantSpec spec{c, c, std::nullopt, Ste::kIdentity, Hadamard{3}};
   spec.learned_scale = true;
-  Tensor st(Shape{N});
+  Tensor st(autograd::Shape{N});
   std::copy(s.begin(), s.end(), st.data());
-  NoGradGuard ng;
+  autograd::NoGradGuard ng;
   const Tensor y = qgemm(Var(x), Var(w), Var(b), spec, 0, 0, Var(st)).value();
   Tensor xr(x.shape()), wr(w.shape()), xq(x.shape()), wq(w.shape());
   hadamard_rows(Hadamard{3}, x.data(), M, K, xr.data());
@@ -226,7 +224,7 @@ TEST(LearnedScale, RotatedGemmEqualsExplicitReference) {
   EXPECT_EQ(differing(y.data(), ref.data(), y.size()), 0);
   // A spec that asks for learned scales without offsets is refused, naming the parameter.
   mxqat::testing::expect_error([&] { qgemm(Var(x), Var(w), Var(b), spec); }, {"weight_scale_offset"});
-  mxqat::testing::expect_error([&] { qgemm(Var(x), Var(w), Var(b), spec, 0, 0, Var(Tensor(Shape{N + 1}))); },
+  mxqat::testing::expect_error([&] { qgemm(Var(x), Var(w), Var(b), spec, 0, 0, Var(Tensor(autograd::Shape{N + 1}))); },
                                {"6 learned scale offsets", "5 rows"});
 }
 
