@@ -35,6 +35,8 @@ struct PolicyConfig {
   // and X are quantized again along the backward's reduction axes.
   Rounding grad_rounding = Rounding::kNearest;
   bool requantize_backward = false;
+  // Learned weight scales (quant/fake/lsq.h) for every layer with a weight codec.
+  bool learned_scale = false;
 };
 
 // One GEMM layer's resolved policy. Codec names are never "" here; full precision is "none".
@@ -63,6 +65,8 @@ class ResolvedPolicy {
   // are both mx_native_codec ones (else fp32_chain). Stored in the text form only when mx_native,
   // so policies without it read (and write) as before.
   Product product = Product::kFp32Chain;
+  // Learned weight scales: stored as "learned_scale lsq" only when on (see PolicyConfig).
+  bool learned_scale = false;
 
   const LayerPolicy* find(const std::string& layer) const;  // nullptr if absent
   const LayerPolicy& at(const std::string& layer) const;    // throws listing the layers

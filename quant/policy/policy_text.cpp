@@ -2,7 +2,7 @@
 // Text form, one item per line, fields separated by single spaces:
 //   mxqat_policy 1 | scale_rule floor | ste clipped | group_size 0 |
 //   [grad_rounding stochastic |] [backward_operands requantize |] [product mx_native |]
-//   [rotation hadamard SEED |]
+//   [rotation hadamard SEED |] [learned_scale lsq |]
 //   layer NAME weight=C input=C grad_output=C rule=I match=PATTERN schedule=S
 // with S = "-" or UNIT ":" PHASE ("," PHASE)*, UNIT = fraction|steps, PHASE = UNTIL "=" W "/" A
 // (UNTIL printed with 17 significant digits; "*" = inherit the layer's codec).
@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "autograd/error.h"
+#include "quant/fake/lsq.h"
 #include "quant/policy/policy.h"
 
 namespace mxqat::quant {
@@ -119,6 +120,7 @@ std::string ResolvedPolicy::to_text() const {
   if (grad_rounding != Rounding::kNearest) os << "grad_rounding " << rounding_name(grad_rounding) << '\n';
   if (requantize_backward) os << "backward_operands requantize\n";
   if (product != Product::kFp32Chain) os << "product " << product_name(product) << '\n';
+  if (learned_scale) os << "learned_scale lsq\n";
   for (const LayerPolicy& lp : layers) {
     check_token(lp.layer, "layer name");
     check_token(lp.match, "rule pattern");
@@ -160,6 +162,7 @@ ResolvedPolicy ResolvedPolicy::from_text(const std::string& text) {
       else if (f[0] == "ste") p.ste = parse_ste(f[1]);
       else if (f[0] == "group_size") p.group_size = parse_int(f[1], where);
       else if (f[0] == "product") p.product = parse_product(f[1]);
+      else if (f[0] == "learned_scale") p.learned_scale = parse_learned_scale(f[1]);
       else if (f[0] == "grad_rounding") p.grad_rounding = parse_rounding(f[1]);
       else if (f[0] == "backward_operands") p.requantize_backward = parse_backward_operands(f[1]);
       else MXQAT_FAIL(where, ": unknown key \"", f[0], "\"");
@@ -185,7 +188,8 @@ std::string ResolvedPolicy::table() const {
      << (grad_rounding != Rounding::kNearest ? std::string(", grad_rounding ") + rounding_name(grad_rounding) : "")
      << (requantize_backward ? ", backward_operands requantize" : "")
      << (product == Product::kFp32Chain ? "" : std::string(", product ") + product_name(product))
-     << (rotation ? ", rotation " + rotation->describe() : "") << ")\n";
+     << (rotation ? ", rotation " + rotation->describe() : "")
+     << (learned_scale ? ", learned_scale lsq" : "") << ")\n";
   for (const auto& r : rows) {
     std::string line;
     for (size_t c = 0; c < r.size(); ++c)

@@ -415,7 +415,8 @@ std::map<std::string, std::string> ptq_files(const fs::path& dir) {
 const char* kTinyPtq =
     "train: {steps: 6, optimizer: {type: adamw, lr: 3.0e-3}, eval_every: 6, log_every: 6}\n"
     "quant: {weight: mxfp4, input: mxfp8_e4m3}\n"
-    "ptq: {methods: [rtn, gptq, awq+gptq, smoothquant+rtn], calib_samples: 160, observer: percentile}\n"
+    "ptq: {methods: [rtn, gptq, awq+gptq, smoothquant+rtn], calib_samples: 160, observer: percentile,\n"
+    "      save_models: true}\n"
     "compare: {formats: [mxfp4]}\n";
 
 // `mxqat ptq` on 1, 2 and 3 processes writes the serial run's files byte for byte: round to
@@ -440,6 +441,8 @@ TEST(DistMpi, PtqSameFilesOnOneTwoThreeProcesses) {
     const Shell s = sh(mpirun(np) + "ptq " + recipe + from + " --out " + out.string());
     ASSERT_EQ(s.code, 0) << s.out;
     EXPECT_EQ(ptq_files(out), want) << "np " << np;
+    for (const char* m : {"mxfp4_rtn.h5", "mxfp4_smoothquant+rtn.h5"})  // ptq.save_models: rank 0 wrote them
+      expect_same_state((d / "serial/models" / m).string(), (out / "models" / m).string());
     const std::string done_line = "-> " + out.string() + "/summary.json";  // rank 0 alone prints it
     EXPECT_NE(s.out.find(done_line), std::string::npos) << s.out;
     EXPECT_EQ(s.out.find(done_line), s.out.rfind(done_line)) << s.out;
