@@ -421,9 +421,10 @@ const char* kTinyPtq =
 
 // `mxqat ptq` on 1, 2 and 3 processes writes the serial run's files byte for byte: round to
 // nearest, gptq (sequential Hessians), awq+gptq and smoothquant+rtn (the smoothing groups' inputs),
-// and the observers' activation ranges in the summary. 5 calibration batches of 32 windows: uneven
-// rounds on 2 and 3 processes. A row removed and redone on 3 processes (the others read from
-// rank 0 on resume) gives the same files again.
+// the observers' activation ranges in the summary, and the models ptq.save_models writes for the
+// rtn methods (rank 0 alone). 5 calibration batches of 32 windows: uneven rounds on 2 and 3
+// processes. A row removed and redone on 3 processes (the others read from rank 0 on resume)
+// gives the same files again.
 TEST(DistMpi, PtqSameFilesOnOneTwoThreeProcesses) {
   SKIP_WITHOUT_MPI();
   fs::path d = fresh_dir("dp_ptq");
