@@ -102,7 +102,10 @@ struct QuantCfg {
   // unchanged, outliers are spread. rotation_seed 0: fixed signs (all +1); else random signs.
   std::string rotation = "none";
   int64_t rotation_seed = 0;
-  std::string product = "fp32_chain";  // fp32_chain | mx_native (docs/formats.md §14)
+  // fp32_chain | mx_native (docs/formats.md §14): the forward product of MXFP4 / MXFP6-E2M3
+  // layers, and with backward_operands requantize and grad_output mxfp4 / mxfp6_e2m3 the backward
+  // products too (§14.3)
+  std::string product = "fp32_chain";
   std::vector<PhaseCfg> schedule;    // for layers no rule matches; empty = static codecs
   std::vector<QuantRuleCfg> rules;
   // The backward products of layers with a grad_output codec: nearest | stochastic rounding, and
