@@ -95,8 +95,10 @@ void mx_backward_product(const float* a, const float* b, float* c, int64_t R, in
   const MxOperand ao = mx_operand(a, R, L, std::string("qgemm backward ") + what + " (grad_output)");
   const MxOperand bo = mx_operand(b, C, L, std::string("qgemm backward ") + what, /*as_b=*/true);
   mx_gemm(ao, bo, c);
+  float* __restrict out = c;
+  const uint8_t* __restrict keep = mask;
   if (mask)
-    for (int64_t i = 0; i < R * C; ++i) c[i] *= static_cast<float>(mask[i]);
+    for (int64_t i = 0; i < R * C; ++i) out[i] *= static_cast<float>(keep[i]);
 }
 
 // The same with stochastic rounding fused into making the block integers (mx_sr_*, AVX-512): A
@@ -121,7 +123,9 @@ void mx_sr_backward_product(const Saved& s, const float* a, bool a_rows, uint64_
     mx_gemm_part(ao, bo, c, t, T);
     if (mask) {
 #pragma omp barrier
-      for (int64_t i = R * C * t / T; i < R * C * (t + 1) / T; ++i) c[i] *= static_cast<float>(mask[i]);
+      float* __restrict out = c;
+      const uint8_t* __restrict keep = mask;
+      for (int64_t i = R * C * t / T; i < R * C * (t + 1) / T; ++i) out[i] *= static_cast<float>(keep[i]);
     }
   }
 }
