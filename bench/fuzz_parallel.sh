@@ -17,6 +17,7 @@ declare -A P=([recipe]=${P_recipe:-4} [checkpoint]=${P_checkpoint:-6} [export]=$
 export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=passive
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=1}
+export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$here/tests/lsan.supp}
 work=$(mktemp -d /dev/shm/mxqat_corpus.XXXXXX 2>/dev/null || mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$out"

@@ -45,6 +45,7 @@ cmake --build "$dir" -j "${MXQAT_FUZZ_JOBS:-$(nproc)}" --target "fuzz_$target" >
 corpus="$dir/corpus/$target" crashes="tests/fuzz/crashes/$target"
 mkdir -p "$corpus" "$crashes"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=1}
+export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$PWD/tests/lsan.supp}  # libraries' own leaks only
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=passive
 seed=(); [[ -n "${MXQAT_FUZZ_SEED:-}" ]] && seed=(-seed="$MXQAT_FUZZ_SEED")

@@ -21,8 +21,14 @@
 #include "quant/codec/mx_gemm.h"
 
 #if defined(__x86_64__)
+// GCC and clang spell "compile the functions below for these features" differently.
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,avx512f,avx512bw,avx512dq,avx512vl,avx512vnni"))), \
+                             apply_to = function)
+#else
 #pragma GCC push_options
 #pragma GCC target("avx2,avx512f,avx512bw,avx512dq,avx512vl,avx512vnni")
+#endif
 
 namespace mxqat::quant::kernels {
 namespace {
@@ -386,7 +392,11 @@ void mx_sr_cols_avx512(const ElementFormat& e, uint64_t key, const float* x, MxO
 
 }  // namespace mxqat::quant::kernels
 
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
 #pragma GCC pop_options
+#endif
 #else
 namespace mxqat::quant::kernels {  // never called: mx_gemm_has_avx512() is false off x86-64
 void mx_gemm_avx512(const MxOperand&, const MxOperand&, float*, int64_t, int64_t, int64_t, int64_t,

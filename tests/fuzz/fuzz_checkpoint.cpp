@@ -26,6 +26,7 @@ void load(const std::string& path, bool dispatch) {
     if (c.step < 0) __builtin_trap();  // the loader's range checks hold
   } catch (const mxqat::Error&) {
   }
+  mxqat::fuzz::expect_no_open_hdf5_objects();
 }
 }  // namespace
 

@@ -17,6 +17,7 @@ void load(const std::string& path) {
     for (const ExportTensor& t : m.tensors) (void)t.decoded();
   } catch (const mxqat::Error&) {
   }
+  mxqat::fuzz::expect_no_open_hdf5_objects();
 }
 }  // namespace
 

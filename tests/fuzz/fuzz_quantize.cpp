@@ -53,5 +53,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     } catch (const mxqat::Error&) {
     }
   }
+  mxqat::fuzz::expect_no_open_hdf5_objects();
   return 0;
 }

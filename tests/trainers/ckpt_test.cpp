@@ -297,6 +297,25 @@ TEST_F(CkptTest, CorruptedBytesNeverCrashNorChangeWeights) {
   EXPECT_GT(errors, 30);  // the damage is detected often, not just survived
 }
 
+// What the fuzz targets check after every input: an open file and its objects are counted, and
+// nothing stays open once the readers are gone, also after loads that threw.
+TEST_F(CkptTest, NoHdf5ObjectStaysOpen) {
+  save_checkpoint(file("good.h5"), sample_checkpoint());
+  ASSERT_EQ(hdf5_open_objects(), 0);
+  {
+    H5Reader r = H5Reader::open(file("good.h5"));
+    EXPECT_GT(hdf5_open_objects(), 0);
+  }
+  EXPECT_EQ(hdf5_open_objects(), 0);
+  {  // a sound HDF5 file that is not a checkpoint: opened, then refused
+    H5Writer w = H5Writer::create(file("foreign.h5"));
+    w.write("/data", std::vector<double>{1, 2, 3}, {3});
+    w.commit();
+  }
+  EXPECT_THROW(load_checkpoint(file("foreign.h5")), Error);
+  EXPECT_EQ(hdf5_open_objects(), 0);
+}
+
 TEST_F(CkptTest, NonHdf5AndMissingFiles) {
   {
     std::ofstream out(file("random.h5"), std::ios::binary);

@@ -457,4 +457,10 @@ void H5Writer::write_raw(const std::string& path, DType dtype, const void* data,
     set_attr_i64(p, kCrcAttr, crc32_of(data, static_cast<size_t>(n) * H5Tget_size(file_type_of(dtype))));
 }
 
+int64_t hdf5_open_objects() {
+  const ssize_t n = H5Fget_obj_count(static_cast<hid_t>(H5F_OBJ_ALL), H5F_OBJ_ALL);
+  MXQAT_CHECK(n >= 0, "HDF5 could not count its open objects", hdf5_detail());
+  return static_cast<int64_t>(n);
+}
+
 }  // namespace mxqat::trainers
