@@ -66,11 +66,12 @@ struct Saved {
   const float* x_data() const { return x_quantized ? buf->xq.data() : x.value().data(); }
   const float* w_data() const { return w_quantized ? buf->wq.data() : w.value().data(); }
 
-  // One backward operand src [R, C] through the grad_output codec, blocked along C. `role`
-  // (0: dY for dX, 1: dY^T for dW, 2: W^T, 3: X^T) gives each its own random stream.
+  // The stochastic rounding key of a backward operand: `role` (0: dY for dX, 1: dY^T for dW,
+  // 2: W^T, 3: X^T) gives each its own random stream.
   uint64_t key(uint64_t role) const { return sr_key(seed, stream * 4 + role, step, micro); }
   // The mx_native backward with stochastic rounding straight into block integers (AVX-512).
   bool fused_sr() const { return mx_backward && rounding == Rounding::kStochastic && mx_sr_fused(); }
+  // One backward operand src [R, C] through the grad_output codec, blocked along C.
   Tensor quantized(const float* src, int64_t R, int64_t C, uint64_t role) const {
     Tensor q(Shape{R, C});
     if (rounding == Rounding::kStochastic)
