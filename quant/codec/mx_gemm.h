@@ -105,7 +105,7 @@ bool mx_operand_rows_avx512(const float* x, int64_t r0, int64_t r1, MxOperand& o
 // One block of span (<= 32) floats -> 32 block integers (zero padded), its exponent and sum
 // (portable; the AVX-512 rows call it for blocks of tiny magnitude). False when off the grid.
 bool block_ints(const float* src, int span, int8_t* dst, float& exp, int32_t& sum);
-// mx_gemm_sr_avx512.cpp: stochastic rounding into rows [r0, r1) of an A operand, and into the
+// mx_gemm_avx512.cpp: stochastic rounding into rows [r0, r1) of an A operand, and into the
 // 16-row groups [group0, group1) of an A operand or of B's panels.
 void mx_sr_rows_avx512(const ElementFormat& e, uint64_t key, const float* x, MxOperand& out,
                        int64_t r0, int64_t r1);
