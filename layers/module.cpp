@@ -47,7 +47,13 @@ void Module::train(bool on) {
 }
 
 Var GemmLayer::gemm(const Var& x, const Var& w2d, const Var& bias) const {
-  return quantizer_ ? quantizer_->linear(x, w2d, bias) : autograd::linear(x, w2d, bias);
+  if (!quantizer_) return autograd::linear(x, w2d, bias);
+  return weight_scale_.defined() ? quantizer_->linear_scaled(x, w2d, bias, weight_scale_)
+                                 : quantizer_->linear(x, w2d, bias);
+}
+
+void GemmLayer::enable_learned_scale() {
+  if (!weight_scale_.defined()) weight_scale_ = add_param("weight_scale_offset", Tensor::zeros({weight().value().dim(0)}));
 }
 
 Tensor init_tensor(Shape shape, Init init, int64_t fan_in, int64_t fan_out, std::mt19937_64& rng) {

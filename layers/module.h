@@ -52,6 +52,11 @@ class GemmLayer : public Module {
   void set_quantizer(std::shared_ptr<quant::GemmQuantizer> q) { quantizer_ = std::move(q); }
   quant::GemmQuantizer* quantizer() const { return quantizer_.get(); }
   virtual const Var& weight() const = 0;
+  // Learned weight scales (quant.learned_scale: lsq): registers `weight_scale_offset` [N] (one log2
+  // offset per weight row, zeros: the codec's own scales), handed to the quantizer with each GEMM.
+  // Once per layer; a second call changes nothing.
+  void enable_learned_scale();
+  const Var& weight_scale_offset() const { return weight_scale_; }  // undefined unless enabled
 
  protected:
   // The hook point: y = x w2d^T + bias, x [..., K], w2d [N, K], through the quantizer if set.
@@ -59,6 +64,7 @@ class GemmLayer : public Module {
 
  private:
   std::shared_ptr<quant::GemmQuantizer> quantizer_;
+  Var weight_scale_;
 };
 
 // Seeded initialisation. fan_in/fan_out as in torch.nn.init.

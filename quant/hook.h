@@ -17,6 +17,13 @@ class GemmQuantizer {
   // w [N, K] (conv: [O, C*kh*kw]); both blocked along K.
   virtual autograd::Var linear(const autograd::Var& x, const autograd::Var& w,
                                const autograd::Var& bias) = 0;
+  // The same with the layer's learned weight-scale offsets, scale [N] (quant.learned_scale: lsq,
+  // quant/fake/lsq.h), a parameter of the layer. A quantizer that does not quantize the weight
+  // (inference on decoded weights) ignores them.
+  virtual autograd::Var linear_scaled(const autograd::Var& x, const autograd::Var& w,
+                                      const autograd::Var& bias, const autograd::Var& /*scale*/) {
+    return linear(x, w, bias);
+  }
   virtual std::string describe() const = 0;  // for the policy table, e.g. "w=mxfp4 a=mxfp4"
 };
 

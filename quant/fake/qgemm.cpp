@@ -12,6 +12,7 @@
 #include "autograd/kernels.h"
 #include "quant/codec/formats.h"
 #include "quant/codec/stochastic.h"
+#include "quant/fake/lsq.h"
 
 namespace mxqat::quant {
 
@@ -36,6 +37,7 @@ std::string GemmQuantSpec::describe() const {
          (requantize_backward ? " bwd=requantize" : "") +
          (product == Product::kMxNative ? " product=mx_native" : "") +
          (backward_product == Product::kMxNative ? " bwd_product=mx_native" : "") +
+         (learned_scale ? " scale=lsq" : "") +
          (rotation ? " rot=" + rotation->describe() + (weight_rotated ? "(w stored rotated)" : "") : "");
 }
 
@@ -62,7 +64,9 @@ struct Saved {
   bool w_rotated;
   std::shared_ptr<GemmCapture> capture;
   int64_t m, n, k;
-  bool mx_backward;  // dX and dW as mx_native products (docs/formats.md §14.3)
+  bool lsq = false;        // learned scales: the weight's residual buf->w_resid is kept
+  float lsq_grad = 0;      // LSQ's gradient scale (lsq_grad_scale)
+  bool mx_backward = false;  // dX and dW as mx_native products (docs/formats.md §14.3)
   const float* x_data() const { return x_quantized ? buf->xq.data() : x.value().data(); }
   const float* w_data() const { return w_quantized ? buf->wq.data() : w.value().data(); }
 
@@ -162,14 +166,17 @@ Tensor grad_input(const Saved& s, const Tensor& dy) {
 // dW [N, K] = Q_g(dY^T along M) Q(X), then * mask_w under the clipped STE. The output gradient
 // is blocked along the tokens here, so it is quantized as a transposed contiguous copy (spec §7);
 // requantized, X^T [K, M] is blocked along M likewise.
-Tensor grad_weight(const Saved& s, const Tensor& dy) {
+// Learned scales (lsq.h), Q(w)_nk = S_nk q(w_nk / S_nk) with S_nk = 2^(t_nk + s_n), t_nk the
+// rule's exponent (MX: round(s_n), STE through the round; NVFP4: the E4M3 rounding likewise):
+//   ds_n = g ln2 sum_k dQ_nk (Q(w)_nk - w_nk mask_nk)     (LSQ: STE through q, so dQ/dS =
+//   q(w/S) - (w/S) mask; times dS/ds = S ln2), g = lsq_grad_scale; dQ the unmasked dW.
+Tensor grad_weight(const Saved& s, const Tensor& dy, Tensor* ds = nullptr) {
   Tensor dw = Tensor::uninit(Shape{s.n, s.k});
-  const uint8_t* mask = s.buf->w_masked ? s.buf->w_mask.data() : nullptr;  // applied as dw is stored
+  // the mask is applied as dw is stored, unless ds needs the unmasked product first
+  const uint8_t* mask = s.buf->w_masked && !ds ? s.buf->w_mask.data() : nullptr;
   if (s.fused_sr()) {
     mx_sr_backward_product(s, dy.data(), false, 1, s.x.value().data(), 3, dw.data(), s.n, s.k, s.m, mask);
-    return dw;
-  }
-  if (s.grad_output) {
+  } else if (s.grad_output) {
     const Tensor dytq = s.quantized(transposed(dy, s.m, s.n).data(), s.n, s.m, 1);
     if (s.requantize) {
       const Tensor xtq = s.quantized(transposed(s.x.value(), s.m, s.k).data(), s.k, s.m, 3);
@@ -180,6 +187,17 @@ Tensor grad_weight(const Saved& s, const Tensor& dy) {
     }
   } else {
     autograd::gemm(dy.data(), true, s.x_data(), false, dw.data(), s.n, s.k, s.m, false, mask);
+  }
+  if (ds) {
+    *ds = Tensor(Shape{s.n});
+    const float* r = s.buf->w_resid.data();
+    for (int64_t i = 0; i < s.n; ++i) {
+      double acc = 0;
+      for (int64_t j = i * s.k; j < (i + 1) * s.k; ++j) acc += double(dw.data()[j]) * r[j];
+      (*ds)[i] = static_cast<float>(acc * M_LN2 * s.lsq_grad);
+    }
+    if (s.buf->w_masked)
+      for (int64_t j = 0; j < s.n * s.k; ++j) dw.data()[j] = s.buf->w_mask[size_t(j)] ? dw.data()[j] : 0.f;
   }
   if (s.rotation && !s.w_rotated) hadamard_rows(*s.rotation, dw.data(), s.n, s.k, dw.data(), /*inverse=*/true);
   return dw;
@@ -242,6 +260,26 @@ void check_shapes(const Tensor& xv, const Tensor& wv, const Var& bias) {
 }
 
 
+void check_learned_scale(const GemmQuantSpec& spec, const Var& scale, int64_t n) {
+  MXQAT_CHECK(scale.defined(), "qgemm (", spec.describe(), "): learned scales (quant.learned_scale: "
+              "lsq) need the layer's weight_scale_offset parameter, and this layer has none; build "
+              "the model from the recipe that asks for them");
+  MXQAT_CHECK(scale.value().size() == n, "qgemm (", spec.describe(), "): ", scale.value().size(),
+              " learned scale offsets for a weight of ", n, " rows; the checkpoint does not match the model");
+  MXQAT_CHECK(supports_learned_scale(*spec.weight), "qgemm (", spec.describe(), "): learned scales "
+              "need an MX, NVFP4 or symmetric INT weight codec, got ", spec.weight->name());
+}
+
+// Q(w) [N, K] under the learned scales into b.wq, its mask into b.w_mask and the residual the
+// offsets' gradient reads into b.w_resid; rotated along K first when asked (y may alias w in lsq).
+void lsq_weight(const GemmQuantSpec& spec, bool rotate, const float* w, int64_t n, int64_t k,
+                const float* offset, GemmBuffers& b) {
+  float* wq = shaped(b.wq, n, k);
+  if (rotate) hadamard_rows(*spec.rotation, w, n, k, wq), w = wq;
+  b.w_mask.resize(static_cast<size_t>(n * k));
+  lsq_fake_quant(*spec.weight, w, n, k, offset, wq, b.w_mask.data(), shaped(b.w_resid, n, k));
+}
+
 // The mx_native forward (docs/formats.md §14.2) in one parallel region: Q(x), Q(w) by the row
 // jobs, both made block integers, B's panels, then the product (each step split by thread).
 void mx_forward(const std::vector<RowJob>& jobs, const float* xq, const float* wq, float* y,
@@ -278,15 +316,18 @@ void mx_forward(const std::vector<RowJob>& jobs, const float* xq, const float* w
 // db = sum over rows of dy    (unquantized: a reduction, not a GEMM operand)
 Var qgemm_op(const Var& x, const Var& w, const Var& bias, const GemmQuantSpec& spec,
              std::shared_ptr<GemmCapture> capture, std::shared_ptr<GemmBuffers> buf, uint64_t step,
-             uint64_t micro) {
+             uint64_t micro, const Var& scale) {
   const Tensor& xv = x.value();
   const Tensor& wv = w.value();
   check_shapes(xv, wv, bias);
   const int64_t n = wv.dim(0), k = wv.dim(1);
   int64_t m = 1;
   for (int d = 0; d + 1 < xv.ndim(); ++d) m *= xv.dim(d);
+  const bool lsq = spec.learned_scale && spec.weight.has_value();
+  if (lsq) check_learned_scale(spec, scale, n);
   const bool graph = autograd::grad_enabled();
-  const bool dx_wanted = graph && x.needs_grad(), dw_wanted = graph && w.needs_grad();
+  const bool ds_wanted = graph && lsq && scale.needs_grad();
+  const bool dx_wanted = graph && x.needs_grad(), dw_wanted = graph && (w.needs_grad() || ds_wanted);
   const bool clipped = spec.ste == Ste::kClipped;
   const bool requantize = spec.requantize_backward && spec.grad_output.has_value();
   MXQAT_CHECK(!(requantize && spec.rotation), "qgemm: the Hadamard rotation (quant.rotation) and "
@@ -303,7 +344,8 @@ Var qgemm_op(const Var& x, const Var& w, const Var& bias, const GemmQuantSpec& s
                                          spec.weight || rot_w, spec.grad_output,
                                          spec.grad_rounding, requantize, spec.sr_seed,
                                          spec.sr_stream, step, micro, spec.rotation, spec.weight_rotated,
-                                         std::move(capture), m, n, k,
+                                         std::move(capture), m, n, k, lsq,
+                                         lsq ? lsq_grad_scale(*spec.weight, k) : 0.f,
                                          spec.backward_product == Product::kMxNative});
   GemmBuffers& b = *s->buf;
   b.x_masked = spec.input && clipped && dx_wanted;
@@ -313,7 +355,9 @@ Var qgemm_op(const Var& x, const Var& w, const Var& bias, const GemmQuantSpec& s
   if (s->x_quantized)
     jobs.push_back(row_job(spec.input, spec.rotation, xv.data(), m, k, shaped(b.xq, m, k),
                            b.x_masked ? &b.x_mask : nullptr));
-  if (s->w_quantized)
+  if (lsq)  // the weight under its learned scales, before the product (rotated first if asked)
+    lsq_weight(spec, rot_w, wv.data(), n, k, scale.value().data(), b);
+  else if (s->w_quantized)
     jobs.push_back(row_job(spec.weight, rot_w ? spec.rotation : std::nullopt, wv.data(), n, k, shaped(b.wq, n, k),
                            b.w_masked ? &b.w_mask : nullptr));
   Shape ys = xv.shape();
@@ -335,15 +379,23 @@ Var qgemm_op(const Var& x, const Var& w, const Var& bias, const GemmQuantSpec& s
   if (!dx_wanted || (s->w_quantized && !requantize)) s->w = Var();
   std::vector<Var> inputs{x, w};
   if (bias.defined()) inputs.push_back(bias);
+  const size_t bias_at = bias.defined() ? 2 : size_t(-1), scale_at = inputs.size();
+  if (lsq) inputs.push_back(scale);
   return autograd::make_node("qgemm", std::move(y), std::move(inputs),
-                             [s](const Tensor& dy, GradSink& g) {
+                             [s, bias_at, scale_at](const Tensor& dy, GradSink& g) {
                                if (s->capture) s->capture->grad_output = dy.reshaped({s->m, s->n});
                                if (g.wants(0)) g.add(0, grad_input(*s, dy));
-                               if (g.wants(1)) g.add(1, grad_weight(*s, dy));
-                               if (g.wants(2)) {
+                               const bool ds = s->lsq && g.wants(scale_at);
+                               if (g.wants(1) || ds) {
+                                 Tensor dscale;
+                                 Tensor dw = grad_weight(*s, dy, ds ? &dscale : nullptr);
+                                 if (g.wants(1)) g.add(1, std::move(dw));
+                                 if (ds) g.add(scale_at, std::move(dscale));
+                               }
+                               if (bias_at != size_t(-1) && g.wants(bias_at)) {
                                  Tensor db(Shape{s->n});
                                  autograd::sum_rows(dy.data(), s->m, s->n, db.data());
-                                 g.add(2, std::move(db));
+                                 g.add(bias_at, std::move(db));
                                }
                              });
 }
@@ -351,21 +403,23 @@ Var qgemm_op(const Var& x, const Var& w, const Var& bias, const GemmQuantSpec& s
 }  // namespace
 
 Var qgemm(const Var& x, const Var& w, const Var& bias, const GemmQuantSpec& spec, uint64_t step,
-          uint64_t micro) {
+          uint64_t micro, const Var& scale) {
   if (spec.grad_output && spec.grad_rounding == Rounding::kStochastic)
     MXQAT_CHECK(supports_stochastic(*spec.grad_output), "qgemm: stochastic rounding needs an MX float "
                 "grad_output codec, got ", spec.grad_output->name());
-  return qgemm_op(x, w, bias, spec, nullptr, std::make_shared<GemmBuffers>(), step, micro);
+  return qgemm_op(x, w, bias, spec, nullptr, std::make_shared<GemmBuffers>(), step, micro, scale);
 }
 
-Var QuantGemm::linear(const Var& x, const Var& w, const Var& bias) {
+Var QuantGemm::linear(const Var& x, const Var& w, const Var& bias) { return linear_scaled(x, w, bias, Var()); }
+
+Var QuantGemm::linear_scaled(const Var& x, const Var& w, const Var& bias, const Var& scale) {
   if (capture_) {
     capture_->input = x.value().reshaped({-1, x.value().cols()});
     capture_->grad_output = Tensor();
   }
   // Reuse the buffers of the previous call unless its graph still holds them.
   if (!buffers_ || buffers_.use_count() > 1) buffers_ = std::make_shared<GemmBuffers>();
-  return qgemm_op(x, w, bias, spec_, capture_, buffers_, step_, micro_);
+  return qgemm_op(x, w, bias, spec_, capture_, buffers_, step_, micro_, scale);
 }
 
 void QuantGemm::set_capture(bool on) {

@@ -62,10 +62,14 @@ struct GemmQuantSpec {
   // operand in MX blocks along the backward's reduction axes: grad_output mxfp4 or mxfp6_e2m3 and
   // requantize_backward (no rotation); qgemm refuses it otherwise.
   Product backward_product = Product::kFp32Chain;
+  // Learned weight scales (lsq.h): the weight is quantized under its block scales shifted by the
+  // per-row offsets the layer passes to qgemm (its `weight_scale` parameter [N]), which learn by
+  // LSQ's gradient. Off: the codec's own scales, as before.
+  bool learned_scale = false;
 
   bool full_precision() const { return !weight && !input && !grad_output && !rotation; }
   // "w=mxfp4 a=mxfp4 g=none ste=clipped" (+ " round=stochastic", " bwd=requantize",
-  // " product=mx_native", " bwd_product=mx_native", " rot=hadamard" when set)
+  // " product=mx_native", " bwd_product=mx_native", " scale=lsq", " rot=hadamard" when set)
   std::string describe() const;
 };
 
@@ -73,8 +77,11 @@ struct GemmQuantSpec {
 // w [N, K], bias [N] or undefined. Each operand is quantized once per call; the backward reuses the
 // same Q(w) and Q(x). Deterministic for any thread count.
 // Stochastic rounding (spec.grad_rounding) draws from sr_key(seed, stream, step, micro).
+// scale [N]: the learned offsets when spec.learned_scale (and a weight codec) asks for them, else
+// undefined.
 autograd::Var qgemm(const autograd::Var& x, const autograd::Var& w, const autograd::Var& bias,
-                    const GemmQuantSpec& spec, uint64_t step = 0, uint64_t micro = 0);
+                    const GemmQuantSpec& spec, uint64_t step = 0, uint64_t micro = 0,
+                    const autograd::Var& scale = autograd::Var());
 
 // What a QuantGemm saw at its last call while capture is on (for quant/monitor): the
 // full-precision operands before quantization, [M, K] input and [M, N] output gradient.
@@ -87,6 +94,7 @@ struct GemmCapture {
 // call's graph and reuses them at the next call once that graph is gone (no allocation, no fill).
 struct GemmBuffers {
   autograd::Tensor xq, wq;            // [M, K], [N, K]
+  autograd::Tensor w_resid;           // learned scales: Q(w) - w * mask_w [N, K] (lsq.h)
   std::vector<uint8_t> x_mask, w_mask;  // STE masks, current only where x_masked / w_masked
   bool x_masked = false, w_masked = false;  // (kept sized between steps: no zero fill per step)
 };
@@ -99,6 +107,8 @@ class QuantGemm : public GemmQuantizer {
 
   autograd::Var linear(const autograd::Var& x, const autograd::Var& w,
                        const autograd::Var& bias) override;
+  autograd::Var linear_scaled(const autograd::Var& x, const autograd::Var& w, const autograd::Var& bias,
+                              const autograd::Var& scale) override;
   std::string describe() const override { return spec_.describe(); }
 
   const GemmQuantSpec& spec() const { return spec_; }

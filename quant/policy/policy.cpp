@@ -6,6 +6,7 @@
 
 #include "autograd/error.h"
 #include "quant/codec/stochastic.h"
+#include "quant/fake/lsq.h"
 
 namespace mxqat::quant {
 
@@ -100,6 +101,27 @@ void check_backward(const ResolvedPolicy& p) {
               "quant.grad_output (e.g. mxfp8_e5m2 or mxfp4) or drop it");
 }
 
+// learned_scale: lsq needs every weight codec a layer passes through to take learned scales, and
+// some layer to quantize its weight at all.
+void check_learned_scale(const ResolvedPolicy& p) {
+  bool any = false;
+  const CodecOptions opt = p.codec_options();
+  for (const LayerPolicy& lp : p.layers) {
+    std::vector<std::string> codecs{lp.weight};
+    for (size_t i = 0; i < lp.schedule.phases().size(); ++i) codecs.push_back(p.phase_codecs(lp, int(i)).first);
+    for (const std::string& w : codecs) {
+      const std::optional<Codec> c = make_codec_or_none(w, opt);
+      if (!c) continue;
+      any = true;
+      MXQAT_CHECK(supports_learned_scale(*c), "quant.learned_scale lsq: layer ", lp.layer, " quantizes its "
+                  "weight with ", w, ", whose zero point follows its scale; learned scales need an MX, "
+                  "NVFP4 or symmetric INT codec (e.g. int4_sym), or set learned_scale: none");
+    }
+  }
+  MXQAT_CHECK(any, "quant.learned_scale lsq has no effect: no layer has a weight codec; set quant.weight "
+              "(e.g. mxfp4) or learned_scale: none");
+}
+
 }  // namespace
 
 ResolvedPolicy resolve_policy(const PolicyConfig& cfg, const std::vector<std::string>& layers) {
@@ -113,6 +135,7 @@ ResolvedPolicy resolve_policy(const PolicyConfig& cfg, const std::vector<std::st
   out.grad_rounding = cfg.grad_rounding;
   out.requantize_backward = cfg.requantize_backward;
   out.product = cfg.product;
+  out.learned_scale = cfg.learned_scale;
   std::vector<bool> used(cfg.rules.size(), false), matched(cfg.rules.size(), false);
   for (const std::string& layer : layers) {
     LayerPolicy lp{layer, canonical(cfg.weight, "none"), canonical(cfg.input, "none"),
@@ -140,6 +163,7 @@ ResolvedPolicy resolve_policy(const PolicyConfig& cfg, const std::vector<std::st
                 "layer it matches (first match wins); move it up or drop it");
   }
   check_backward(out);
+  if (out.learned_scale) check_learned_scale(out);
   if (cfg.product == Product::kMxNative && cfg.requantize_backward && !cfg.rotation)
     for (const LayerPolicy& lp : out.layers)
       if (mx_native_codec(lp.grad_output)) out.backward_product = Product::kMxNative;
@@ -198,6 +222,7 @@ GemmQuantSpec ResolvedPolicy::spec_with(const LayerPolicy& lp, const std::string
   if (rotation && lp.rotated) s.rotation = rotation, s.weight_rotated = weights_rotated;
   s.product = product_for(weight, input);
   s.backward_product = backward_product_for(lp.grad_output);
+  s.learned_scale = learned_scale;
   return s;
 }
 

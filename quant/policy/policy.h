@@ -35,6 +35,8 @@ struct PolicyConfig {
   // and X are quantized again along the backward's reduction axes.
   Rounding grad_rounding = Rounding::kNearest;
   bool requantize_backward = false;
+  // Learned weight scales (quant/fake/lsq.h) for every layer with a weight codec.
+  bool learned_scale = false;
 };
 
 // One GEMM layer's resolved policy. Codec names are never "" here; full precision is "none".
@@ -69,6 +71,8 @@ class ResolvedPolicy {
   // layer has such a grad_output codec. Stored as a text line only then: texts written before
   // §14.3 (product mx_native without the line) keep their fp32_chain backward.
   Product backward_product = Product::kFp32Chain;
+  // Learned weight scales: stored as "learned_scale lsq" only when on (see PolicyConfig).
+  bool learned_scale = false;
 
   const LayerPolicy* find(const std::string& layer) const;  // nullptr if absent
   const LayerPolicy& at(const std::string& layer) const;    // throws listing the layers

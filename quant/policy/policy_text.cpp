@@ -3,7 +3,7 @@
 //   mxqat_policy 1 | scale_rule floor | ste clipped | group_size 0 |
 //   [grad_rounding stochastic |] [backward_operands requantize |] [product mx_native |]
 //   [backward_product mx_native |]
-//   [rotation hadamard SEED |]
+//   [rotation hadamard SEED |] [learned_scale lsq |]
 //   layer NAME weight=C input=C grad_output=C rule=I match=PATTERN schedule=S
 // with S = "-" or UNIT ":" PHASE ("," PHASE)*, UNIT = fraction|steps, PHASE = UNTIL "=" W "/" A
 // (UNTIL printed with 17 significant digits; "*" = inherit the layer's codec).
@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "autograd/error.h"
+#include "quant/fake/lsq.h"
 #include "quant/policy/policy.h"
 
 namespace mxqat::quant {
@@ -122,6 +123,7 @@ std::string ResolvedPolicy::to_text() const {
   if (product != Product::kFp32Chain) os << "product " << product_name(product) << '\n';
   if (backward_product != Product::kFp32Chain)
     os << "backward_product " << product_name(backward_product) << '\n';
+  if (learned_scale) os << "learned_scale lsq\n";
   for (const LayerPolicy& lp : layers) {
     check_token(lp.layer, "layer name");
     check_token(lp.match, "rule pattern");
@@ -164,6 +166,7 @@ ResolvedPolicy ResolvedPolicy::from_text(const std::string& text) {
       else if (f[0] == "group_size") p.group_size = parse_int(f[1], where);
       else if (f[0] == "product") p.product = parse_product(f[1]);
       else if (f[0] == "backward_product") p.backward_product = parse_product(f[1]);
+      else if (f[0] == "learned_scale") p.learned_scale = parse_learned_scale(f[1]);
       else if (f[0] == "grad_rounding") p.grad_rounding = parse_rounding(f[1]);
       else if (f[0] == "backward_operands") p.requantize_backward = parse_backward_operands(f[1]);
       else MXQAT_FAIL(where, ": unknown key \"", f[0], "\"");
@@ -193,7 +196,8 @@ std::string ResolvedPolicy::table() const {
              ? ""
              : std::string(", backward_product ") + product_name(backward_product) +
                    " (layers with grad_output mxfp4 / mxfp6_e2m3)")
-     << (rotation ? ", rotation " + rotation->describe() : "") << ")\n";
+     << (rotation ? ", rotation " + rotation->describe() : "")
+     << (learned_scale ? ", learned_scale lsq" : "") << ")\n";
   for (const auto& r : rows) {
     std::string line;
     for (size_t c = 0; c < r.size(); ++c)

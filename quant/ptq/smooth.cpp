@@ -176,6 +176,29 @@ AwqResult awq_search(const Tensor& x, const std::vector<double>& x_absmean, cons
   return best;
 }
 
+AwqResult smoothquant_search(const Tensor& x, const std::vector<double>& x_absmax, const std::vector<double>& w_absmax,
+                             const std::vector<AwqGemm>& gemms, int grid, const std::string& name) {
+  check_group(x, gemms, name);
+  const int64_t K = x.dim(1);
+  MXQAT_CHECK(static_cast<int64_t>(x_absmax.size()) == K && static_cast<int64_t>(w_absmax.size()) == K,
+              "smoothquant \"", name, "\": ", x_absmax.size(), " activation and ", w_absmax.size(),
+              " weight channel maxima for ", K, " input channels");
+  MXQAT_CHECK(grid >= 1 && grid <= 1000, "smoothquant \"", name, "\": grid ", grid,
+              " must lie in [1, 1000] (alpha = 0, 1/grid, ..., 1)");
+  const std::vector<Tensor> exact = exact_outputs(x, gemms);
+  AwqResult best;
+  best.scales.assign(static_cast<size_t>(K), 1.0f);
+  best.alpha = NAN;
+  best.error = best.error_identity = error_with(x, best.scales, gemms, exact);
+  for (int g = 0; g <= grid; ++g) {
+    const double alpha = static_cast<double>(g) / grid;
+    std::vector<float> s = smoothquant_scales(x_absmax, w_absmax, alpha);
+    const double e = error_with(x, s, gemms, exact);
+    if (e < best.error) best.error = e, best.alpha = alpha, best.scales = std::move(s);
+  }
+  return best;
+}
+
 void scale_columns(Tensor& w, const std::vector<float>& s) {
   MXQAT_CHECK(w.ndim() == 2 && w.dim(1) == static_cast<int64_t>(s.size()), "smoothing: weight ",
               autograd::shape_str(w.shape()), " does not take ", s.size(), " scaled channels");

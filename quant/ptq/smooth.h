@@ -69,6 +69,16 @@ AwqResult awq_search(const autograd::Tensor& x, const std::vector<double>& x_abs
                      const std::vector<AwqGemm>& gemms, const AwqOptions& opt = {},
                      const std::string& name = "group");
 
+// SmoothQuant with its migration strength searched per group, as Intel Neural Compressor's
+// alpha "auto": s(alpha) = smoothquant_scales(x_absmax, w_absmax, alpha) for alpha = 0, 1/grid,
+// ..., 1, each scored by awq_search's output error E(s) on the calibration rows x [M, K]. No
+// smoothing (s = 1) is the first candidate and a grid point replaces it only if strictly better,
+// so E <= the unsmoothed error; the result's alpha is NaN when no grid point beat it. x_absmax and
+// w_absmax are per input channel of the group ([K]; equal for channels that must share a scale).
+AwqResult smoothquant_search(const autograd::Tensor& x, const std::vector<double>& x_absmax,
+                             const std::vector<double>& w_absmax, const std::vector<AwqGemm>& gemms,
+                             int grid, const std::string& name = "group");
+
 // The output error E(s) of awq_search for one scale vector (s = all ones: no smoothing).
 double smoothed_output_error(const autograd::Tensor& x, const std::vector<float>& s,
                              const std::vector<AwqGemm>& gemms);

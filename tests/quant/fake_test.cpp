@@ -14,6 +14,7 @@
 #include "autograd/ops.h"
 #include "quant/fake/fake_quant.h"
 #include "quant/fake/qgemm.h"
+#include "tests/quant/qgemm_test_util.h"
 
 namespace mxqat::quant {
 namespace {
@@ -25,16 +26,6 @@ using autograd::Var;
 
 const std::vector<std::string> kGemmCodecs = {"mxfp4", "mxfp8_e4m3", "nvfp4", "int8_sym",
                                               "mxfp6_e2m3"};
-
-// Normal values with a few large outliers, so blocks saturate and small elements flush.
-Tensor random_tensor(Shape shape, uint32_t seed, float scale = 1.f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> nd(0.f, scale);
-  std::uniform_int_distribution<int> pick(0, 40);
-  Tensor t(std::move(shape));
-  for (int64_t i = 0; i < t.size(); ++i) t[i] = nd(rng) * (pick(rng) == 0 ? 20.f : 1.f);
-  return t;
-}
 
 // Codec::fake_quant of a tensor viewed [rows, last dim]; mask out-param optional.
 Tensor quantize(const Codec& c, const Tensor& x, std::vector<uint8_t>* mask = nullptr) {

@@ -106,9 +106,19 @@ TEST(Smooth, AwqAndSmoothQuantBeatRtnOnOutlierChannels) {
     EXPECT_LT(e_sq, 0.8 * e_rtn) << c.name();
     EXPECT_LT(awq.error, 0.8 * e_rtn) << c.name();
     EXPECT_GT(awq.alpha, 0.0) << c.name();
+    // ptq.smoothquant_grid: the searched alpha is the grid point (or no smoothing) of least error
+    const std::vector<double> wmax = column_absmax({&w1, &w2});
+    const AwqResult sq = smoothquant_search(x, st.absmax(), wmax, g, 20, "test");
+    EXPECT_DOUBLE_EQ(sq.error_identity, e_rtn) << c.name();
+    EXPECT_DOUBLE_EQ(sq.error, smoothed_output_error(x, sq.scales, g)) << c.name();
+    EXPECT_EQ(sq.scales, smoothquant_scales(st.absmax(), wmax, sq.alpha)) << c.name();
+    for (int k = 0; k <= 20; ++k)
+      EXPECT_LE(sq.error, smoothed_output_error(x, smoothquant_scales(st.absmax(), wmax, k / 20.0), g)) << c.name() << " " << k;
+    EXPECT_LE(sq.error, e_sq) << c.name();  // alpha 0.5 is a grid point
   }
 }
 
+// Both searches keep s = 1 where no candidate beats it (AWQ's alpha = 0, SmoothQuant's NaN).
 TEST(Smooth, AwqNeverLosesToNoSmoothing) {
   // Weights with their own outliers on the channels where the inputs are small: smoothing can
   // only hurt here, so the search keeps s = 1.
@@ -120,6 +130,15 @@ TEST(Smooth, AwqNeverLosesToNoSmoothing) {
   EXPECT_LE(r.error, r.error_identity);
   if (r.alpha == 0.0) {
     EXPECT_EQ(r.scales, ones(K));
+  }
+  Tensor wo = w;  // weight outliers on a channel: smoothing by max|W| can only hurt there
+  for (int64_t n = 0; n < N; ++n) wo[n * K + 5] *= 40.0f;
+  ChannelStats st(K);
+  st.add(x);
+  const AwqResult sq = smoothquant_search(x, st.absmax(), column_absmax({&wo}), {{&wo, &c, &c}}, 4, "flat");
+  EXPECT_LE(sq.error, sq.error_identity);
+  if (std::isnan(sq.alpha)) {
+    EXPECT_EQ(sq.scales, ones(K));
   }
 }
 
@@ -134,6 +153,8 @@ TEST(Smooth, BadInputIsRefusedByName) {
   Tensor xn = x;
   xn[5] = INFINITY;
   expect_error([&] { awq_search(xn, m, {{&w, &c, nullptr}}, {}, "g5"); }, {"finite"});
+  expect_error([&] { smoothquant_search(x, m, m, {{&w, &c, &c}}, 0, "g6"); }, {"\"g6\"", "grid"});
+  expect_error([&] { smoothquant_search(x, {1.0}, m, {{&w, &c, &c}}, 4, "g7"); }, {"\"g7\"", "maxima"});
   Tensor wr = w;
   expect_error([&] { scale_columns(wr, std::vector<float>(3, 1.0f)); }, {"scaled channels"});
 }

@@ -55,6 +55,13 @@ qat:
   log_every: 5
 )";
 
+void expect_same_params_of(const std::string& a, const std::string& b) {
+  Checkpoint ka = load_checkpoint(a), kb = load_checkpoint(b);
+  ASSERT_EQ(ka.params.size(), kb.params.size());
+  for (size_t i = 0; i < ka.params.size(); ++i)
+    EXPECT_TRUE(ka.params[i].second.same_bits(kb.params[i].second)) << ka.params[i].first;
+}
+
 // One baseline for the whole suite (a few seconds).
 const std::string& baseline() {
   static const std::string path = [] {
@@ -233,6 +240,86 @@ TEST(Qat, DistillationFromTheBaseline) {
   qat(parse_recipe(kTinyQat, "<tinyq>"), QatOptions{c.string(), baseline(), false, -1});
   Checkpoint kc = load_checkpoint((c / "checkpoint.h5").string());
   EXPECT_FALSE(ka.params[0].second.same_bits(kc.params[0].second));
+}
+
+// quant.learned_scale lsq: each quantized layer gains its offsets; they start at 0 (the direct cast
+// is the rule's own, bit for bit), train, travel in the checkpoint and resume bitwise; the export
+// packs with the learned scales and verifies bitwise on every test sample, for MX (through the
+// progressive schedule), NVFP4 and INT4 (groups of 32).
+TEST(Qat, LearnedScalesTrainExportAndVerifyBitwise) {
+  // (a learning rate at which the offsets cross MX's rounding threshold 0.5 within 20 steps)
+  const std::string lr = "qat.optimizer={type: adamw, lr: 5.0e-2}";
+  const std::vector<std::vector<std::string>> cases = {
+      {lr},
+      {lr, "quant.schedule=[]", "quant.rules=[]", "quant.weight=nvfp4", "quant.input=nvfp4"},
+      {lr, "quant.schedule=[]", "quant.rules=[]", "quant.weight=int4_sym", "quant.input=none", "quant.group_size=32"}};
+  for (const auto& base_overrides : cases) {
+    std::vector<std::string> o = base_overrides;
+    const std::string what = o.size() == 1 ? "mxfp4 progressive" : o[3];
+    fs::path d = fresh_dir("lsq");
+    const QatSummary plain = qat(parse_recipe(kTinyQat, "<tinyq>", o), QatOptions{(d / "plain").string(), baseline(), false, -1});
+    o.push_back("quant.learned_scale=lsq");
+    const Recipe r = parse_recipe(kTinyQat, "<tinyq>", o);
+    const QatSummary s = qat(r, QatOptions{(d / "lsq").string(), baseline(), false, -1});
+    ASSERT_TRUE(s.completed) << what;
+    EXPECT_EQ(s.direct_cast, plain.direct_cast) << what;  // offsets 0: the codecs' own scales
+    const std::string ckpt = (d / "lsq" / "checkpoint.h5").string();
+    const Checkpoint k = load_checkpoint(ckpt), kp = load_checkpoint((d / "plain" / "checkpoint.h5").string());
+    EXPECT_FALSE(k.params[0].second.same_bits(kp.params[0].second)) << what;  // another training
+    EXPECT_NE(k.meta.at("policy").find("learned_scale lsq\n"), std::string::npos) << what;
+    int offsets = 0, moved = 0;
+    for (const auto& [name, t] : k.params) {
+      if (name.find("weight_scale_offset") == std::string::npos) continue;
+      ++offsets;
+      for (int64_t i = 0; i < t.size(); ++i) moved += t[i] != 0.f;
+    }
+    EXPECT_EQ(offsets, 3) << what;  // fc1, fc2, head
+    EXPECT_GT(moved, 0) << what;
+    if (base_overrides.size() == 1) {  // resumed mid-run: the same bits
+      qat(r, QatOptions{(d / "part").string(), baseline(), false, 9});
+      qat(r, QatOptions{(d / "part").string(), baseline(), true, -1});
+      expect_same_params_of(ckpt, (d / "part" / "checkpoint.h5").string());
+    }
+    const std::string out = (d / "lsq.h5").string();
+    export_checkpoint(ckpt, out);
+    const Verification v = verify_export(out, VerifyOptions{});
+    EXPECT_TRUE(v.bitwise_equal) << what << ": " << v.json;
+    EXPECT_EQ(v.samples, 300) << what;
+    // The packed scales are the learned ones: exported without them, the export would differ.
+    const ExportModel m = read_export(out);
+    Checkpoint zero = k;
+    for (auto& [name, t] : zero.params)
+      if (name.find("weight_scale_offset") != std::string::npos) t.fill(0.f);
+    const ExportModel m0 = make_export(zero, ckpt, m.policy_text);
+    bool differs = false;
+    for (size_t i = 0; i < m.tensors.size(); ++i)
+      differs = differs || (m.tensors[i].quantized && m.tensors[i].packed.scale_codes != m0.tensors[i].packed.scale_codes) ||
+                (m.tensors[i].quantized && m.tensors[i].packed.scales != m0.tensors[i].packed.scales);
+    EXPECT_TRUE(differs) << what;
+    // An FP32 checkpoint has no offsets: under the learned-scale policy it packs with the codecs'
+    // own scales, as without learned scales.
+    std::string plain_policy = m.policy_text;
+    plain_policy.erase(plain_policy.find("learned_scale lsq\n"), std::string("learned_scale lsq\n").size());
+    const Checkpoint fp32 = load_checkpoint(baseline());
+    const ExportModel a = make_export(fp32, baseline(), m.policy_text), b = make_export(fp32, baseline(), plain_policy);
+    for (size_t i = 0; i < a.tensors.size(); ++i)
+      if (a.tensors[i].quantized) {
+        EXPECT_EQ(a.tensors[i].packed.codes, b.tensors[i].packed.codes) << what;
+        EXPECT_EQ(a.tensors[i].packed.scale_codes, b.tensors[i].packed.scale_codes) << what;
+      }
+  }
+  // Refused before training: an asymmetric INT codec, and lsq without any weight codec.
+  fs::path d = fresh_dir("lsq_bad");
+  mxqat::testing::expect_error([&] {
+    qat(parse_recipe(kTinyQat, "<tinyq>", {"quant.learned_scale=lsq", "quant.rules=[]", "quant.schedule=[]",
+                                           "quant.weight=int4_asym"}), QatOptions{(d / "a").string(), baseline(), false, -1});
+  }, {"learned_scale", "int4_asym", "symmetric"});
+  mxqat::testing::expect_error([&] {
+    qat(parse_recipe(kTinyQat, "<tinyq>", {"quant.learned_scale=lsq", "quant.rules=[]", "quant.schedule=[]",
+                                           "quant.weight=none"}), QatOptions{(d / "b").string(), baseline(), false, -1});
+  }, {"learned_scale", "no effect"});
+  mxqat::testing::expect_error([&] { parse_recipe(kTinyQat, "<tinyq>", {"quant.learned_scale=lsqq"}); },
+                               {"learned_scale", "lsqq"});
 }
 
 void expect_refused(const std::vector<std::string>& overrides, const std::string& from,

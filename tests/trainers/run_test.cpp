@@ -198,14 +198,16 @@ TEST(Run, GptRunReportsSamplesAndKvCache) {
 }
 
 // A gpt run under quant.rotation: hadamard (seeded signs) at NVFP4 (its global scale taken from
-// the rotated operands): PTQ (rtn, awq+gptq), QAT, export and verify, which fails the run unless
-// the export infers bitwise like training; the export records the rotation and stores rotated
-// weights, and the formats whose runtimes do not rotate refuse it.
+// the rotated operands): PTQ (rtn, awq+gptq, smoothquant+rtn with its alpha searched), QAT direct
+// and with learned scales, export and verify, which fails the run unless the export infers
+// bitwise like training; the export records the rotation and stores rotated weights, and the
+// formats whose runtimes do not rotate refuse it. The smoothed and rotated model the PTQ stage
+// saved (ptq.save_models) and the learned-scale QAT export verify bitwise on every test window.
 const char* kRotatedGpt = R"(model: {type: gpt, layers: 1, d_model: 64, heads: 2, context: 16, mlp_hidden: 96}
 quant: {weight: nvfp4, input: nvfp4, rotation: hadamard, rotation_seed: 5}
 qat: {steps: 4, optimizer: {type: adamw, lr: 1.0e-3}, log_every: 2, monitor_every: 0}
-ptq: {methods: [rtn, awq+gptq], calib_samples: 8}
-compare: {formats: [nvfp4], qat_progressive: false}
+ptq: {methods: [rtn, awq+gptq, smoothquant+rtn], calib_samples: 8, save_models: true, smoothquant_grid: 4}
+compare: {formats: [nvfp4], qat_progressive: false, qat_lsq: true}
 )";
 
 TEST(Run, RotatedGptRunVerifiesBitwise) {
@@ -222,6 +224,43 @@ TEST(Run, RotatedGptRunVerifiesBitwise) {
   EXPECT_NE(r.code, 0);
   EXPECT_NE(r.out.find("rotation"), std::string::npos) << r.out;
   EXPECT_FALSE(fs::exists(d / "m.gguf"));
+  // The learned-scale QAT run is a variant of its own, exported and verified like the others.
+  const Json q = Json::read((run / "qat/summary.json").string());
+  ASSERT_EQ(q.at("variants").array().size(), 2u);
+  EXPECT_EQ(q.at("variants").array()[1].at("id").string(), "nvfp4_lsq");
+  EXPECT_TRUE(q.at("variants").array()[1].at("lsq").boolean());
+  EXPECT_NE(read_file((run / "qat/nvfp4_lsq/recipe.yaml").string()).find("learned_scale: lsq"), std::string::npos);
+  r = run_cli("compare " + run.string());  // the report shows it as a row of its own
+  ASSERT_EQ(r.code, 0) << r.out;
+  const std::vector<std::string> rows = rows_of(run);
+  EXPECT_TRUE(std::any_of(rows.begin(), rows.end(), [](const std::string& x) { return x.rfind("nvfp4 qat_lsq ", 0) == 0; }));
+  EXPECT_TRUE(std::any_of(rows.begin(), rows.end(), [](const std::string& x) { return x.rfind("nvfp4 qat_direct ", 0) == 0; }));
+  // Saved: the models of the rtn methods (awq+gptq's scales are not the rule's: not saved).
+  EXPECT_TRUE(fs::exists(run / "ptq/models/nvfp4_rtn.h5"));
+  EXPECT_FALSE(fs::exists(run / "ptq/models/nvfp4_awq+gptq.h5"));
+  const Json sq = Json::read((run / "ptq/nvfp4_smoothquant+rtn.json").string());
+  for (const std::string& model : {(run / "ptq/models/nvfp4_smoothquant+rtn.h5").string(),
+                                   (run / "export/nvfp4_lsq.h5").string()}) {
+    const std::string out = (d / "check.h5").string();
+    if (model.find("/ptq/") != std::string::npos) {
+      r = run_cli("export " + model + " --out " + out);
+      ASSERT_EQ(r.code, 0) << r.out;
+    } else {
+      fs::copy_file(model, out, fs::copy_options::overwrite_existing);
+    }
+    r = run_cli("verify " + out + " --out " + (d / "check.json").string());
+    ASSERT_EQ(r.code, 0) << r.out;
+    const Json v = Json::read((d / "check.json").string());
+    EXPECT_TRUE(v.at("bitwise_equal").boolean()) << model;
+    EXPECT_EQ(v.at("samples").number(), 13) << model;  // every test window
+    fs::remove(out);
+  }
+  // The saved model evaluates (fake-quant, its recipe's rotation) to the PTQ row's value.
+  r = run_cli("eval " + (run / "ptq/models/nvfp4_smoothquant+rtn.h5").string());
+  ASSERT_EQ(r.code, 0) << r.out;
+  char want[32];
+  std::snprintf(want, sizeof want, "%.4f", sq.at("value").number());
+  EXPECT_NE(r.out.find(want), std::string::npos) << want << " in " << r.out;
 }
 
 TEST(Run, BadArgumentsFailBeforeAnyWork) {

@@ -5,6 +5,7 @@
 // with the nearest known name.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <random>
@@ -52,8 +53,10 @@ void plant_outliers(layers::Module& m) {
 }
 
 TEST(Smoothing, FoldingKeepsTheFp32LogitsAndChangesTheWeights) {
-  for (const std::string method : {"smoothquant", "awq"}) {
-    const Recipe r = parse_recipe(kGpt, "<smooth>");
+  for (const std::string variant : {"smoothquant", "awq", "smoothquant searched"}) {
+    const bool searched = variant == "smoothquant searched";
+    const std::string method = searched ? "smoothquant" : variant;
+    const Recipe r = parse_recipe(kGpt, "<smooth>", {searched ? "ptq.smoothquant_grid=8" : "ptq.smoothquant_grid=0"});
     auto model = build_model(r, r.model.context, r.model.vocab);
     plant_outliers(*model);
     model->train(false);
@@ -79,9 +82,16 @@ TEST(Smoothing, FoldingKeepsTheFp32LogitsAndChangesTheWeights) {
       peak = std::max(peak, std::fabs(double(ref[i]))), diff = std::max(diff, std::fabs(double(out[i]) - ref[i]));
     EXPECT_LT(diff, 1e-4 * peak) << method << ": max |logit difference| " << diff << " of " << peak;
     for (const SmoothRecord& s : rec) {
-      if (method == "awq") {
+      if (method == "awq" || searched) {
         EXPECT_LE(s.error, s.error_identity) << s.group;
+        EXPECT_GT(s.error_identity, 0.0) << s.group;
       }
+      if (searched) {
+        EXPECT_TRUE(std::isnan(s.alpha) || (s.alpha >= 0 && s.alpha <= 1)) << s.group;
+      }
+    }
+    if (searched) {  // the outliers make smoothing pay somewhere
+      EXPECT_TRUE(std::any_of(rec.begin(), rec.end(), [](const SmoothRecord& s) { return s.error < s.error_identity; }));
     }
   }
 }
@@ -96,6 +106,8 @@ TEST(Smoothing, ModelsWithoutFoldPointsAndUnknownMethodsAreRefused) {
   expect_error([&] { parse_recipe(kGpt, "<s>", {"ptq.methods=[rtn, rtn]"}); }, {"listed twice"});
   expect_error([&] { parse_recipe(kGpt, "<s>", {"ptq.smoothquant_alpha=1.5"}); }, {"smoothquant_alpha"});
   expect_error([&] { parse_recipe(kGpt, "<s>", {"ptq.awq_grid=0"}); }, {"awq_grid"});
+  expect_error([&] { parse_recipe(kGpt, "<s>", {"ptq.smoothquant_grid=-1"}); }, {"smoothquant_grid"});
+  expect_error([&] { parse_recipe(kGpt, "<s>", {"ptq.smoothquant_grid=1001"}); }, {"smoothquant_grid"});
   expect_error([&] { parse_recipe(kGpt, "<s>", {"quant.rotation=hadamar"}); }, {"hadamard"});
   expect_error([&] { parse_recipe(kGpt, "<s>", {"quant.rotation=hadamard", "quant.backward_operands=requantize"}); },
                {"does not combine"});

@@ -1,11 +1,13 @@
 // Exports: packing with the training codec, the HDF5 layout of export.h, and the hash-checked load.
 #include "trainers/io/export.h"
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 
 #include "quant/codec/codec.h"
 #include "quant/codec/hadamard.h"
+#include "quant/fake/lsq.h"
 #include "quant/policy/policy.h"
 #include "trainers/io/ckpt_quant.h"
 #include "trainers/io/h5file.h"
@@ -160,7 +162,18 @@ ExportModel make_export(const Checkpoint& c, const std::string& source, const st
       const quant::Codec codec = quant::Codec::make(it->second, policy.codec_options());
       const int64_t n = t.shape[0], k = value.size() / n;
       t.quantized = true;
-      t.packed = codec.encode(value.data(), n, k);
+      // Learned scales (quant/fake/lsq.h): the scales training's forward used. A checkpoint
+      // without the offsets (an FP32 baseline) has them at 0, the codec's own scales.
+      const std::string offsets = name.substr(0, name.size() - std::string("weight").size()) + "weight_scale_offset";
+      auto off = std::find_if(c.params.begin(), c.params.end(), [&](const auto& p) { return p.first == offsets; });
+      if (policy.learned_scale && off != c.params.end()) {
+        MXQAT_CHECK(off->second.size() == n, "export of ", source, ": '", offsets, "' holds ", off->second.size(),
+                    " learned scale offsets for a weight of ", n, " rows; the checkpoint is inconsistent");
+        t.packed = codec.encode_with_scales(value.data(), n, k,
+                                            quant::lsq_scales(codec, value.data(), n, k, off->second.data()));
+      } else {
+        t.packed = codec.encode(value.data(), n, k);
+      }
       t.sqnr_db = quant::sqnr_db(value.data(), t.decoded().data(), value.size());
     } else {
       t.value = value;

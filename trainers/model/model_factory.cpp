@@ -6,6 +6,7 @@
 
 #include "layers/gpt.h"
 #include "layers/models.h"
+#include "trainers/model/policy_model.h"
 #include "trainers/recipe/recipe.h"
 
 namespace mxqat::trainers {
@@ -45,9 +46,7 @@ double parameter_bound(const ModelCfg& m, int64_t in_features, int64_t classes) 
   return double(m.vocab) * d * 2 + double(m.context) * d +
          double(m.layers) * (4 * d * d + 2 * d * double(m.mlp_hidden) + 8 * d + double(m.mlp_hidden));
 }
-}  // namespace
-
-std::shared_ptr<layers::Module> build_model(const Recipe& r, int64_t in_features, int64_t classes) {
+std::shared_ptr<layers::Module> build_layers(const Recipe& r, int64_t in_features, int64_t classes) {
   const double params = parameter_bound(r.model, in_features, classes);
   MXQAT_CHECK(params <= kMaxParameters, "model.", r.model.type == "gpt" ? "d_model/layers/vocab" :
               r.model.type == "cnn" ? "channels/fc" : "hidden", " of the recipe gives a model of up "
@@ -82,16 +81,44 @@ std::shared_ptr<layers::Module> build_model(const Recipe& r, int64_t in_features
   MXQAT_FAIL("model.type '", m.type, "' is not known; known: mlp, cnn, gpt");
 }
 
-void load_parameters(layers::Module& model, const Checkpoint& c, const std::string& path) {
-  std::vector<std::pair<std::string, autograd::Shape>> expected;
-  for (const auto& [name, v] : model.named_parameters()) expected.emplace_back(name, v.shape());
-  check_shapes(c, expected, path);
-  std::map<std::string, const autograd::Tensor*> by_name;
-  for (const auto& [name, t] : c.params) {
-    check_finite(path, name, t, "load");  // a NaN/Inf weight is named, never evaluated or trained
-    by_name[name] = &t;
+// quant.learned_scale lsq: every GEMM layer whose policy quantizes its weight (in some phase)
+// gets its learned scale offsets.
+void add_learned_scales(const Recipe& r, layers::Module& model) {
+  const quant::ResolvedPolicy policy = resolve_model_policy(r, model);
+  for (auto& [name, layer] : gemm_layers(model)) {
+    const quant::LayerPolicy& lp = policy.at(name);
+    bool quantized = lp.weight != "none";
+    for (size_t i = 0; i < lp.schedule.phases().size(); ++i)
+      quantized = quantized || policy.phase_codecs(lp, int(i)).first != "none";
+    if (quantized) layer->enable_learned_scale();
   }
-  for (auto [name, v] : model.named_parameters()) v.value() = *by_name.at(name);
+}
+}  // namespace
+
+std::shared_ptr<layers::Module> build_model(const Recipe& r, int64_t in_features, int64_t classes) {
+  std::shared_ptr<layers::Module> model = build_layers(r, in_features, classes);
+  if (r.quant.learned_scale == "lsq") add_learned_scales(r, *model);
+  return model;
+}
+
+bool is_learned_scale_name(const std::string& name) {
+  const std::string suffix = ".weight_scale_offset";
+  return name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+void load_parameters(layers::Module& model, const Checkpoint& c, const std::string& path) {
+  std::map<std::string, const autograd::Tensor*> by_name;
+  for (const auto& [name, t] : c.params) by_name[name] = &t;
+  std::vector<std::pair<std::string, autograd::Shape>> expected;
+  for (const auto& [name, v] : model.named_parameters())  // learned offsets a checkpoint lacks
+    if (by_name.count(name) || !is_learned_scale_name(name))  // keep theirs: 0, the rule's scales
+      expected.emplace_back(name, v.shape());
+  check_shapes(c, expected, path);
+  for (const auto& [name, t] : c.params)
+    check_finite(path, name, t, "load");  // a NaN/Inf weight is named, never evaluated or trained
+  for (auto [name, v] : model.named_parameters())
+    if (by_name.count(name)) v.value() = *by_name.at(name);
+    else v.value().fill(0.f);
 }
 
 

@@ -30,6 +30,7 @@ quant::PolicyConfig policy_config(const QuantCfg& q) {
   c.product = quant::parse_product(q.product);
   c.grad_rounding = quant::parse_rounding(q.grad_rounding);
   c.requantize_backward = q.backward_operands == "requantize";
+  c.learned_scale = q.learned_scale == "lsq";
   c.schedule = phases_of(q.schedule);
   for (const auto& rule : q.rules)
     c.rules.push_back({rule.match, rule.weight, rule.input, rule.grad_output, phases_of(rule.schedule)});

@@ -206,6 +206,7 @@ const Table& quant_table() {
       field("rotation", &QuantCfg::rotation).one_of({"none", "hadamard"}),
       field("rotation_seed", &QuantCfg::rotation_seed).ge(0),
       field("product", &QuantCfg::product).one_of({"fp32_chain", "mx_native"}),
+      field("learned_scale", &QuantCfg::learned_scale).one_of({"none", "lsq"}),
       field("grad_rounding", &QuantCfg::grad_rounding).one_of({"nearest", "stochastic"}),
       field("backward_operands", &QuantCfg::backward_operands).one_of({"reuse", "requantize"}),
       schema::list("schedule", phase_table(), &QuantCfg::schedule),
@@ -280,7 +281,9 @@ const Table& ptq_table() {
       field("percentile", &PtqCfg::percentile).gt(0).le(100),
       field("gptq_damp", &PtqCfg::gptq_damp).gt(0),
       field("smoothquant_alpha", &PtqCfg::smoothquant_alpha).ge(0).le(1),
+      field("smoothquant_grid", &PtqCfg::smoothquant_grid).ge(0).le(1000),
       field("awq_grid", &PtqCfg::awq_grid).ge(1).le(1000),
+      field("save_models", &PtqCfg::save_models),
       rule<PtqCfg>("methods", methods_rule),
   });
   return kTable;
@@ -292,6 +295,7 @@ const Table& compare_table() {
       field("formats", &CompareCfg::formats),
       field("qat_direct", &CompareCfg::qat_direct),
       field("qat_progressive", &CompareCfg::qat_progressive),
+      field("qat_lsq", &CompareCfg::qat_lsq),
   });
   return kTable;
 }

@@ -106,6 +106,9 @@ struct QuantCfg {
   // layers, and with backward_operands requantize and grad_output mxfp4 / mxfp6_e2m3 the backward
   // products too (§14.3)
   std::string product = "fp32_chain";
+  // none | lsq: learned weight scales (quant/fake/lsq.h), one log2 offset per weight row trained
+  // in QAT by LSQ's gradient; MX, NVFP4 and symmetric INT weight codecs
+  std::string learned_scale = "none";
   std::vector<PhaseCfg> schedule;    // for layers no rule matches; empty = static codecs
   std::vector<QuantRuleCfg> rules;
   // The backward products of layers with a grad_output codec: nearest | stochastic rounding, and
@@ -152,7 +155,14 @@ struct PtqCfg {
   double percentile = 99.99;        // for observer: percentile
   double gptq_damp = 0.01;          // GPTQ: damping, as a fraction of the Hessian's mean diagonal
   double smoothquant_alpha = 0.5;   // smoothquant: migration strength in [0, 1]
+  // smoothquant: 0 = smoothquant_alpha for every group; N >= 1 = alpha searched per group over
+  // 0, 1/N, ..., 1 (and no smoothing) for the least quantized output error, as AWQ's search
+  int64_t smoothquant_grid = 0;
   int64_t awq_grid = 20;            // awq: alpha searched over 0, 1/grid, ..., 1
+  // Write the model each round-to-nearest method quantizes (rtn, smoothquant+rtn, awq+rtn: the
+  // FP32 weights with the smoothing folded in) as OUT/models/<format>_<method>.h5, an FP32
+  // checkpoint of the format's recipe, for `mxqat export` and `mxqat verify`.
+  bool save_models = false;
 };
 
 // A PTQ method name split into its smoothing ("", "smoothquant", "awq") and its weight quantizer
@@ -169,6 +179,7 @@ struct CompareCfg {
   std::vector<std::string> formats;  // empty = the recipe's quant.weight only
   bool qat_direct = true;            // one QAT run per format at that format from step 0
   bool qat_progressive = true;       // and one through the schedule's wider formats (below 8 bits)
+  bool qat_lsq = false;              // and one direct with learned weight scales (quant.learned_scale lsq)
 };
 
 struct Recipe {

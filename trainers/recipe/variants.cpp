@@ -78,6 +78,16 @@ std::vector<QatVariant> qat_variants(const Recipe& r) {
       v.recipe = v.main ? r : recipe_for_format(r, f, prog);
       out.push_back(std::move(v));
     }
+    // (learned scales take every codec but asymmetric INT: quant/fake/lsq.h)
+    if (r.compare.qat_lsq && r.quant.learned_scale != "lsq" &&
+        quant::Codec::make(f).block_format().scheme != quant::BlockScheme::kIntAsym) {
+      QatVariant v;
+      v.format = f;
+      v.lsq = true;
+      v.id = f + "_lsq";
+      v.recipe = parse_recipe(recipe_for_format(r, f, false).text, r.source, {"quant.learned_scale=lsq"});
+      out.push_back(std::move(v));
+    }
   }
   if (std::none_of(out.begin(), out.end(), [](const QatVariant& v) { return v.main; })) {
     QatVariant v;  // the recipe's own QAT always runs: it is what gets exported

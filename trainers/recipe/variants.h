@@ -1,6 +1,7 @@
 // The comparison grid of `mxqat run`: the recipe's target formats (compare.formats) and, per
-// format, the recipe rewritten for it — QAT direct (that format from step 0) and QAT progressive
-// (through the schedule's wider formats first, for formats below 8 bits). Rules that keep layers
+// format, the recipe rewritten for it — QAT direct (that format from step 0), QAT progressive
+// (through the schedule's wider formats first, for formats below 8 bits) and, with
+// compare.qat_lsq, QAT direct with learned weight scales (formats that take them). Rules that keep layers
 // apart (e.g. first and last layer at mxfp8) stay as the recipe wrote them.
 #pragma once
 #include <string>
@@ -22,6 +23,7 @@ struct QatVariant {
   std::string id;      // "mxfp4_progressive" / "mxfp6_e2m3_direct": the directory name
   std::string format;
   bool progressive = false;
+  bool lsq = false;    // learned weight scales (compare.qat_lsq): "mxfp4_lsq", direct
   bool main = false;   // the recipe's own policy: what `run` exports as model.h5
   Recipe recipe;
 };

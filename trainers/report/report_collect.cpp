@@ -79,7 +79,9 @@ void add_qat(Report& rep, const std::string& dir, std::map<std::string, double>&
   for (const Json& v : q.at("variants").array()) {
     const std::string id = v.at("id").string();
     const Json s = need(dir + "/qat/" + id + "/summary.json", "qat (" + id + ")");
-    Row row{v.at("format").string(), v.at("progressive").boolean() ? "qat_progressive" : "qat_direct",
+    const Json* lsq = v.find("lsq");  // (absent in runs from before learned scales)
+    Row row{v.at("format").string(),
+            lsq && lsq->boolean() ? "qat_lsq" : v.at("progressive").boolean() ? "qat_progressive" : "qat_direct",
             s.at("qat").number(), NAN, 0};
     if (!rtn.count(row.codec)) rtn[row.codec] = s.at("direct_cast").number();
     const std::string exp = dir + "/export/" + id + ".json";

@@ -116,10 +116,25 @@ std::vector<SmoothRecord> smooth_model(layers::Module& model, quant::QuantPlan& 
     stats.add(x, g.layers[0] + " input");
     SmoothRecord rec{g.source, cfg.smoothquant_alpha, 0, 0};
     std::vector<float> s_src;  // [C]
-    if (smoothing == "smoothquant") {
+    if (smoothing == "smoothquant" && cfg.smoothquant_grid == 0) {
       s_src = quant::ptq::smoothquant_scales(to_source(stats.absmax(), g.channel_of, C, false),
                                               to_source(quant::ptq::column_absmax(weights), g.channel_of, C, false),
                                               cfg.smoothquant_alpha);
+    } else if (smoothing == "smoothquant") {
+      // alpha searched on the group's output error; the maxima per source channel, given to each
+      // layer channel of that source so that they share one scale
+      const std::vector<double> xm = to_source(stats.absmax(), g.channel_of, C, false);
+      const std::vector<double> wm = to_source(quant::ptq::column_absmax(weights), g.channel_of, C, false);
+      std::vector<double> xk(g.channel_of.size()), wk(g.channel_of.size());
+      for (size_t k = 0; k < xk.size(); ++k)
+        xk[k] = xm[static_cast<size_t>(g.channel_of[k])], wk[k] = wm[static_cast<size_t>(g.channel_of[k])];
+      const quant::ptq::AwqResult res =
+          quant::ptq::smoothquant_search(x, xk, wk, gemms, static_cast<int>(cfg.smoothquant_grid), g.source);
+      rec.alpha = res.alpha;
+      rec.error = res.error;
+      rec.error_identity = res.error_identity;
+      s_src.assign(static_cast<size_t>(C), 1.0f);
+      for (size_t k = 0; k < g.channel_of.size(); ++k) s_src[static_cast<size_t>(g.channel_of[k])] = res.scales[k];
     } else {
       // AWQ on the layers' channels with each one's mean |x| replaced by its source channel's,
       // so that channels sharing a source get one scale.

@@ -42,9 +42,9 @@ std::vector<SmoothGroup> smoothing_groups(const layers::Module& model, const std
 // What the pass chose for one group (written into the PTQ row).
 struct SmoothRecord {
   std::string group;     // the source parameter
-  double alpha = 0;      // smoothquant: the recipe's; awq: the searched one
-  double error = 0;      // awq: the group's quantized output error with s; smoothquant: 0
-  double error_identity = 0;  // awq: the same without smoothing
+  double alpha = 0;      // smoothquant: the recipe's, or the searched one (NaN: no smoothing won); awq: the searched one
+  double error = 0;      // searched (awq, smoothquant_grid > 0): the group's quantized output error with s; else 0
+  double error_identity = 0;  // searched: the same without smoothing
 };
 
 // Smooths `model` (its current FP32 weights) in place for `smoothing` ("smoothquant" | "awq"):

@@ -16,6 +16,7 @@
 #include "quant/codec/codec.h"
 #include "quant/codec/hadamard.h"
 #include "quant/ptq/ptq.h"
+#include "trainers/io/ckpt.h"
 #include "trainers/model/model_factory.h"
 #include "trainers/model/policy_model.h"
 #include "trainers/recipe/variants.h"
@@ -58,9 +59,34 @@ struct Stage {
   std::vector<Tensor> calib;
   std::map<std::string, Tensor> baseline;  // parameter name -> FP32 value
   double damp;
+  int64_t step = 0;  // the baseline's
 };
 
-PtqRow run_method(Stage& s, const std::string& format, const std::string& method) {
+// ptq.save_models: the model a round-to-nearest method quantizes (FP32 weights, smoothing folded
+// in) as a checkpoint with the format's recipe and resolved policy (as a QAT checkpoint carries
+// its own): `mxqat eval` gives the row's value, `mxqat export` packs exactly what the method
+// evaluated (rtn is the codec's own rule, under the recipe's rotation), `mxqat verify` checks it.
+bool saves_model(const Recipe& r, const std::string& method) {
+  return r.ptq.save_models && split_ptq_method(method).quantizer == "rtn";
+}
+std::string model_path(const std::string& out_dir, const std::string& format, const std::string& method) {
+  return out_dir + "/models/" + format + "_" + method + ".h5";
+}
+void save_model(const Stage& s, const Recipe& rf, const std::string& policy, const std::string& method,
+                const std::string& path) {
+  Checkpoint c;
+  c.recipe_text = rf.text;
+  c.step = s.step;
+  c.meta["stage"] = "ptq";
+  c.meta["ptq_method"] = method;
+  c.meta["policy"] = policy;
+  for (auto [name, v] : s.st.model->named_parameters()) c.params.emplace_back(name, v.value());
+  make_output_dir(fs::path(path).parent_path().string(), "ptq");
+  save_checkpoint(path, c);
+  spdlog::info("ptq {}: the model it quantizes -> {} (mxqat export it, then mxqat verify)", method, path);
+}
+
+PtqRow run_method(Stage& s, const std::string& format, const std::string& method, const std::string& save_to) {
   layers::Module& model = *s.st.model;
   for (auto [name, v] : model.named_parameters()) v.value() = s.baseline.at(name);
   const Recipe rf = recipe_for_format(s.r, format, false);
@@ -70,6 +96,7 @@ PtqRow run_method(Stage& s, const std::string& format, const std::string& method
   if (!m.smoothing.empty())  // folded into the FP32 weights and gains before any is quantized
     for (const SmoothRecord& sr : smooth_model(model, *plan, s.calib, m.smoothing, s.r.ptq))
       row.smoothing.push_back({sr.group, sr.alpha, sr.error, sr.error_identity});
+  if (!save_to.empty()) save_model(s, rf, plan->policy().to_text(), method, save_to);
   std::map<std::string, Var> params;
   for (auto [name, v] : model.named_parameters()) params.emplace(name, v);
   for (auto [name, v] : model.named_parameters()) row.bytes += 4 * v.value().size();
@@ -171,10 +198,11 @@ PtqSummary ptq(const Recipe& r, const PtqOptions& opt) {
   remove_stale_temps(opt.out_dir);
   Stage s{r, setup_stage(r), {}, {}, r.ptq.gptq_damp};
   const Checkpoint base = load_checkpoint(opt.from);
+  s.step = base.step;
   load_parameters(*s.st.model, base, opt.from);
   MXQAT_CHECK(base.meta.count("policy") == 0, opt.from, " is a QAT checkpoint; ptq starts from the "
               "FP32 baseline (runs/<name>/baseline/checkpoint.h5)");
-  for (const auto& [name, t] : base.params) s.baseline[name] = t;
+  for (auto [name, v] : s.st.model->named_parameters()) s.baseline[name] = v.value();  // (+ zero lsq offsets)
   s.st.model->train(false);
   s.calib = s.st.task->calibration_batches(r.ptq.calib_samples, static_cast<uint64_t>(r.seed));
   PtqSummary sum;
@@ -186,11 +214,12 @@ PtqSummary ptq(const Recipe& r, const PtqOptions& opt) {
   for (const auto& format : compare_formats(r)) {
     for (const auto& method : r.ptq.methods) {
       const std::string file = opt.out_dir + "/" + format + "_" + method + ".json";
+      const std::string model = saves_model(r, method) ? model_path(opt.out_dir, format, method) : "";
       PtqRow row;
-      if (fs::exists(file)) {
+      if (fs::exists(file) && (model.empty() || fs::exists(model))) {
         row = row_from(Json::read(file));
       } else {
-        row = run_method(s, format, method);
+        row = run_method(s, format, method, model);
         write_file_atomic(file, row_json(row) + "\n");
       }
       spdlog::info("ptq {} {}: {} {:.4f} (baseline {:.4f}), {} bytes", format, method, sum.metric,

@@ -123,7 +123,7 @@ bool stage_qat(const Recipe& r, const std::string& dir, const std::vector<QatVar
       if (!qat(v.recipe, o).completed) return false;
     }
     list.add(JsonObject().str("id", v.id).str("format", v.format).boolean("progressive", v.progressive)
-                 .boolean("main", v.main));
+                 .boolean("lsq", v.lsq).boolean("main", v.main));
     if (interrupted()) return false;
   }
   const auto main = std::find_if(variants.begin(), variants.end(), [](const QatVariant& v) { return v.main; });
