@@ -3,7 +3,9 @@
 # T 128, batch 16: the benchmark's sizes; recipes/kjv_gpt.yaml trains a narrower d 192) in mxqat
 # (bench_gpt_step) and in PyTorch eager (Debian python3-torch on OpenBLAS,
 # bench/torch_gpt_step.py), FP32 and MXFP4 W+A QAT (mxqat: on the fp32_chain and the mx_native
-# forward product, docs/formats.md §14), 1 and 2 threads,
+# forward product, docs/formats.md §14; and with recipes/kjv_gpt_mxfp4_sr.yaml's stochastically
+# rounded MXFP4 backward operands, every product fp32_chain or mx_native, §14.3; PyTorch has the
+# forward fake-quant only, its backward is FP32), 1 and 2 threads,
 # same machine, ROUNDS alternating rounds; medians over rounds of each round's median.
 # The PyTorch MXFP4 fake-quant is checked bit for bit against mxqat's before timing
 # (bench_qat_step --dump). Ratios: QAT / FP32 (ours) and PyTorch / mxqat (> 1: mxqat faster).
@@ -39,13 +41,16 @@ grep -h '"check"' "$tmp/pt1.jsonl"
 import json, statistics, sys
 tmp, rounds = sys.argv[1], int(sys.argv[2])
 counts = [int(t) for t in sys.argv[3].split(",")]
-mx = {(m, t): [] for m in ("fp32", "qat", "mxn") for t in counts}
+mx = {(m, t): [] for m in ("fp32", "qat", "mxn", "sr", "srmxn") for t in counts}
+def mode(name):
+    if not name.startswith("BM_GptQat"):
+        return "fp32"
+    return ("sr" if "Sr" in name else "") + ("mxn" if "MxNative" in name else "") or "qat"
 pt = {(m, t): [] for m in ("fp32", "qat") for t in counts}
 for r in range(1, rounds + 1):
     for b in json.load(open(f"{tmp}/mx{r}.json"))["benchmarks"]:
         if b.get("aggregate_name") == "median":
-            mode = ("mxn" if "MxNative" in b["name"] else "qat") if b["name"].startswith("BM_GptQat") else "fp32"
-            mx[(mode, int(b["threads"]))].append(b["real_time"])
+            mx[(mode(b["name"]), int(b["threads"]))].append(b["real_time"])
     for line in open(f"{tmp}/pt{r}.jsonl"):
         d = json.loads(line)
         if "threads" in d:
@@ -55,22 +60,29 @@ load = [float(v) for v in open(f"{tmp}/load")]
 med = statistics.median
 print(f"PyTorch BLAS: {blas}")
 print(f"rounds: {rounds}; 1-min load average at round starts and end: {load}")
-print("| threads | mxqat FP32 ms | mxqat QAT ms | QAT / FP32 | mxqat QAT mx_native ms | mx_native / FP32 "
-      "| PyTorch FP32 ms | PyTorch QAT ms | PyTorch / mxqat FP32 | PyTorch / mxqat QAT | PyTorch QAT / mxqat mx_native |")
-print("|---|---|---|---|---|---|---|---|---|---|---|")
+print("QAT = MXFP4 W+A forward, FP32 backward; SR = the same with the SR MXFP4 backward operands "
+      "(mxqat only); fp32_chain / mx_native = the products (SR mx_native: forward, dX and dW)")
+print("| threads | mxqat FP32 ms | QAT fp32_chain ms | QAT / FP32 | QAT mx_native ms | mx_native / FP32 "
+      "| SR fp32_chain ms | SR mx_native ms | SR mx_native / FP32 "
+      "| PyTorch FP32 ms | PyTorch QAT ms | PyTorch / mxqat FP32 | PyTorch / mxqat QAT "
+      "| PyTorch QAT / mxqat mx_native | PyTorch QAT / mxqat SR mx_native |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for t in counts:
     f, q, n = med(mx[("fp32", t)]), med(mx[("qat", t)]), med(mx[("mxn", t)])
+    sq, sn = med(mx[("sr", t)]), med(mx[("srmxn", t)])
     pf, pq = med(pt[("fp32", t)]), med(pt[("qat", t)])
-    print(f"| {t} | {f:.1f} | {q:.1f} | {q / f:.3f}x | {n:.1f} | {n / f:.3f}x | {pf:.1f} | {pq:.1f} "
-          f"| {pf / f:.2f}x | {pq / q:.2f}x | {pq / n:.2f}x |")
-print("per round (mxqat FP32 / mxqat QAT / mxqat QAT mx_native / PyTorch FP32 / PyTorch QAT, ms):")
+    print(f"| {t} | {f:.1f} | {q:.1f} | {q / f:.3f}x | {n:.1f} | {n / f:.3f}x | {sq:.1f} | {sn:.1f} "
+          f"| {sn / f:.3f}x | {pf:.1f} | {pq:.1f} | {pf / f:.2f}x | {pq / q:.2f}x | {pq / n:.2f}x "
+          f"| {pq / sn:.2f}x |")
+print("per round (mxqat FP32 / QAT / QAT mx_native / SR / SR mx_native / PyTorch FP32 / PyTorch QAT, ms):")
 for t in counts:
     print(f"  {t} thread(s): " + "; ".join(" / ".join(f"{v:.0f}" for v in vals) for vals in
-          zip(mx[("fp32", t)], mx[("qat", t)], mx[("mxn", t)], pt[("fp32", t)], pt[("qat", t)])))
+          zip(mx[("fp32", t)], mx[("qat", t)], mx[("mxn", t)], mx[("sr", t)], mx[("srmxn", t)],
+              pt[("fp32", t)], pt[("qat", t)])))
 if len(counts) > 1:
     lo, hi = counts[0], counts[-1]
     print(f"thread scaling {lo} -> {hi} (step time at {lo} / at {hi}): " + ", ".join(
         f"{name} {med(d[(m, lo)]) / med(d[(m, hi)]):.2f}x" for name, d, m in (
             ("mxqat FP32", mx, "fp32"), ("mxqat QAT", mx, "qat"), ("mxqat QAT mx_native", mx, "mxn"),
-            ("PyTorch FP32", pt, "fp32"), ("PyTorch QAT", pt, "qat"))))
+            ("mxqat SR mx_native", mx, "srmxn"), ("PyTorch FP32", pt, "fp32"), ("PyTorch QAT", pt, "qat"))))
 PY

@@ -207,6 +207,31 @@ MxOperand mx_operand(const float* x, int64_t rows, int64_t k, const std::string&
   return out;
 }
 
+bool mx_sr_fused(MxPath path) { return use_avx512(path); }
+
+void mx_panels_shape(MxOperand& b, int64_t rows, int64_t k) {
+  b.rows = rows;
+  b.k = k;
+  b.nb = (k + kBlock - 1) / kBlock;
+  b.ints.clear();
+  b.exps.clear();
+  b.sums.clear();
+  const int64_t panels = (rows + 15) / 16;
+  b.panel_ints.resize(static_cast<size_t>(panels * b.nb * 8 * 64));
+  b.panel_exps.resize(static_cast<size_t>(panels * b.nb * 16));
+}
+
+void mx_sr_rows_part(const ElementFormat& e, uint64_t key, const float* x, MxOperand& out, int t,
+                     int T) {
+  kernels::mx_sr_rows_avx512(e, key, x, out, out.rows * t / T, out.rows * (t + 1) / T);
+}
+
+void mx_sr_cols_part(const ElementFormat& e, uint64_t key, const float* x, MxOperand& out,
+                     bool panels, int t, int T) {
+  const int64_t groups = (out.rows + 15) / 16;
+  kernels::mx_sr_cols_avx512(e, key, x, out, panels, groups * t / T, groups * (t + 1) / T);
+}
+
 namespace {
 // The product's output cut into `parts` rectangles along the dimension with more 16-wide
 // (columns) or 4-high (rows) tiles. Each output is computed whole by one part.

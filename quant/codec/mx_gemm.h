@@ -12,6 +12,8 @@
 
 namespace mxqat::quant {
 
+struct ElementFormat;  // quant/codec/formats.h
+
 // Which product a quantized GEMM computes (docs/formats.md §14).
 enum class Product : uint8_t { kFp32Chain, kMxNative };
 const char* product_name(Product p);            // "fp32_chain" / "mx_native"
@@ -63,6 +65,23 @@ void mx_pack_b_part(MxOperand& b, int t, int T);
 void mx_gemm_part(const MxOperand& a, const MxOperand& b, float* c, int t, int T,
                   MxPath path = MxPath::kAuto);
 
+// Stochastic rounding (docs/formats.md §4.7) of a backward operand straight into block integers,
+// for the mx_native backward products (§14.3): no rounded float copy, no transposed copy, no
+// separate packing. AVX-512 only (mx_sr_fused(path) says whether that path runs; elsewhere the
+// caller rounds into floats with fake_quant_stochastic and makes them block integers, which gives
+// the same bits). `e` is the grad_output codec's element format (mxfp4's or mxfp6_e2m3's), `key`
+// the operand's sr_key; element (r, c) of the [R, C] operand draws sr_uniform(key, r · C + c).
+bool mx_sr_fused(MxPath path = MxPath::kAuto);
+// The B operand's shape with panels only (no row-major block integers): for mx_sr_cols_part.
+void mx_panels_shape(MxOperand& b, int64_t rows, int64_t k);
+// x [R, C] row-major is the operand: rows part t of T into `out` (an A operand, mx_operand_shape).
+void mx_sr_rows_part(const ElementFormat& e, uint64_t key, const float* x, MxOperand& out, int t,
+                     int T);
+// x [C, R] row-major, the operand is its transpose [R, C]: part t of T (in 16-row groups) into
+// out's A layout (mx_operand_shape) or, with `panels`, its B panels (mx_panels_shape).
+void mx_sr_cols_part(const ElementFormat& e, uint64_t key, const float* x, MxOperand& out,
+                     bool panels, int t, int T);
+
 // c [M, N] = the §14.2 product of a [M, K] and b [N, K] (no bias), threads over output rows or
 // columns (any count gives the same bits).
 void mx_gemm(const MxOperand& a, const MxOperand& b, float* c, MxPath path = MxPath::kAuto);
@@ -86,6 +105,12 @@ bool mx_operand_rows_avx512(const float* x, int64_t r0, int64_t r1, MxOperand& o
 // One block of span (<= 32) floats -> 32 block integers (zero padded), its exponent and sum
 // (portable; the AVX-512 rows call it for blocks of tiny magnitude). False when off the grid.
 bool block_ints(const float* src, int span, int8_t* dst, float& exp, int32_t& sum);
+// mx_gemm_avx512.cpp: stochastic rounding into rows [r0, r1) of an A operand, and into the
+// 16-row groups [group0, group1) of an A operand or of B's panels.
+void mx_sr_rows_avx512(const ElementFormat& e, uint64_t key, const float* x, MxOperand& out,
+                       int64_t r0, int64_t r1);
+void mx_sr_cols_avx512(const ElementFormat& e, uint64_t key, const float* x, MxOperand& out,
+                       bool panels, int64_t group0, int64_t group1);
 }  // namespace kernels
 
 }  // namespace mxqat::quant

@@ -10,6 +10,7 @@
 
 #include "autograd/error.h"
 #include "autograd/kernels.h"
+#include "quant/codec/formats.h"
 #include "quant/codec/stochastic.h"
 #include "quant/fake/lsq.h"
 
@@ -35,6 +36,7 @@ std::string GemmQuantSpec::describe() const {
          (grad_rounding == Rounding::kStochastic ? " round=stochastic" : "") +
          (requantize_backward ? " bwd=requantize" : "") +
          (product == Product::kMxNative ? " product=mx_native" : "") +
+         (backward_product == Product::kMxNative ? " bwd_product=mx_native" : "") +
          (learned_scale ? " scale=lsq" : "") +
          (rotation ? " rot=" + rotation->describe() + (weight_rotated ? "(w stored rotated)" : "") : "");
 }
@@ -64,15 +66,20 @@ struct Saved {
   int64_t m, n, k;
   bool lsq = false;        // learned scales: the weight's residual buf->w_resid is kept
   float lsq_grad = 0;      // LSQ's gradient scale (lsq_grad_scale)
+  bool mx_backward = false;  // dX and dW as mx_native products (docs/formats.md §14.3)
   const float* x_data() const { return x_quantized ? buf->xq.data() : x.value().data(); }
   const float* w_data() const { return w_quantized ? buf->wq.data() : w.value().data(); }
 
-  // One backward operand src [R, C] through the grad_output codec, blocked along C. `role`
-  // (0: dY for dX, 1: dY^T for dW, 2: W^T, 3: X^T) gives each its own random stream.
+  // The stochastic rounding key of a backward operand: `role` (0: dY for dX, 1: dY^T for dW,
+  // 2: W^T, 3: X^T) gives each its own random stream.
+  uint64_t key(uint64_t role) const { return sr_key(seed, stream * 4 + role, step, micro); }
+  // The mx_native backward with stochastic rounding straight into block integers (AVX-512).
+  bool fused_sr() const { return mx_backward && rounding == Rounding::kStochastic && mx_sr_fused(); }
+  // One backward operand src [R, C] through the grad_output codec, blocked along C.
   Tensor quantized(const float* src, int64_t R, int64_t C, uint64_t role) const {
     Tensor q(Shape{R, C});
     if (rounding == Rounding::kStochastic)
-      fake_quant_stochastic(*grad_output, src, R, C, q.data(), sr_key(seed, stream * 4 + role, step, micro));
+      fake_quant_stochastic(*grad_output, src, R, C, q.data(), key(role));
     else
       fake_quant_rows(*grad_output, src, R, C, q.data(), nullptr);
     return q;
@@ -86,9 +93,57 @@ Tensor transposed(const Tensor& a, int64_t R, int64_t C) {
   return t;
 }
 
+// c [R, C] = the mx_native product (docs/formats.md §14.2) of a [R, L] and b [C, L], both MX
+// blocks along L (the backward operands under requantize), then * mask like autograd::gemm's.
+void mx_backward_product(const float* a, const float* b, float* c, int64_t R, int64_t C, int64_t L,
+                         const uint8_t* mask, const char* what) {
+  const MxOperand ao = mx_operand(a, R, L, std::string("qgemm backward ") + what + " (grad_output)");
+  const MxOperand bo = mx_operand(b, C, L, std::string("qgemm backward ") + what, /*as_b=*/true);
+  mx_gemm(ao, bo, c);
+  float* __restrict out = c;
+  const uint8_t* __restrict keep = mask;
+  if (mask)
+    for (int64_t i = 0; i < R * C; ++i) out[i] *= static_cast<float>(keep[i]);
+}
+
+// The same with stochastic rounding fused into making the block integers (mx_sr_*, AVX-512): A
+// [R, L] is SR(a) for a row-major [R, L] `a` (a_rows) or SR(a^T) for a row-major [L, R] `a`, B
+// [C, L] is SR(bt^T) for a row-major [L, C] `bt`. The bits of rounding into floats first.
+void mx_sr_backward_product(const Saved& s, const float* a, bool a_rows, uint64_t role_a,
+                            const float* bt, uint64_t role_b, float* c, int64_t R, int64_t C,
+                            int64_t L, const uint8_t* mask) {
+  const ElementFormat& e = *s.grad_output->element_format();
+  const uint64_t key_a = s.key(role_a), key_b = s.key(role_b);
+  MxOperand ao, bo;
+  mx_operand_shape(ao, R, L);
+  mx_panels_shape(bo, C, L);
+  const int threads = mx_gemm_threads(R, C, ao.nb);
+#pragma omp parallel num_threads(threads) if (threads > 1)
+  {
+    const int t = omp_get_thread_num(), T = omp_get_num_threads();
+    if (a_rows) mx_sr_rows_part(e, key_a, a, ao, t, T);
+    else mx_sr_cols_part(e, key_a, a, ao, /*panels=*/false, t, T);
+    mx_sr_cols_part(e, key_b, bt, bo, /*panels=*/true, t, T);
+#pragma omp barrier
+    mx_gemm_part(ao, bo, c, t, T);
+    if (mask) {
+#pragma omp barrier
+      float* __restrict out = c;
+      const uint8_t* __restrict keep = mask;
+      for (int64_t i = R * C * t / T; i < R * C * (t + 1) / T; ++i) out[i] *= static_cast<float>(keep[i]);
+    }
+  }
+}
+
 // dX [M, K] = Q_g(dY along N) Q(W), then * mask_x under the clipped STE. Q(W) is the forward's
 // (blocked along K) or, requantized, W^T [K, N] blocked along N by the grad_output codec.
 Tensor grad_input(const Saved& s, const Tensor& dy) {
+  if (s.fused_sr()) {
+    Tensor dx = Tensor::uninit(Shape{s.m, s.k});
+    mx_sr_backward_product(s, dy.data(), true, 0, s.w.value().data(), 2, dx.data(), s.m, s.k, s.n,
+                           s.buf->x_masked ? s.buf->x_mask.data() : nullptr);
+    return dx;
+  }
   const float* g = dy.data();
   Tensor dyq;
   if (s.grad_output) {
@@ -99,7 +154,8 @@ Tensor grad_input(const Saved& s, const Tensor& dy) {
   const uint8_t* mask = s.buf->x_masked ? s.buf->x_mask.data() : nullptr;  // applied as dx is stored
   if (s.grad_output && s.requantize) {
     const Tensor wtq = s.quantized(transposed(s.w.value(), s.n, s.k).data(), s.k, s.n, 2);
-    autograd::gemm(g, false, wtq.data(), true, dx.data(), s.m, s.k, s.n, false, mask);
+    if (s.mx_backward) mx_backward_product(g, wtq.data(), dx.data(), s.m, s.k, s.n, mask, "dX");
+    else autograd::gemm(g, false, wtq.data(), true, dx.data(), s.m, s.k, s.n, false, mask);
   } else {
     autograd::gemm(g, false, s.w_data(), false, dx.data(), s.m, s.k, s.n, false, mask);
   }
@@ -118,11 +174,14 @@ Tensor grad_weight(const Saved& s, const Tensor& dy, Tensor* ds = nullptr) {
   Tensor dw = Tensor::uninit(Shape{s.n, s.k});
   // the mask is applied as dw is stored, unless ds needs the unmasked product first
   const uint8_t* mask = s.buf->w_masked && !ds ? s.buf->w_mask.data() : nullptr;
-  if (s.grad_output) {
+  if (s.fused_sr()) {
+    mx_sr_backward_product(s, dy.data(), false, 1, s.x.value().data(), 3, dw.data(), s.n, s.k, s.m, mask);
+  } else if (s.grad_output) {
     const Tensor dytq = s.quantized(transposed(dy, s.m, s.n).data(), s.n, s.m, 1);
     if (s.requantize) {
       const Tensor xtq = s.quantized(transposed(s.x.value(), s.m, s.k).data(), s.k, s.m, 3);
-      autograd::gemm(dytq.data(), false, xtq.data(), true, dw.data(), s.n, s.k, s.m, false, mask);
+      if (s.mx_backward) mx_backward_product(dytq.data(), xtq.data(), dw.data(), s.n, s.k, s.m, mask, "dW");
+      else autograd::gemm(dytq.data(), false, xtq.data(), true, dw.data(), s.n, s.k, s.m, false, mask);
     } else {
       autograd::gemm(dytq.data(), false, s.x_data(), false, dw.data(), s.n, s.k, s.m, false, mask);
     }
@@ -274,13 +333,20 @@ Var qgemm_op(const Var& x, const Var& w, const Var& bias, const GemmQuantSpec& s
   MXQAT_CHECK(!(requantize && spec.rotation), "qgemm: the Hadamard rotation (quant.rotation) and "
               "requantized backward operands (quant.backward_operands: requantize) cannot be combined: "
               "the backward would quantize unrotated operands against the rotated forward; drop one");
+  if (spec.backward_product == Product::kMxNative)
+    MXQAT_CHECK(requantize && !spec.rotation && mx_native_codec(spec.grad_output->name()), "qgemm (",
+                spec.describe(), "): the mx_native backward product needs every backward operand "
+                "in MXFP4 or MXFP6-E2M3 blocks along its reduction axis: grad_output mxfp4 or "
+                "mxfp6_e2m3 with backward_operands requantize (and no rotation); set them, or "
+                "leave the backward on fp32_chain");
   const bool rot_w = spec.rotation && !spec.weight_rotated;
   auto s = std::make_shared<Saved>(Saved{x, w, std::move(buf), spec.input || spec.rotation,
                                          spec.weight || rot_w, spec.grad_output,
                                          spec.grad_rounding, requantize, spec.sr_seed,
                                          spec.sr_stream, step, micro, spec.rotation, spec.weight_rotated,
                                          std::move(capture), m, n, k, lsq,
-                                         lsq ? lsq_grad_scale(*spec.weight, k) : 0.f});
+                                         lsq ? lsq_grad_scale(*spec.weight, k) : 0.f,
+                                         spec.backward_product == Product::kMxNative});
   GemmBuffers& b = *s->buf;
   b.x_masked = spec.input && clipped && dx_wanted;
   b.w_masked = spec.weight && clipped && dw_wanted;

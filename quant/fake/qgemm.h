@@ -56,8 +56,12 @@ struct GemmQuantSpec {
 
   // The forward product (docs/formats.md §14). kMxNative needs both forward operands to hold
   // MXFP4 / MXFP6-E2M3 values: Q(x) and Q(w) under those codecs, or (inference) a weight decoded
-  // from them; the policy sets it only then. The backward is not affected.
+  // from them; the policy sets it only then. The backward is not affected by it.
   Product product = Product::kFp32Chain;
+  // The backward products dX and dW (docs/formats.md §14.3). kMxNative needs every backward
+  // operand in MX blocks along the backward's reduction axes: grad_output mxfp4 or mxfp6_e2m3 and
+  // requantize_backward (no rotation); qgemm refuses it otherwise.
+  Product backward_product = Product::kFp32Chain;
   // Learned weight scales (lsq.h): the weight is quantized under its block scales shifted by the
   // per-row offsets the layer passes to qgemm (its `weight_scale` parameter [N]), which learn by
   // LSQ's gradient. Off: the codec's own scales, as before.
@@ -65,7 +69,7 @@ struct GemmQuantSpec {
 
   bool full_precision() const { return !weight && !input && !grad_output && !rotation; }
   // "w=mxfp4 a=mxfp4 g=none ste=clipped" (+ " round=stochastic", " bwd=requantize",
-  // " product=mx_native", " scale=lsq", " rot=hadamard" when set)
+  // " product=mx_native", " bwd_product=mx_native", " scale=lsq", " rot=hadamard" when set)
   std::string describe() const;
 };
 

@@ -164,6 +164,9 @@ ResolvedPolicy resolve_policy(const PolicyConfig& cfg, const std::vector<std::st
   }
   check_backward(out);
   if (out.learned_scale) check_learned_scale(out);
+  if (cfg.product == Product::kMxNative && cfg.requantize_backward && !cfg.rotation)
+    for (const LayerPolicy& lp : out.layers)
+      if (mx_native_codec(lp.grad_output)) out.backward_product = Product::kMxNative;
   return out;
 }
 
@@ -197,6 +200,13 @@ Product ResolvedPolicy::product_for(const std::string& weight, const std::string
              : Product::kFp32Chain;
 }
 
+Product ResolvedPolicy::backward_product_for(const std::string& grad_output) const {
+  return backward_product == Product::kMxNative && requantize_backward &&
+                 mx_native_codec(grad_output) && !rotation
+             ? Product::kMxNative
+             : Product::kFp32Chain;
+}
+
 GemmQuantSpec ResolvedPolicy::spec(const LayerPolicy& lp) const {
   const auto [w, a] = phase_codecs(lp, -1);
   return spec_with(lp, w, a);
@@ -211,6 +221,7 @@ GemmQuantSpec ResolvedPolicy::spec_with(const LayerPolicy& lp, const std::string
   s.requantize_backward = requantize_backward;
   if (rotation && lp.rotated) s.rotation = rotation, s.weight_rotated = weights_rotated;
   s.product = product_for(weight, input);
+  s.backward_product = backward_product_for(lp.grad_output);
   s.learned_scale = learned_scale;
   return s;
 }

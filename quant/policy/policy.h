@@ -65,6 +65,12 @@ class ResolvedPolicy {
   // are both mx_native_codec ones (else fp32_chain). Stored in the text form only when mx_native,
   // so policies without it read (and write) as before.
   Product product = Product::kFp32Chain;
+  // kMxNative: the backward products dX and dW of a layer whose grad_output codec is an
+  // mx_native_codec one are mx_native too (docs/formats.md §14.3); other layers stay fp32_chain.
+  // Set by resolve_policy under product mx_native with backward_operands requantize when some
+  // layer has such a grad_output codec. Stored as a text line only then: texts written before
+  // §14.3 (product mx_native without the line) keep their fp32_chain backward.
+  Product backward_product = Product::kFp32Chain;
   // Learned weight scales: stored as "learned_scale lsq" only when on (see PolicyConfig).
   bool learned_scale = false;
 
@@ -74,6 +80,8 @@ class ResolvedPolicy {
 
   // The forward product of a GEMM with these weight and input codecs under this policy.
   Product product_for(const std::string& weight, const std::string& input) const;
+  // The backward product of a layer with this grad_output codec under this policy.
+  Product backward_product_for(const std::string& grad_output) const;
   // The GemmQuantSpec of a layer with its static codecs (no schedule) ...
   GemmQuantSpec spec(const LayerPolicy& lp) const;
   // ... or with those of the phase active at `step` of `total_steps` (static if no schedule).

@@ -2,6 +2,7 @@
 // Text form, one item per line, fields separated by single spaces:
 //   mxqat_policy 1 | scale_rule floor | ste clipped | group_size 0 |
 //   [grad_rounding stochastic |] [backward_operands requantize |] [product mx_native |]
+//   [backward_product mx_native |]
 //   [rotation hadamard SEED |] [learned_scale lsq |]
 //   layer NAME weight=C input=C grad_output=C rule=I match=PATTERN schedule=S
 // with S = "-" or UNIT ":" PHASE ("," PHASE)*, UNIT = fraction|steps, PHASE = UNTIL "=" W "/" A
@@ -120,6 +121,8 @@ std::string ResolvedPolicy::to_text() const {
   if (grad_rounding != Rounding::kNearest) os << "grad_rounding " << rounding_name(grad_rounding) << '\n';
   if (requantize_backward) os << "backward_operands requantize\n";
   if (product != Product::kFp32Chain) os << "product " << product_name(product) << '\n';
+  if (backward_product != Product::kFp32Chain)
+    os << "backward_product " << product_name(backward_product) << '\n';
   if (learned_scale) os << "learned_scale lsq\n";
   for (const LayerPolicy& lp : layers) {
     check_token(lp.layer, "layer name");
@@ -162,6 +165,7 @@ ResolvedPolicy ResolvedPolicy::from_text(const std::string& text) {
       else if (f[0] == "ste") p.ste = parse_ste(f[1]);
       else if (f[0] == "group_size") p.group_size = parse_int(f[1], where);
       else if (f[0] == "product") p.product = parse_product(f[1]);
+      else if (f[0] == "backward_product") p.backward_product = parse_product(f[1]);
       else if (f[0] == "learned_scale") p.learned_scale = parse_learned_scale(f[1]);
       else if (f[0] == "grad_rounding") p.grad_rounding = parse_rounding(f[1]);
       else if (f[0] == "backward_operands") p.requantize_backward = parse_backward_operands(f[1]);
@@ -188,6 +192,10 @@ std::string ResolvedPolicy::table() const {
      << (grad_rounding != Rounding::kNearest ? std::string(", grad_rounding ") + rounding_name(grad_rounding) : "")
      << (requantize_backward ? ", backward_operands requantize" : "")
      << (product == Product::kFp32Chain ? "" : std::string(", product ") + product_name(product))
+     << (backward_product == Product::kFp32Chain
+             ? ""
+             : std::string(", backward_product ") + product_name(backward_product) +
+                   " (layers with grad_output mxfp4 / mxfp6_e2m3)")
      << (rotation ? ", rotation " + rotation->describe() : "")
      << (learned_scale ? ", learned_scale lsq" : "") << ")\n";
   for (const auto& r : rows) {

@@ -230,7 +230,8 @@ TEST(Gpt, RefusesBadConfigurationsAndInputs) {
 }  // namespace
 }  // namespace mxqat::layers
 
-// The GPT's training step under the mx_native product (docs/formats.md §14.2) on every projection:
+// The GPT's training step under the mx_native product (docs/formats.md §14.2; with the SR MXFP4
+// backward, §14.3, too) on every projection:
 // logits and gradients are the same bits on the AVX-512 and portable kernels and on 1 and 3
 // threads (d_model 64, so blocks are whole; batch 4 x 16 tokens, large enough to use threads).
 namespace mxqat::layers {
@@ -241,7 +242,9 @@ struct Run {
   std::vector<Tensor> grads;
 };
 
-Run step(quant::MxPath path, int threads) {
+// sr_backward: recipes/kjv_gpt_mxfp4_sr.yaml's backward too (dY, W, X requantized in MXFP4 with
+// stochastic rounding), its dX and dW on the mx_native product (§14.3).
+Run step(quant::MxPath path, int threads, bool sr_backward = false) {
   quant::set_mx_gemm_auto_path(path);
   const int saved = omp_get_max_threads();
   omp_set_num_threads(threads);
@@ -254,6 +257,14 @@ Run step(quant::MxPath path, int threads) {
       spec.weight = quant::Codec::make("mxfp4");
       spec.input = quant::Codec::make(name.find("mlp") != std::string::npos ? "mxfp6_e2m3" : "mxfp4");
       spec.product = quant::Product::kMxNative;
+      if (sr_backward) {
+        spec.grad_output = quant::Codec::make("mxfp4");
+        spec.grad_rounding = quant::Rounding::kStochastic;
+        spec.requantize_backward = true;
+        spec.sr_seed = 3;
+        spec.sr_stream = name.size();
+        spec.backward_product = quant::Product::kMxNative;
+      }
       g->set_quantizer(std::make_shared<quant::QuantGemm>(spec));
     }
   std::vector<int32_t> ids(4 * 16), targets(4 * 16);
@@ -273,17 +284,19 @@ bool same(const Tensor& a, const Tensor& b) {
 }  // namespace mxnative
 
 TEST(Gpt, MxNativeStepSameBitsOnEveryKernelAndThreadCount) {
-  const mxnative::Run ref = mxnative::step(quant::MxPath::kPortable, 1);
   std::vector<quant::MxPath> paths{quant::MxPath::kPortable};
   if (quant::mx_gemm_has_avx512()) paths.push_back(quant::MxPath::kAvx512);
-  for (quant::MxPath path : paths)
-    for (int threads : {1, 3}) {
-      const mxnative::Run r = mxnative::step(path, threads);
-      EXPECT_TRUE(mxnative::same(r.logits, ref.logits)) << int(path) << " " << threads;
-      ASSERT_EQ(r.grads.size(), ref.grads.size());
-      for (size_t i = 0; i < r.grads.size(); ++i)
-        EXPECT_TRUE(mxnative::same(r.grads[i], ref.grads[i])) << int(path) << " " << threads << " " << i;
-    }
+  for (bool sr : {false, true}) {
+    const mxnative::Run ref = mxnative::step(quant::MxPath::kPortable, 1, sr);
+    for (quant::MxPath path : paths)
+      for (int threads : {1, 3}) {
+        const mxnative::Run r = mxnative::step(path, threads, sr);
+        EXPECT_TRUE(mxnative::same(r.logits, ref.logits)) << int(path) << " " << threads << " " << sr;
+        ASSERT_EQ(r.grads.size(), ref.grads.size());
+        for (size_t i = 0; i < r.grads.size(); ++i)
+          EXPECT_TRUE(mxnative::same(r.grads[i], ref.grads[i])) << int(path) << " " << threads << " " << sr << " " << i;
+      }
+  }
 }
 
 }  // namespace

@@ -9,6 +9,8 @@
 #include <omp.h>
 
 #include "layers/models.h"
+#include "quant/codec/mx_gemm.h"
+#include "quant/policy/policy.h"
 #include "tests/test_util.h"
 #include "trainers/data/data.h"
 #include "trainers/data/evaluate.h"
@@ -399,6 +401,39 @@ TEST(Qat, StochasticBackwardFromScratchIsDeterministic) {
   qat(parse_recipe(kTinyQat, "<tinyq>", nearest), QatOptions{n.string(), baseline(), false, -1});
   Checkpoint ka = load_checkpoint((a / "checkpoint.h5").string()), kn = load_checkpoint((n / "checkpoint.h5").string());
   EXPECT_FALSE(ka.params[0].second.same_bits(kn.params[0].second));
+}
+
+// The same from scratch with quant.product mx_native: every product of the step (forward, dX, dW)
+// an exact-integer MXFP4 product (docs/formats.md §14.3), recorded in the checkpoint, the same bits
+// on 1 thread (AVX-512 where the CPU has it) and 2 threads on the portable kernels, then exported
+// and verified bitwise.
+TEST(Qat, MxNativeBackwardFromScratchIsDeterministicAndVerifies) {
+  const std::vector<std::string> sr = {
+      "qat.init=scratch", "quant.grad_output=mxfp4", "quant.grad_rounding=stochastic",
+      "quant.backward_operands=requantize", "quant.schedule=[]", "quant.rules=[]", "qat.steps=12",
+      "qat.monitor_every=0", "qat.eval_every=6", "quant.product=mx_native"};
+  Recipe r = parse_recipe(kTinyQat, "<tinyq>", sr);
+  fs::path a = fresh_dir("mxsr1"), b = fresh_dir("mxsr2");
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(1);
+  QatSummary one = qat(r, QatOptions{a.string(), baseline(), false, -1});
+  omp_set_num_threads(2);
+  quant::set_mx_gemm_auto_path(quant::MxPath::kPortable);
+  qat(r, QatOptions{b.string(), baseline(), false, -1});
+  quant::set_mx_gemm_auto_path(quant::MxPath::kAuto);
+  omp_set_num_threads(saved);
+  EXPECT_GT(one.qat, 0.3);  // it trains (chance is 0.1)
+  expect_same_params(a / "checkpoint.h5", b / "checkpoint.h5");
+  const std::string ckpt = (a / "checkpoint.h5").string();
+  const quant::ResolvedPolicy p = quant::ResolvedPolicy::from_text(load_checkpoint(ckpt).meta.at("policy"));
+  for (const char* layer : {"fc1", "fc2", "head"}) {
+    EXPECT_EQ(p.spec(p.at(layer)).product, quant::Product::kMxNative) << layer;
+    EXPECT_EQ(p.spec(p.at(layer)).backward_product, quant::Product::kMxNative) << layer;
+  }
+  const std::string out = (a / "model.h5").string();
+  export_checkpoint(ckpt, out);
+  const Verification v = verify_export(out, VerifyOptions{});
+  EXPECT_TRUE(v.bitwise_equal) << v.json;
 }
 
 // The loop's guard: a NaN in a batch makes the loss NaN; `stop` ends the run with the weights of

@@ -102,7 +102,10 @@ struct QuantCfg {
   // unchanged, outliers are spread. rotation_seed 0: fixed signs (all +1); else random signs.
   std::string rotation = "none";
   int64_t rotation_seed = 0;
-  std::string product = "fp32_chain";  // fp32_chain | mx_native (docs/formats.md §14)
+  // fp32_chain | mx_native (docs/formats.md §14): the forward product of MXFP4 / MXFP6-E2M3
+  // layers, and with backward_operands requantize and grad_output mxfp4 / mxfp6_e2m3 the backward
+  // products too (§14.3)
+  std::string product = "fp32_chain";
   // none | lsq: learned weight scales (quant/fake/lsq.h), one log2 offset per weight row trained
   // in QAT by LSQ's gradient; MX, NVFP4 and symmetric INT weight codecs
   std::string learned_scale = "none";
