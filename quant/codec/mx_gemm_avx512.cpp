@@ -6,13 +6,7 @@
 // at a time) give D + 128·ΣA exactly in int32, started from −128·ΣA; T_b = vscalefps(float(D),
 // e_a + e_b) rounds the exact D · 2^(e_a+e_b) once, and is added to the float32 accumulator in
 // block order: the portable kernel's bits.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#if !defined(__clang__)  // a GCC-only warning (clang would warn that it does not know it)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-#include <immintrin.h>
-#pragma GCC diagnostic pop
+#include "quant/codec/simd_avx512.h"  // first: wraps <immintrin.h>
 
 #include <algorithm>
 #include <cfloat>
