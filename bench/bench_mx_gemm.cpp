@@ -1,4 +1,4 @@
-// The mx_native product (quant/codec/mx_gemm.h, docs/formats.md §14.2) against the FP32 GEMM
+// The mx_native product (quant/codec/gemm/mx_gemm.h, docs/formats.md §14.2) against the FP32 GEMM
 // (autograd::gemm, the fp32_chain product) on the forward GEMMs of the GPT of bench_gpt_step
 // (batch 16 x context 128 = 2048 tokens; d 256, SwiGLU 768): y [2048, N] = x [2048, K] w[N, K]ᵀ
 // on MXFP4 operands, 1 and 2 OpenMP threads, GFLOP/s counted as 2·M·N·K for every kernel:
@@ -24,7 +24,7 @@
 
 #include "autograd/kernels.h"
 #include "quant/codec/codec.h"
-#include "quant/codec/mx_gemm.h"
+#include "quant/codec/gemm/mx_gemm.h"
 
 namespace {
 

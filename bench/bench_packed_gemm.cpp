@@ -19,7 +19,7 @@
 #include <vector>
 
 #include "quant/codec/codec.h"
-#include "quant/codec/packed_gemm.h"
+#include "quant/codec/gemm/packed_gemm.h"
 
 namespace {
 

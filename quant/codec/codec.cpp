@@ -6,7 +6,7 @@
 #include <limits>
 
 #include "autograd/error.h"
-#include "quant/codec/kernels.h"
+#include "quant/codec/kernels/kernels.h"
 #include "quant/codec/pack.h"
 
 namespace mxqat::quant {

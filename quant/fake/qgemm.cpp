@@ -11,7 +11,7 @@
 #include "autograd/error.h"
 #include "autograd/kernels.h"
 #include "quant/codec/formats.h"
-#include "quant/codec/stochastic.h"
+#include "quant/codec/transform/stochastic.h"
 #include "quant/fake/lsq.h"
 
 namespace mxqat::quant {

@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "quant/codec/codec.h"
-#include "quant/codec/hadamard.h"
-#include "quant/codec/mx_gemm.h"
+#include "quant/codec/transform/hadamard.h"
+#include "quant/codec/gemm/mx_gemm.h"
 #include "quant/fake/fake_quant.h"
 #include "quant/hook.h"
 
@@ -27,7 +27,7 @@ namespace mxqat::quant {
 // How the backward products' operands are rounded when grad_output has a codec.
 enum class Rounding : uint8_t {
   kNearest,     // the codec's own rounding (round to nearest even)
-  kStochastic,  // unbiased stochastic rounding, counter-based (quant/codec/stochastic.h)
+  kStochastic,  // unbiased stochastic rounding, counter-based (quant/codec/transform/stochastic.h)
 };
 const char* rounding_name(Rounding r);               // "nearest" / "stochastic"
 Rounding parse_rounding(const std::string& name);    // throws naming the known ones

@@ -5,7 +5,7 @@
 #include <sstream>
 
 #include "autograd/error.h"
-#include "quant/codec/stochastic.h"
+#include "quant/codec/transform/stochastic.h"
 #include "quant/fake/lsq.h"
 
 namespace mxqat::quant {

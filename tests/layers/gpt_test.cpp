@@ -12,7 +12,7 @@
 
 #include "autograd/ops.h"
 #include "layers/gpt.h"
-#include "quant/codec/mx_gemm.h"
+#include "quant/codec/gemm/mx_gemm.h"
 #include "quant/fake/qgemm.h"
 #include "tests/test_util.h"
 

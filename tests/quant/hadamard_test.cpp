@@ -1,4 +1,4 @@
-// Block Hadamard rotation (quant/codec/hadamard.h) and its use in qgemm: the fast transform equals
+// Block Hadamard rotation (quant/codec/transform/hadamard.h) and its use in qgemm: the fast transform equals
 // the dense matrix product within float rounding, is orthogonal (inverse(forward(x)) = x, R R^T =
 // I), leaves tails shorter than 32 alone, draws its signs from the seed; rotating both GEMM
 // operands keeps the product, spreads an outlier so MXFP4 W4A4 loses less, gives gradients of the
@@ -11,7 +11,7 @@
 #include <random>
 
 #include "autograd/ops.h"
-#include "quant/codec/hadamard.h"
+#include "quant/codec/transform/hadamard.h"
 #include "quant/fake/qgemm.h"
 
 namespace mxqat::quant {

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "autograd/ops.h"
-#include "quant/codec/hadamard.h"
+#include "quant/codec/transform/hadamard.h"
 #include "quant/fake/lsq.h"
 #include "quant/fake/qgemm.h"
 #include "tests/quant/qgemm_test_util.h"

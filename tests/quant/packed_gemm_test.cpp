@@ -10,7 +10,7 @@
 
 #include "autograd/error.h"
 #include "codec_test_util.h"
-#include "quant/codec/packed_gemm.h"
+#include "quant/codec/gemm/packed_gemm.h"
 
 namespace mxqat::quant {
 namespace {

@@ -14,7 +14,7 @@
 #include "autograd/error.h"
 #include "autograd/ops.h"
 #include "quant/codec/formats.h"
-#include "quant/codec/stochastic.h"
+#include "quant/codec/transform/stochastic.h"
 #include "quant/fake/qgemm.h"
 #include "quant/policy/plan.h"
 #include "quant/policy/policy.h"

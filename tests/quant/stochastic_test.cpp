@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "quant/codec/formats.h"
-#include "quant/codec/stochastic.h"
+#include "quant/codec/transform/stochastic.h"
 #include "quant/fake/qgemm.h"
 #include "quant/policy/plan.h"
 #include "quant/policy/policy.h"

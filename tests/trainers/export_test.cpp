@@ -10,7 +10,7 @@
 #include <fstream>
 
 #include "quant/codec/codec.h"
-#include "quant/codec/hadamard.h"
+#include "quant/codec/transform/hadamard.h"
 #include "tests/test_util.h"
 #include "trainers/io/h5file.h"
 #include "trainers/runtime/infer.h"

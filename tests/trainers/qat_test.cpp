@@ -9,7 +9,7 @@
 #include <omp.h>
 
 #include "layers/models.h"
-#include "quant/codec/mx_gemm.h"
+#include "quant/codec/gemm/mx_gemm.h"
 #include "quant/policy/policy.h"
 #include "tests/test_util.h"
 #include "trainers/data/data.h"

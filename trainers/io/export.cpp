@@ -6,7 +6,7 @@
 #include <map>
 
 #include "quant/codec/codec.h"
-#include "quant/codec/hadamard.h"
+#include "quant/codec/transform/hadamard.h"
 #include "quant/fake/lsq.h"
 #include "quant/policy/policy.h"
 #include "trainers/io/ckpt_quant.h"

@@ -98,7 +98,7 @@ struct QuantCfg {
   std::string ste = "clipped";       // clipped | identity
   int64_t group_size = 0;            // INT codecs: 0 = per channel
   // none | hadamard: every quantized GEMM's input and weight rotated by a block Hadamard of 32
-  // along the reduction axis before their codecs (quant/codec/hadamard.h); the product is
+  // along the reduction axis before their codecs (quant/codec/transform/hadamard.h); the product is
   // unchanged, outliers are spread. rotation_seed 0: fixed signs (all +1); else random signs.
   std::string rotation = "none";
   int64_t rotation_seed = 0;

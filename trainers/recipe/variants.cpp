@@ -6,7 +6,7 @@
 
 #include "autograd/error.h"
 #include "quant/codec/codec.h"
-#include "quant/codec/mx_gemm.h"
+#include "quant/codec/gemm/mx_gemm.h"
 
 namespace mxqat::trainers {
 

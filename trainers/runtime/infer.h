@@ -3,9 +3,9 @@
 // every packed weight decoded with the same Codec as training, input activations fake-quantized
 // with their codec, the same GEMM as training, so the logits equal the training-time fake-quant
 // forward bit for bit (checked by `mxqat verify`). Fast path: packed weights stay packed and a
-// fused decode-and-multiply kernel (quant/codec/packed_gemm.h) runs Linear layers; it is tested
+// fused decode-and-multiply kernel (quant/codec/gemm/packed_gemm.h) runs Linear layers; it is tested
 // against the reference within a tolerance, not bitwise. Under quant.product mx_native both paths
-// run training's mx_native product (quant/codec/mx_gemm.h) and give the same bits.
+// run training's mx_native product (quant/codec/gemm/mx_gemm.h) and give the same bits.
 #pragma once
 #include <functional>
 #include <memory>

@@ -1,12 +1,12 @@
 // The inference fast path: a GemmQuantizer that keeps a layer's weight packed and runs the fused
-// decode-and-multiply kernel (quant/codec/packed_gemm.h) on the input, after the input passes
+// decode-and-multiply kernel (quant/codec/gemm/packed_gemm.h) on the input, after the input passes
 // through its codec exactly as in training; or, for an mx_native layer, training's own product
 // on weights made block integers at load (bitwise the reference path). Forward only.
 #include <memory>
 
-#include "quant/codec/hadamard.h"
-#include "quant/codec/mx_gemm.h"
-#include "quant/codec/packed_gemm.h"
+#include "quant/codec/transform/hadamard.h"
+#include "quant/codec/gemm/mx_gemm.h"
+#include "quant/codec/gemm/packed_gemm.h"
 #include "trainers/runtime/infer.h"
 
 namespace mxqat::trainers {

@@ -15,7 +15,7 @@
 #include "quant/calib/hessian.h"
 #include "quant/calib/observer.h"
 #include "quant/codec/codec.h"
-#include "quant/codec/hadamard.h"
+#include "quant/codec/transform/hadamard.h"
 #include "quant/ptq/ptq.h"
 #include "trainers/dist/dist.h"
 #include "trainers/io/ckpt.h"

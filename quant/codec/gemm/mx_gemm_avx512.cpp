@@ -14,7 +14,7 @@
 
 #include "quant/codec/block_formats.h"
 #include "quant/codec/formats.h"
-#include "quant/codec/mx_gemm.h"
+#include "quant/codec/gemm/mx_gemm.h"
 
 #if defined(__x86_64__)
 // GCC and clang spell "compile the functions below for these features" differently.

@@ -1,6 +1,6 @@
 // Dispatch of the fast paths by codec family, the NVFP4 tensor amax, and the row constants of
 // the grid-rounding trick (kernels.h).
-#include "quant/codec/kernels.h"
+#include "quant/codec/kernels/kernels.h"
 
 #include <algorithm>
 

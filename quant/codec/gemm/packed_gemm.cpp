@@ -1,14 +1,14 @@
 // packed_linear: argument checks, layout of x for the kernels, dispatch (AVX-512 or portable),
 // the portable build of both kernels, the decode-then-multiply path of the INT codecs, and the
 // scalar reference. The AVX-512 kernels are in packed_gemm_avx512.cpp.
-#include "quant/codec/packed_gemm.h"
+#include "quant/codec/gemm/packed_gemm.h"
 
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
 #include "autograd/error.h"
-#include "quant/codec/kernels.h"
+#include "quant/codec/kernels/kernels.h"
 #include "quant/codec/pack.h"
 #include "quant/codec/simd_avx512.h"
 

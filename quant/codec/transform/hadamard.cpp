@@ -1,5 +1,5 @@
 // Block Hadamard rotation (hadamard.h).
-#include "quant/codec/hadamard.h"
+#include "quant/codec/transform/hadamard.h"
 
 #include <algorithm>
 #include <bitset>

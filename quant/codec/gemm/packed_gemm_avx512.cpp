@@ -10,8 +10,8 @@
 #include <cfloat>
 #include <vector>
 
-#include "quant/codec/kernels.h"
-#include "quant/codec/packed_gemm.h"
+#include "quant/codec/kernels/kernels.h"
+#include "quant/codec/gemm/packed_gemm.h"
 
 #if MXQAT_CODEC_AVX512
 namespace mxqat::quant::kernels {

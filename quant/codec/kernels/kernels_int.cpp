@@ -6,7 +6,7 @@
 #include <cmath>
 #include <vector>
 
-#include "quant/codec/kernels.h"
+#include "quant/codec/kernels/kernels.h"
 #include "quant/codec/pack.h"
 
 

@@ -1,7 +1,7 @@
 // mx_native products (mx_gemm.h, docs/formats.md §14.2): names, block-integer operands, the
 // portable kernel, the scalar reference and the dispatch. The AVX-512 VNNI kernel is in
 // mx_gemm_avx512.cpp.
-#include "quant/codec/mx_gemm.h"
+#include "quant/codec/gemm/mx_gemm.h"
 
 #include <omp.h>
 

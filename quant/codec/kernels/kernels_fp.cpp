@@ -7,7 +7,7 @@
 
 #include <vector>
 
-#include "quant/codec/kernels.h"
+#include "quant/codec/kernels/kernels.h"
 #include "quant/codec/pack.h"
 
 

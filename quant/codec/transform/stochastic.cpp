@@ -1,5 +1,5 @@
 // Stochastic rounding for the MX float codecs (stochastic.h).
-#include "quant/codec/stochastic.h"
+#include "quant/codec/transform/stochastic.h"
 
 #include <algorithm>
 #include <cmath>
