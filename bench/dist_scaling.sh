@@ -12,7 +12,8 @@
 # process's time on its own micro-batches (the fastest and the slowest process).
 # Usage: bench/dist_scaling.sh [STEPS] [MIX ...]      MIX = PxT, default: the list below
 #   env: MXQAT (default build/mxqat), MPIRUN (default mpirun), MPIRUN_FLAGS (extra flags, e.g.
-#   --allow-run-as-root), DATA (the KJV corpus folder, default data/kjv: scripts/prepare_kjv.sh)
+#   --allow-run-as-root), DATA (the KJV corpus folder, default data/kjv: scripts/prepare_kjv.sh),
+#   MICRO_BATCHES (which micro-batch counts per mix, default "16 P"; "P" for M = P only)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 steps=${1:-20}
@@ -39,9 +40,13 @@ run() {  # P T M: one run, prints "P T M step_ms exchange_ms share_pct tokens_pe
   echo "$p $t $m $row ${parts:-- - -} ${own:-- -}"
 }
 for mix in $mixes; do
-  p=${mix%x*} t=${mix#*x}
-  run "$p" "$t" 16
-  if [ "$p" != 16 ]; then run "$p" "$t" "$p"; fi
+  p=${mix%x*} t=${mix#*x} done_m=
+  for m in ${MICRO_BATCHES:-16 P}; do
+    [ "$m" = P ] && m=$p
+    case " $done_m " in *" $m "*) continue ;; esac  # 16 x T: M = 16 = P once
+    run "$p" "$t" "$m"
+    done_m="$done_m $m"
+  done
 done | tee "$tmp/rows"
 python3 - "$tmp/rows" <<'PY'
 import sys
