@@ -1,5 +1,6 @@
 // Data-parallel training (trainers/dist/): the fixed reduction tree against a serial reference
-// for every process count (ranks simulated by threads), micro-batches against the whole batch,
+// for every process count (ranks simulated by threads), finished by slices (reduce-scatter) and
+// by whole vectors with the same bits, buffers reused, micro-batches against the whole batch,
 // dropout masks of a micro-batch, the PTQ calibration passes' ordered gather (ranks simulated by
 // threads), and under mpirun (when this build has MPI and mpirun is on the PATH): bitwise equal
 // checkpoints for -np 1, 2, 3 (4) on a Fashion MLP and a tiny gpt QAT run, a resume with another
