@@ -259,6 +259,24 @@ TEST(DistTree, ReusedBuffersGiveFreshBits) {
   }
 }
 
+// The one-process Dist (no mpirun): its collectives copy, in place or not, and refuse shares
+// that do not fit one process.
+TEST(DistSerial, CollectivesOfOneProcess) {
+  Dist& d = dist();
+  ASSERT_EQ(d.size(), 1);
+  const std::vector<float> a = {1.f, 2.f, 3.f};
+  std::vector<float> b(3, 0.f);
+  d.alltoallv(a.data(), {12}, b.data(), {12});
+  EXPECT_EQ(b, a);
+  std::vector<float> c(3, 0.f);
+  d.allgatherv(a.data(), c.data(), {12});
+  EXPECT_EQ(c, a);
+  d.allgatherv(nullptr, c.data(), {12});  // in place: unchanged
+  EXPECT_EQ(c, a);
+  EXPECT_ERROR_HAS(d.alltoallv(a.data(), {12}, b.data(), {8}), "sends 12 bytes", "expects 8");
+  EXPECT_ERROR_HAS(d.alltoallv(a.data(), {4, 8}, b.data(), {4, 8}), "2 and 2 shares for 1 process");
+}
+
 TEST(DistTree, RangesAndCovers) {
   for (int64_t m = 1; m <= 20; ++m)
     for (int n = 1; n <= m; ++n) {
