@@ -9,11 +9,12 @@
 # Environment: BUILD (build dir, default build), THREADS (comma-separated, default 1,2), BIN (dir
 # of llamacpp_generate, default $BUILD/bench/llamacpp), MXQAT (default $BUILD/mxqat), RUNNER (a
 # prefix for both, e.g. a carried dynamic loader), LIBDIR (llama.cpp's libraries, default the
-# folder the build was configured with), OUT, PYTHON (default python3), OMP_WAIT_POLICY (default
-# passive; `default` leaves OpenMP's own spin-then-sleep).
+# folder the build was configured with), GGUF (use this GGUF as it is, written before from the
+# export), OUT, PYTHON (default python3), OMP_WAIT_POLICY (default passive; `default` leaves
+# OpenMP's own spin-then-sleep).
 # Needs scripts/install_deps.sh --llamacpp and a build configured after it.
 set -euo pipefail
-[[ $# -ge 1 ]] || { sed -n '2,14p' "$0" >&2; exit 2; }
+[[ $# -ge 1 ]] || { sed -n '2,15p' "$0" >&2; exit 2; }
 export_h5=$1
 rounds=${2:-15}
 build=${BUILD:-build}
@@ -29,8 +30,8 @@ if [ "${OMP_WAIT_POLICY:-passive}" = default ]; then unset OMP_WAIT_POLICY; else
   exit 2
 }
 [[ -f $export_h5 ]] || { echo "compare_generate.sh: no export $export_h5 (mxqat run RECIPE writes RUN/export/model.h5)" >&2; exit 2; }
-gguf=${export_h5%.h5}-mxfp4.gguf
-if [[ ! -f $gguf || $gguf -ot $export_h5 ]]; then
+gguf=${GGUF:-${export_h5%.h5}-mxfp4.gguf}
+if [[ -z ${GGUF:-} && ( ! -f $gguf || $gguf -ot $export_h5 ) ]]; then
   $runner "$mxqat" export "$export_h5" --format gguf --out "$gguf"
 fi
 libdir=()

@@ -14,7 +14,8 @@
 // First the tokens are compared: free greedy runs (length of the common prefix) and teacher-forced
 // (llama.cpp fed mxqat's tokens one at a time: how many of its argmaxes equal mxqat's token).
 // Then `--rounds` rounds; each round times one generation of every implementation on every thread
-// count, the order of the implementations alternating between rounds. Per implementation and
+// count, the order of the implementations alternating between rounds, 30 ms apart (untimed: the
+// idle threads of the previous one have gone to sleep). Per implementation and
 // thread count it reports the medians of:
 //   prompt tokens/s     = prompt tokens / (prompt pass up to its logits),
 //   generation tokens/s = (tokens - 1) one-token steps / (the rest: tokens argmaxes, tokens - 1 steps),
@@ -351,6 +352,9 @@ int run(const std::vector<std::string>& argv) {
     for (int t : threads)
       for (size_t k = 0; k < impls.size(); ++k) {
         Impl& im = impls[r % 2 ? impls.size() - 1 - k : k];
+        // A pause between timed generations: the previous one's idle threads (OpenMP's
+        // spin-then-sleep, ggml's polling) are asleep before the next starts.
+        std::this_thread::sleep_for(std::chrono::milliseconds(30));
         const Run run = run_impl(im, t);
         prompt_tps[{im.name, t}].push_back(double(P) / run.prefill_s);
         gen_tps[{im.name, t}].push_back(double(N - 1) / run.decode_s);
