@@ -45,10 +45,7 @@
 #include "trainers/runtime/generate.h"
 #include "trainers/util/json_write.h"
 #include "trainers/util/process.h"
-
-#ifndef MXQAT_LLAMACPP_LIBDIR
-#define MXQAT_LLAMACPP_LIBDIR ""
-#endif
+#include "bench/llamacpp/llama_util.h"
 
 namespace {
 
@@ -62,8 +59,8 @@ double seconds_since(Clock::time_point t0) {
 
 // llama.cpp's log: errors go to stderr; the lines about flash attention are kept for the JSON.
 std::string g_flash_attn_log;
-void keep_log(ggml_log_level level, const char* text, void*) {
-  if (level == GGML_LOG_LEVEL_ERROR) std::fputs(text, stderr);
+void keep_log(ggml_log_level level, const char* text, void* user) {
+  llamacpp::errors_only_log(level, text, user);
   const std::string s(text);
   if (s.find("flash_attn") != std::string::npos || s.find("Flash Attention") != std::string::npos) {
     std::string line = s.substr(0, s.find_last_not_of("\n") + 1);
@@ -164,7 +161,7 @@ class LlamaGen {
     llama_memory_clear(llama_get_memory(ctx_), true);
     Run r;
     auto t0 = Clock::now();
-    fill(prompt.data(), int32_t(prompt.size()), 0);
+    llamacpp::fill_batch(batch_, prompt.data(), int32_t(prompt.size()), 0, false);
     decode();
     const float* logits = llama_get_logits_ith(ctx_, -1);
     r.prefill_s = seconds_since(t0);
@@ -175,7 +172,7 @@ class LlamaGen {
       r.tokens.push_back(t);
       if (i + 1 == n) break;  // the last token's logits are not needed
       const int32_t next = forced ? (*forced)[size_t(i)] : t;
-      fill(&next, 1, pos++);
+      llamacpp::fill_batch(batch_, &next, 1, pos++, false);
       decode();
       logits = llama_get_logits_ith(ctx_, -1);
     }
@@ -185,16 +182,6 @@ class LlamaGen {
   }
 
  private:
-  void fill(const int32_t* ids, int32_t n, llama_pos pos0) {
-    batch_.n_tokens = n;
-    for (int32_t i = 0; i < n; ++i) {
-      batch_.token[i] = ids[i];
-      batch_.pos[i] = pos0 + i;
-      batch_.n_seq_id[i] = 1;
-      batch_.seq_id[i][0] = 0;
-      batch_.logits[i] = i + 1 == n;
-    }
-  }
   void decode() {
     const int32_t rc = llama_decode(ctx_, batch_);
     MXQAT_CHECK(rc == 0, "llama_decode returned ", rc);
@@ -275,14 +262,9 @@ int run(const std::vector<std::string>& argv) {
   for (unsigned char c : prompt) prompt_ids.push_back(int32_t(c));
 
   // llama.cpp.
-  llama_log_set(keep_log, nullptr);
-  ggml_backend_load_all_from_path(a.get_or("--libdir", MXQAT_LLAMACPP_LIBDIR).c_str());
-  llama_backend_init();
+  llamacpp::start(a.get_or("--libdir", MXQAT_LLAMACPP_LIBDIR), keep_log);
   const CpuBackend cpu;
-  llama_model_params mp = llama_model_default_params();
-  mp.n_gpu_layers = 0;
-  llama_model* model = llama_model_load_from_file(gguf_path.c_str(), mp);
-  MXQAT_CHECK(model, "llama.cpp could not load ", gguf_path, " (its log above says why)");
+  llama_model* model = llamacpp::load_model(gguf_path);
   MXQAT_CHECK(llama_model_n_ctx_train(model) == ctx && llama_vocab_n_tokens(llama_model_get_vocab(model)) ==
                   gpt.config().vocab,
               gguf_path, " has context ", llama_model_n_ctx_train(model), " and vocabulary ",
