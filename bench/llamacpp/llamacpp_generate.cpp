@@ -6,11 +6,12 @@
 //   - mxqat: trainers::generate on the export's fast path (`mxqat sample --fast --temperature 0`),
 //     float32 KV cache (kv_cache none), OpenMP threads;
 //   - llama.cpp: llama_decode of the prompt as one batch, then one token per call, argmax of the
-//     logits (ties: the lower id, as ours), KV cache F32 (like ours) and F16 (llama.cpp's default),
-//     flash attention left at llama.cpp's default (auto; what it resolved to is in the JSON), a
-//     persistent ggml threadpool per thread count (default parameters: polling 50, as llama-cli
-//     and llama-bench use), paused after each generation so that its polling threads do not run
-//     into the next timed generation.
+//     logits (ties: the lower id, as ours), in three contexts: llama.cpp's defaults (F16 KV
+//     cache, flash attention auto; what it resolved to is in the JSON), an F32 cache (like ours)
+//     with flash attention auto, an F32 cache without flash attention; a persistent ggml
+//     threadpool per thread count (default parameters: polling 50, as llama-cli and llama-bench
+//     use), paused after each generation so that its polling threads do not run into the next
+//     timed generation.
 // First the tokens are compared: free greedy runs (length of the common prefix) and teacher-forced
 // (llama.cpp fed mxqat's tokens one at a time: how many of its argmaxes equal mxqat's token).
 // Then `--rounds` rounds; each round times one generation of every implementation on every thread
@@ -22,6 +23,7 @@
 // and the ratios mxqat / llama.cpp of those medians (> 1: mxqat is faster).
 //   llamacpp_generate --export MODEL.h5 --gguf MODEL-mxfp4.gguf [--prompt TEXT] [--tokens N]
 //                     [--threads 1,2] [--rounds 15] [--out R.json] [--libdir DIR]
+// (default prompt "In the beginning", default tokens: up to the context, no cache refill).
 // Prints one JSON object; exits 2 on an error.
 #include <dlfcn.h>
 #include <ggml-backend.h>
