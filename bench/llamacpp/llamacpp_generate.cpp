@@ -94,8 +94,8 @@ struct CpuBackend {
     tp_new = reinterpret_cast<decltype(tp_new)>(dlsym(handle, "ggml_threadpool_new"));
     tp_free = reinterpret_cast<decltype(tp_free)>(dlsym(handle, "ggml_threadpool_free"));
     tp_pause = reinterpret_cast<decltype(tp_pause)>(dlsym(handle, "ggml_threadpool_pause"));
-    MXQAT_CHECK(tp_new && tp_free && tp_pause, path, " lacks ggml_threadpool_new/free/pause; this "
-                "benchmark needs a llama.cpp of 2025 or later (scripts/install_deps.sh --llamacpp)");
+    MXQAT_CHECK(tp_new && tp_free && tp_pause, path, " lacks ggml_threadpool_new/free/pause; use the "
+                "llama.cpp that scripts/install_deps.sh --llamacpp installs");
   }
   ~CpuBackend() {
     if (handle) dlclose(handle);
