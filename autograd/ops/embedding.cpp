@@ -22,7 +22,7 @@ Var embedding(const Var& weight, const std::vector<int32_t>& ids, Shape out_shap
   MXQAT_CHECK(numel_of(out_shape) == n, "embedding: out_shape ", shape_str(out_shape), " holds ",
               numel_of(out_shape), " ids but ", n, " were given");
   out_shape.push_back(D);
-  Tensor y(out_shape);
+  Tensor y = Tensor::uninit(out_shape);  // every row copied below
   detail::for_rows(n, D, [&](int64_t i) {
     const float* src = w.data() + ids[static_cast<size_t>(i)] * D;
     std::copy(src, src + D, y.data() + i * D);

@@ -5,6 +5,7 @@
 
 #include "autograd/kernels.h"
 #include "autograd/ops.h"
+#include "autograd/profile.h"
 
 namespace mxqat::autograd {
 
@@ -106,11 +107,13 @@ Var linear(const Var& x, const Var& w, const Var& bias) {
                      if (g.wants(0)) {
                        Tensor dx = Tensor::uninit(Shape{m, k});
                        gemm(dy.data(), false, wv.data(), false, dx.data(), m, k, n);
+                       profile::lap("bwd linear dX");
                        g.add(0, std::move(dx));
                      }
                      if (g.wants(1)) {
                        Tensor dw = Tensor::uninit(Shape{n, k});
                        gemm(dy.data(), true, xv.data(), false, dw.data(), n, k, m);
+                       profile::lap("bwd linear dW");
                        g.add(1, std::move(dw));
                      }
                      if (g.wants(2)) {
