@@ -10,7 +10,7 @@
 namespace mxqat::autograd {
 
 void sum_rows(const float* x, int64_t rows, int64_t cols, float* out, bool accumulate) {
-  constexpr int64_t kColChunk = 64;
+  constexpr int64_t kColChunk = 16;  // one vector wide: 16 parallel chunks for 256 columns
   const int64_t chunks = (cols + kColChunk - 1) / kColChunk;
 #pragma omp parallel for schedule(static) if (rows * cols > (1 << 16))
   for (int64_t ch = 0; ch < chunks; ++ch) {
