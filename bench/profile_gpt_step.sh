@@ -4,7 +4,10 @@
 # one table per configuration: ms per step of every op's forward and backward (and the
 # optimizer, the graph's release), at each thread count, with the speed-up from the first count
 # to each other and the phase's share of the step at the first. Wall-clock, on the calling
-# thread: a phase's time includes its parallel regions' start and join.
+# thread: a phase's time includes its parallel regions' start and join. CPU times (all threads,
+# and the calling thread's) tell serial work from parallel work even on a loaded machine: at the
+# second thread count T, "serial ms" = the calling thread's CPU time minus the others' / (T - 1),
+# and the table ends with that share of the step and Amdahl's bound for 16 threads.
 # Usage: bench/profile_gpt_step.sh [FILTER] [MIN_TIME]
 #   FILTER: bench_gpt_step's --benchmark_filter (default: the FP32 and the SR mx_native step)
 #   MIN_TIME: seconds per configuration and thread count (default 2)
@@ -51,10 +54,15 @@ for bench, names in labels.items():
     print(f"\n### {bench}: per step, by phase (wall ms; CPU ms of all threads; 'others' = the "
           f"share of the phase's CPU time spent on threads other than the calling one, "
           f"(T-1)/T when it is all parallel, 0 when serial)")
+    t1 = counts[1] if len(counts) > 1 else None
+    def serial(l):  # the calling thread's CPU time that no other thread matched, at t1
+        c, own = per_step(l, t1, 1), per_step(l, t1, 2)
+        return max(0.0, own - (c - own) / (t1 - 1))
     print("| phase | laps | " + " | ".join(f"wall {t}" for t in counts) +
           "".join(f" | {t0}->{t}" for t in counts[1:]) + f" | wall share at {t0} | " +
-          " | ".join(f"CPU {t}" for t in counts) + "".join(f" | others at {t}" for t in counts[1:]) + " |")
-    print("|---" * (2 + 3 * len(counts) + 2 * (len(counts) - 1)) + "|")
+          " | ".join(f"CPU {t}" for t in counts) + "".join(f" | others at {t}" for t in counts[1:]) +
+          (f" | serial ms at {t1}" if t1 else "") + " |")
+    print("|---" * (2 + 3 * len(counts) + 2 * (len(counts) - 1) + (1 if t1 else 0)) + "|")
     for l in sorted(names, key=lambda l: -per_step(l, t0, 0)):
         w = [per_step(l, t, 0) for t in counts]
         c = [per_step(l, t, 1) for t in counts]
@@ -64,8 +72,15 @@ for bench, names in labels.items():
               " | ".join(f"{v:.2f}" for v in w) +
               "".join(f" | {w[0] / v:.2f}x" if v > 0 else " | -" for v in w[1:]) +
               f" | {100 * w[0] / total[t0]:.1f}% | " + " | ".join(f"{v:.2f}" for v in c) +
-              "".join(f" | {100 * o:.0f}%" for o in others) + " |")
+              "".join(f" | {100 * o:.0f}%" for o in others) + (f" | {serial(l):.2f}" if t1 else "") + " |")
     print("| **step** | | " + " | ".join(f"**{total[t]:.1f}**" for t in counts) +
           "".join(f" | **{total[t0] / total[t]:.2f}x**" for t in counts[1:]) + " | 100% | " +
-          " | ".join(f"{cpu[t]:.1f}" for t in counts) + "".join(" | " for t in counts[1:]) + " |")
+          " | ".join(f"{cpu[t]:.1f}" for t in counts) + "".join(" | " for t in counts[1:]) +
+          (f" | {sum(serial(l) for l in names):.1f}" if t1 else "") + " |")
+    if t1:
+        s = sum(serial(l) for l in names) / cpu[t0]
+        print(f"serial share (serial ms at {t1} / CPU ms at {t0}): {100 * s:.1f}%; Amdahl's bound on the "
+              f"speed-up {t0} -> 16 threads: {1 / (s + (1 - s) / 16):.1f}x (the estimate assumes an even "
+              f"split and idle waiting: with spinning waits, OMP_WAIT_POLICY active or libgomp's default, "
+              f"the others' CPU includes spinning and the serial time reads low)")
 PY
