@@ -7,7 +7,8 @@
 # the same time, THREADS each. Prints one markdown row per finished variant: its direct cast (the
 # rtn figure of its policy), the QAT result, and the share of the plain MXFP4 rtn gap it recovers.
 #   bench/kjv_w4a4_qat.sh BASELINE.h5 OUT_DIR [THREADS] [VARIANT ...]
-#   VARIANT: direct | progressive | lsq | hadamard (default: all four)
+#   VARIANT: direct | progressive | lsq | lsqF (lsq, offsets at lr x F, e.g. lsq10) | hadamard
+#            (default: direct progressive lsq hadamard)
 # e.g. bench/kjv_w4a4_qat.sh runs/kjv_gpt_w4a4/baseline/checkpoint.h5 runs/w4a4_qat 4
 # MXQAT names the binary (default build/mxqat), DATA the corpus folder (default the recipe's),
 # SMOKE=1 makes a 6-step run on 64 test windows (to try the command, not a figure).
@@ -28,8 +29,9 @@ for v in "${variants[@]}"; do
     direct) sets=(--set 'quant.schedule=[]') ;;
     progressive) sets=() ;;
     lsq) sets=(--set 'quant.schedule=[]' --set quant.learned_scale=lsq) ;;
+    lsq[0-9]*) sets=(--set 'quant.schedule=[]' --set quant.learned_scale=lsq --set "qat.optimizer.scale_lr_factor=${v#lsq}") ;;
     hadamard) sets=(--set 'quant.schedule=[]' --set quant.rotation=hadamard) ;;
-    *) echo "unknown variant '$v'; known: direct, progressive, lsq, hadamard" >&2; exit 2 ;;
+    *) echo "unknown variant '$v'; known: direct, progressive, lsq, lsqF (e.g. lsq10), hadamard" >&2; exit 2 ;;
   esac
   resume=()
   [ ! -f "$out/$v/checkpoint.h5" ] || resume=(--resume)

@@ -338,6 +338,19 @@ TEST(RecipeErrors, DuplicateKeys) {
               HasSubstr("recipes/x.yaml:6:1: duplicate key 'seed' (first at line 5); keep one"));
 }
 
+// scale_lr_factor scales the learned scale offsets' lr: refused where no offset is learned.
+TEST(RecipeErrors, ScaleLrFactorNeedsLearnedScales) {
+  EXPECT_THAT(error_of(kMinimal + "  optimizer: {scale_lr_factor: 10}\n"),
+              HasSubstr("train.optimizer.scale_lr_factor: scale_lr_factor scales the learned scale "
+                        "offsets of QAT"));
+  const std::string qat = kMinimal + "quant: {weight: mxfp4}\nqat: {steps: 5, optimizer: {scale_lr_factor: 10}}\n";
+  EXPECT_THAT(error_of(qat), HasSubstr("qat.optimizer.scale_lr_factor: scale_lr_factor applies to "
+                                       "learned scale offsets, and this recipe learns none"));
+  EXPECT_EQ(parse_recipe(qat, "r.yaml", {"quant.learned_scale=lsq"}).qat.train.optimizer.scale_lr_factor, 10.0);
+  EXPECT_THAT(error_of(qat, {"qat.optimizer.scale_lr_factor=0"}),
+              HasSubstr("scale_lr_factor: must be > 0, got 0"));
+}
+
 TEST(RecipeErrors, EveryProblemIsReportedAtOnce) {
   std::string e = error_of("model: {type: rnn}\ntrain: {epoch: 1}\ndata: {batch_size: 0}\n");
   EXPECT_THAT(e, HasSubstr("model.type: unknown value 'rnn'"));

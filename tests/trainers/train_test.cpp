@@ -10,7 +10,9 @@
 
 #include "tests/test_util.h"
 #include "trainers/io/ckpt.h"
+#include "trainers/recipe/recipe.h"
 #include "trainers/stages/train_stage.h"
+#include "trainers/train/optim.h"
 #include "trainers/util/json_write.h"
 
 namespace mxqat::trainers {
@@ -101,6 +103,31 @@ void expect_error(const CliResult& r, std::initializer_list<const char*> needles
   EXPECT_NE(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("error"), std::string::npos) << r.out;
   for (const char* n : needles) EXPECT_NE(r.out.find(n), std::string::npos) << "missing '" << n << "' in: " << r.out;
+}
+
+// The learned scale offsets (names ending in weight_scale_offset) step with lr x scale_lr_factor,
+// every other parameter with lr: one step of each optimizer on equal gradients.
+TEST(Optim, ScaleOffsetsStepWithTheirFactor) {
+  for (const char* type : {"adamw", "sgd"}) {
+    OptimizerCfg c;
+    c.type = type;
+    c.lr = 1e-2;
+    c.weight_decay = 0.1;
+    c.scale_lr_factor = 8.0;  // a power of two: the 8x ratio below is exact for sgd
+    layers::NamedParams ps;
+    for (const char* name : {"fc.bias", "fc.weight_scale_offset"}) {
+      autograd::Var v(autograd::Tensor::zeros({3}), true);
+      v.grad() = autograd::Tensor::zeros({3});
+      for (int64_t j = 0; j < 3; ++j) v.grad().data()[j] = 0.5f * float(j + 1);
+      ps.emplace_back(name, v);
+    }
+    make_optimizer(c, ps)->step(c.lr);
+    for (int64_t j = 0; j < 3; ++j) {
+      const float bias = ps[0].second.value().data()[j], offset = ps[1].second.value().data()[j];
+      EXPECT_LT(bias, 0.f) << type;
+      EXPECT_NEAR(offset, 8.0f * bias, 1e-6f) << type << " element " << j;
+    }
+  }
 }
 
 TEST(Cli, HelpAndVersion) {

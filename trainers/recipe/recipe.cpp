@@ -35,6 +35,7 @@ const Table& optimizer_table() {
       field("eps", &OptimizerCfg::eps).gt(0),
       field("momentum", &OptimizerCfg::momentum).ge(0).lt(1),
       field("nesterov", &OptimizerCfg::nesterov),
+      field("scale_lr_factor", &OptimizerCfg::scale_lr_factor).gt(0),
       rule<OptimizerCfg>("", [](const OptimizerCfg& o) -> std::string {
         if (o.type != "sgd" && (o.momentum != 0 || o.nesterov))
           return "momentum and nesterov apply to type: sgd only; remove them or set type: sgd";
@@ -356,6 +357,21 @@ const Table& recipe_table() {
         }),
         rule<Recipe>("qat.micro_batches", [](const Recipe& r) {
           return micro_batch_problem("qat", r.qat.train.micro_batches, r.data.batch_size);
+        }),
+        rule<Recipe>("train.optimizer.scale_lr_factor", [](const Recipe& r) {
+          return r.train.optimizer.scale_lr_factor == 1.0
+                     ? std::string()
+                     : std::string("scale_lr_factor scales the learned scale offsets of QAT "
+                                   "(quant.learned_scale: lsq), and FP32 training has none; set it "
+                                   "under qat.optimizer instead");
+        }),
+        rule<Recipe>("qat.optimizer.scale_lr_factor", [](const Recipe& r) {
+          return r.qat.train.optimizer.scale_lr_factor == 1.0 || r.quant.learned_scale == "lsq" ||
+                         r.compare.qat_lsq
+                     ? std::string()
+                     : std::string("scale_lr_factor applies to learned scale offsets, and this "
+                                   "recipe learns none; set quant.learned_scale: lsq (or "
+                                   "compare.qat_lsq: true), or remove scale_lr_factor");
         }),
     });
     schema::detail::validate_table(t);  // once, not on every parse and emit

@@ -15,6 +15,10 @@ struct OptimizerCfg {
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;  // adamw
   double momentum = 0.0;       // sgd
   bool nesterov = false;       // sgd, needs momentum > 0
+  // The learned scale offsets' (quant.learned_scale: lsq) learning rate as a multiple of lr: an
+  // offset must move by 0.5 (log2) before an MX block exponent changes, which at a fine-tuning lr
+  // takes hundreds of steps; a separate factor is LSQ practice (a parameter group of its own).
+  double scale_lr_factor = 1.0;
 };
 
 struct LrScheduleCfg {

@@ -14,6 +14,14 @@ using autograd::Tensor;
 namespace {
 constexpr int64_t kParallelMin = 1 << 14;
 
+// The parameter's learning rate: lr, or lr x scale_lr_factor for a learned scale offset (lsq).
+double lr_of(const std::string& name, double lr, const OptimizerCfg& cfg) {
+  static const std::string kOffset = "weight_scale_offset";
+  const bool offset = name.size() >= kOffset.size() &&
+                      name.compare(name.size() - kOffset.size(), kOffset.size(), kOffset) == 0;
+  return offset ? lr * cfg.scale_lr_factor : lr;
+}
+
 const Tensor& slot(const NamedTensors& state, const std::string& key, const autograd::Shape& shape) {
   for (const auto& [k, t] : state)
     if (k == key) {
@@ -39,13 +47,15 @@ class AdamW : public Optimizer {
   void step(double lr) override {
     ++t_;
     const float b1 = static_cast<float>(cfg_.beta1), b2 = static_cast<float>(cfg_.beta2);
-    const float step_size = static_cast<float>(lr / (1.0 - std::pow(cfg_.beta1, double(t_))));
+    const double bc1 = 1.0 - std::pow(cfg_.beta1, double(t_));
     const float inv_bc2 = static_cast<float>(1.0 / std::sqrt(1.0 - std::pow(cfg_.beta2, double(t_))));
     const float eps = static_cast<float>(cfg_.eps);
     for (size_t i = 0; i < params_.size(); ++i) {
       autograd::Var p = params_[i].second;
       if (p.grad().empty()) continue;
-      const float decay = p.value().ndim() >= 2 ? static_cast<float>(1.0 - lr * cfg_.weight_decay) : 1.f;
+      const double lr_p = lr_of(params_[i].first, lr, cfg_);
+      const float step_size = static_cast<float>(lr_p / bc1);
+      const float decay = p.value().ndim() >= 2 ? static_cast<float>(1.0 - lr_p * cfg_.weight_decay) : 1.f;
       float* w = p.value().data();
       const float* g = p.grad().data();
       float* m = m_[i].data();
@@ -95,11 +105,12 @@ class Sgd : public Optimizer {
   std::string kind() const override { return "sgd"; }
 
   void step(double lr_d) override {
-    const float lr = static_cast<float>(lr_d), mu = static_cast<float>(cfg_.momentum);
+    const float mu = static_cast<float>(cfg_.momentum);
     const bool first = t_++ == 0, nesterov = cfg_.nesterov;
     for (size_t i = 0; i < params_.size(); ++i) {
       autograd::Var p = params_[i].second;
       if (p.grad().empty()) continue;
+      const float lr = static_cast<float>(lr_of(params_[i].first, lr_d, cfg_));
       const float wd = p.value().ndim() >= 2 ? static_cast<float>(cfg_.weight_decay) : 0.f;
       float* w = p.value().data();
       const float* g = p.grad().data();
