@@ -7,10 +7,10 @@
 // forward) and the inference runtime. Never logs.
 #pragma once
 #include <cstdint>
-#include <memory>
 #include <string>
-#include <utility>
 #include <vector>
+
+#include "autograd/uninit_allocator.h"
 
 namespace mxqat::quant {
 
@@ -34,24 +34,6 @@ void set_mx_gemm_auto_path(MxPath path);
 // The buffers of an operand: resize() leaves new elements uninitialised (every kernel that sizes
 // one writes all of it, padding included), so a product does not begin with a serial zero fill
 // of megabytes that the parallel kernels then overwrite.
-template <class T>
-struct UninitAllocator : std::allocator<T> {
-  template <class U>
-  struct rebind {
-    using other = UninitAllocator<U>;
-  };
-  UninitAllocator() = default;
-  template <class U>
-  UninitAllocator(const UninitAllocator<U>&) noexcept {}
-  template <class U>
-  void construct(U* p) noexcept {
-    ::new (static_cast<void*>(p)) U;
-  }
-  template <class U, class... Args>
-  void construct(U* p, Args&&... args) {
-    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
-  }
-};
 template <class T>
 using MxBuffer = std::vector<T, UninitAllocator<T>>;
 
