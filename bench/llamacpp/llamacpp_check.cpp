@@ -37,28 +37,18 @@
 #include "trainers/util/json_write.h"
 #include "trainers/data/task.h"
 #include "trainers/data/text_data.h"
-
-#ifndef MXQAT_LLAMACPP_LIBDIR
-#define MXQAT_LLAMACPP_LIBDIR ""
-#endif
+#include "bench/llamacpp/llama_util.h"
 
 namespace {
 
 using namespace mxqat;
 using namespace mxqat::trainers;
 
-void quiet_log(ggml_log_level level, const char* text, void*) {
-  if (level == GGML_LOG_LEVEL_ERROR) std::fputs(text, stderr);
-}
-
 // One llama.cpp model + context sized for windows of T tokens, logits for every position.
 class Llama {
  public:
   Llama(const std::string& path, int64_t T, int threads) {
-    llama_model_params mp = llama_model_default_params();
-    mp.n_gpu_layers = 0;
-    model_ = llama_model_load_from_file(path.c_str(), mp);
-    MXQAT_CHECK(model_, "llama.cpp could not load ", path, " (its log above says why)");
+    model_ = llamacpp::load_model(path);
     llama_context_params cp = llama_context_default_params();
     cp.n_ctx = uint32_t(T);
     cp.n_batch = cp.n_ubatch = uint32_t(T);
@@ -93,14 +83,7 @@ class Llama {
   // logits [T, vocab] of one window, from an empty cache.
   std::vector<float> logits(const float* tokens, int64_t T) {
     llama_memory_clear(llama_get_memory(ctx_), true);
-    batch_.n_tokens = int32_t(T);
-    for (int64_t t = 0; t < T; ++t) {
-      batch_.token[t] = llama_token(tokens[t]);
-      batch_.pos[t] = llama_pos(t);
-      batch_.n_seq_id[t] = 1;
-      batch_.seq_id[t][0] = 0;
-      batch_.logits[t] = 1;
-    }
+    llamacpp::fill_batch(batch_, tokens, int32_t(T), 0, true);
     MXQAT_CHECK(llama_decode(ctx_, batch_) == 0, "llama_decode failed");
     std::vector<float> out(size_t(T * vocab_));
     for (int64_t t = 0; t < T; ++t)
@@ -187,9 +170,7 @@ int run(const std::vector<std::string>& argv) {
   const double max_rel = float_flag(a, "--max-rel", 1e-4), max_bpb = float_flag(a, "--max-bpb-diff", 0.02);
   const std::string export_path = *a.get("--export");
 
-  llama_log_set(quiet_log, nullptr);
-  ggml_backend_load_all_from_path(a.get_or("--libdir", MXQAT_LLAMACPP_LIBDIR).c_str());
-  llama_backend_init();
+  llamacpp::start(a.get_or("--libdir", MXQAT_LLAMACPP_LIBDIR));
 
   const ExportModel m = read_export(export_path);
   const Recipe r = parse_recipe(m.recipe_text, export_path + ":/recipe");

@@ -1,5 +1,6 @@
 // Data-parallel training (trainers/dist/): the fixed reduction tree against a serial reference
-// for every process count (ranks simulated by threads), micro-batches against the whole batch,
+// for every process count (ranks simulated by threads), finished by slices (reduce-scatter) and
+// by whole vectors with the same bits, buffers reused, micro-batches against the whole batch,
 // dropout masks of a micro-batch, the PTQ calibration passes' ordered gather (ranks simulated by
 // threads), and under mpirun (when this build has MPI and mpirun is on the PATH): bitwise equal
 // checkpoints for -np 1, 2, 3 (4) on a Fashion MLP and a tiny gpt QAT run, a resume with another
@@ -37,12 +38,14 @@ using mxqat::testing::fresh_dir;
 
 // ---- the tree, with ranks simulated by threads -------------------------------------------------
 
-// What the threads share: one allgatherv at a time, a generation counter as the barrier.
+// What the threads share: one collective at a time, a generation counter as the barrier.
 struct Exchange {
   std::mutex mu;
   std::condition_variable cv;
   int n = 0, arrived = 0, generation = 0;
   std::vector<const void*> shares;
+  std::vector<const std::vector<size_t>*> counts;  // alltoallv: what each rank sends to each
+  std::vector<size_t> received;                    // bytes each rank got from the others
 };
 
 class ThreadDist final : public Dist {
@@ -52,12 +55,34 @@ class ThreadDist final : public Dist {
   int size() const override { return x_.n; }
   void allgatherv(const void* mine, void* all, const std::vector<size_t>& bytes) override {
     std::unique_lock<std::mutex> lock(x_.mu);
-    x_.shares[size_t(rank_)] = mine;
+    size_t at = 0;  // where my share lies in `all`
+    for (int r = 0; r < rank_; ++r) at += bytes[size_t(r)];
+    x_.shares[size_t(rank_)] = mine ? mine : static_cast<const char*>(all) + at;
     arrive(lock);
-    auto* out = static_cast<char*>(all);
+    std::vector<char> out;
     for (int r = 0; r < x_.n; ++r) {  // every share stays alive until the second barrier below
-      if (bytes[size_t(r)] > 0) std::memcpy(out, x_.shares[size_t(r)], bytes[size_t(r)]);  // (a share may be empty)
-      out += bytes[size_t(r)];
+      const auto* p = static_cast<const char*>(x_.shares[size_t(r)]);
+      out.insert(out.end(), p, p + bytes[size_t(r)]);
+      if (r != rank_) x_.received[size_t(rank_)] += bytes[size_t(r)];
+    }
+    arrive(lock);  // nobody reads my `all` (an in-place share) any more
+    if (!out.empty()) std::memcpy(all, out.data(), out.size());
+  }
+  void alltoallv(const void* send, const std::vector<size_t>& send_bytes, void* recv,
+                 const std::vector<size_t>& recv_bytes) override {
+    std::unique_lock<std::mutex> lock(x_.mu);
+    x_.shares[size_t(rank_)] = send;
+    x_.counts[size_t(rank_)] = &send_bytes;
+    arrive(lock);
+    auto* out = static_cast<char*>(recv);
+    for (int r = 0; r < x_.n; ++r) {  // rank r's part for me: after its parts for ranks 0..me-1
+      const std::vector<size_t>& c = *x_.counts[size_t(r)];
+      size_t at = 0;
+      for (int s = 0; s < rank_; ++s) at += c[size_t(s)];
+      if (c[size_t(rank_)] != recv_bytes[size_t(r)]) std::abort();  // a caller's bug: sizes disagree
+      if (c[size_t(rank_)] > 0) std::memcpy(out, static_cast<const char*>(x_.shares[size_t(r)]) + at, c[size_t(rank_)]);
+      if (r != rank_) x_.received[size_t(rank_)] += c[size_t(rank_)];
+      out += recv_bytes[size_t(r)];
     }
     arrive(lock);
   }
@@ -103,12 +128,16 @@ std::vector<float> reference(const std::vector<std::vector<float>>& leaves, int6
 
 // tree_sum on n simulated ranks: every rank's result, and the leaves each rank computed in order.
 std::vector<std::vector<float>> run_ranks(const std::vector<std::vector<float>>& leaves, int n,
-                                          std::vector<std::vector<int64_t>>* calls = nullptr) {
+                                          std::vector<std::vector<int64_t>>* calls = nullptr,
+                                          TreeExchange how = TreeExchange::reduce_scatter,
+                                          std::vector<size_t>* received = nullptr) {
   const int64_t m = static_cast<int64_t>(leaves.size());
   const size_t len = leaves[0].size();
   Exchange x;
   x.n = n;
   x.shares.resize(size_t(n));
+  x.counts.resize(size_t(n));
+  x.received.assign(size_t(n), 0);
   std::vector<std::vector<float>> out(static_cast<size_t>(n));
   std::vector<std::vector<int64_t>> seen(static_cast<size_t>(n));
   std::vector<std::thread> threads;
@@ -118,10 +147,11 @@ std::vector<std::vector<float>> run_ranks(const std::vector<std::vector<float>>&
       out[size_t(r)] = tree_sum(m, len, [&](int64_t i, float* o) {
         seen[size_t(r)].push_back(i);
         std::copy(leaves[size_t(i)].begin(), leaves[size_t(i)].end(), o);
-      }, d);
+      }, d, nullptr, how);
     });
   for (auto& t : threads) t.join();
   if (calls) *calls = seen;
+  if (received) *received = x.received;
   return out;
 }
 
@@ -151,6 +181,100 @@ TEST(DistTree, EveryProcessCountGivesTheReferenceBits) {
     }
   }
   EXPECT_TRUE(order_matters) << "the test leaves do not tell orders of addition apart";
+}
+
+// The slice path (reduce-scatter, then allgatherv of the finished slices) against the whole-vector
+// path (allgatherv of whole subtree sums) and the reference: the same bits on every rank, also with
+// fewer elements than ranks (empty slices) and ranks holding several subtrees; n times fewer bytes.
+TEST(DistTree, SlicesGiveTheBitsOfTheWholeVectorWithFewerBytes) {
+  for (size_t len : {size_t(1), size_t(3), size_t(37), size_t(1000)})
+    for (int64_t m : {2, 4, 5, 8, 11})
+      for (int n = 2; n <= std::min<int64_t>(m, 6); ++n) {
+        const auto leaves = make_leaves(m, len);
+        const std::vector<float> ref = reference(leaves, 0, m);
+        std::vector<size_t> got_rs, got_all;
+        const auto rs = run_ranks(leaves, n, nullptr, TreeExchange::reduce_scatter, &got_rs);
+        const auto all = run_ranks(leaves, n, nullptr, TreeExchange::gather_all, &got_all);
+        size_t nodes = 0;
+        for (int r = 0; r < n; ++r) nodes += tree_cover(m, owned_micro_batches(m, n, r)).size();
+        for (int r = 0; r < n; ++r) {
+          const std::string at = "len " + std::to_string(len) + " m " + std::to_string(m) + " n " +
+                                 std::to_string(n) + " rank " + std::to_string(r);
+          EXPECT_TRUE(same_bits(rs[size_t(r)], ref)) << at;
+          EXPECT_TRUE(same_bits(all[size_t(r)], ref)) << at;
+          const size_t own = tree_cover(m, owned_micro_batches(m, n, r)).size();
+          EXPECT_EQ(got_all[size_t(r)], (nodes - own) * len * sizeof(float)) << at;
+          const Span sl = vector_slice(len, n, r);
+          const auto sl_len = size_t(sl.hi - sl.lo);
+          // the other ranks' subtree sums of my slice, then every slice but mine
+          EXPECT_EQ(got_rs[size_t(r)], ((nodes - own) * sl_len + (len - sl_len)) * sizeof(float)) << at;
+        }
+      }
+}
+
+TEST(DistTree, SlicesCoverTheVectorInOrder) {
+  for (size_t len : {0, 1, 5, 37, 1000})
+    for (int n = 1; n <= 7; ++n) {
+      int64_t next = 0;
+      for (int s = 0; s < n; ++s) {
+        const Span sl = vector_slice(len, n, s);
+        EXPECT_EQ(sl.lo, next);
+        EXPECT_GE(sl.hi, sl.lo);
+        EXPECT_LE(sl.hi - sl.lo, int64_t(len) / n + 1);  // balanced
+        next = sl.hi;
+      }
+      EXPECT_EQ(next, int64_t(len));
+    }
+  EXPECT_ERROR_HAS(vector_slice(10, 3, 3), "slice 3 of 3");
+}
+
+// A TreeSum keeps its buffers from call to call: nothing of an earlier call (other sizes, other
+// leaves) leaks into a later one.
+TEST(DistTree, ReusedBuffersGiveFreshBits) {
+  struct Call { int64_t m; size_t len; };
+  const std::vector<Call> calls = {{8, 50}, {3, 20}, {8, 50}, {5, 7}, {8, 60}};
+  for (int n : {1, 2, 3}) {
+    Exchange x;
+    x.n = n;
+    x.shares.resize(size_t(n));
+    x.counts.resize(size_t(n));
+    x.received.assign(size_t(n), 0);
+    std::vector<int> bad(size_t(n), 0);
+    std::vector<std::thread> threads;
+    for (int r = 0; r < n; ++r)
+      threads.emplace_back([&, r] {
+        ThreadDist d(x, r);
+        TreeSum t;
+        for (size_t k = 0; k < calls.size(); ++k) {
+          if (calls[k].m < n) continue;
+          const auto leaves = make_leaves(calls[k].m, calls[k].len + k);  // other values each call
+          const std::vector<float>& got = t.run(calls[k].m, leaves[0].size(), [&](int64_t i, float* o) {
+            std::copy(leaves[size_t(i)].begin(), leaves[size_t(i)].end(), o);
+          }, d);
+          if (!same_bits(got, reference(leaves, 0, calls[k].m))) ++bad[size_t(r)];
+        }
+      });
+    for (auto& t : threads) t.join();
+    for (int r = 0; r < n; ++r) EXPECT_EQ(bad[size_t(r)], 0) << "n " << n << " rank " << r;
+  }
+}
+
+// The one-process Dist (no mpirun): its collectives copy, in place or not, and refuse shares
+// that do not fit one process.
+TEST(DistSerial, CollectivesOfOneProcess) {
+  Dist& d = dist();
+  ASSERT_EQ(d.size(), 1);
+  const std::vector<float> a = {1.f, 2.f, 3.f};
+  std::vector<float> b(3, 0.f);
+  d.alltoallv(a.data(), {12}, b.data(), {12});
+  EXPECT_EQ(b, a);
+  std::vector<float> c(3, 0.f);
+  d.allgatherv(a.data(), c.data(), {12});
+  EXPECT_EQ(c, a);
+  d.allgatherv(nullptr, c.data(), {12});  // in place: unchanged
+  EXPECT_EQ(c, a);
+  EXPECT_ERROR_HAS(d.alltoallv(a.data(), {12}, b.data(), {8}), "sends 12 bytes", "expects 8");
+  EXPECT_ERROR_HAS(d.alltoallv(a.data(), {4, 8}, b.data(), {4, 8}), "2 and 2 shares for 1 process");
 }
 
 TEST(DistTree, RangesAndCovers) {
@@ -192,6 +316,8 @@ void check_ordered_gather(int64_t m, int n, size_t cap) {
   Exchange x;
   x.n = n;
   x.shares.resize(size_t(n));
+  x.counts.resize(size_t(n));
+  x.received.assign(size_t(n), 0);
   std::vector<std::vector<int64_t>> computed(static_cast<size_t>(n)), consumed(static_cast<size_t>(n));
   std::vector<int> bad(static_cast<size_t>(n), 0);
   std::vector<std::thread> threads;

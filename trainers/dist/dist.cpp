@@ -21,7 +21,15 @@ class SerialDist final : public Dist {
   int size() const override { return 1; }
   void allgatherv(const void* mine, void* all, const std::vector<size_t>& bytes) override {
     MXQAT_CHECK(bytes.size() == 1, "allgatherv: ", bytes.size(), " shares for 1 process");
-    if (bytes[0] > 0) std::memmove(all, mine, bytes[0]);
+    if (mine && bytes[0] > 0) std::memmove(all, mine, bytes[0]);
+  }
+  void alltoallv(const void* send, const std::vector<size_t>& send_bytes, void* recv,
+                 const std::vector<size_t>& recv_bytes) override {
+    MXQAT_CHECK(send_bytes.size() == 1 && recv_bytes.size() == 1, "alltoallv: ", send_bytes.size(),
+                " and ", recv_bytes.size(), " shares for 1 process");
+    MXQAT_CHECK(send_bytes[0] == recv_bytes[0], "alltoallv: 1 process sends ", send_bytes[0],
+                " bytes to itself but expects ", recv_bytes[0]);
+    if (send_bytes[0] > 0) std::memcpy(recv, send, send_bytes[0]);
   }
   void broadcast(void*, size_t, int root) override {
     MXQAT_CHECK(root == 0, "broadcast: root ", root, " of 1 process");

@@ -17,8 +17,14 @@ class Dist {
   virtual int rank() const = 0;
   virtual int size() const = 0;
   // Rank r contributes bytes[r] bytes (`mine`, its own share); `all` receives every rank's share
-  // concatenated in rank order (sum of bytes). Every rank passes the same `bytes`.
+  // concatenated in rank order (sum of bytes). Every rank passes the same `bytes`. With mine ==
+  // nullptr the rank's share already lies at its place in `all` (MPI_IN_PLACE).
   virtual void allgatherv(const void* mine, void* all, const std::vector<size_t>& bytes) = 0;
+  // Every rank sends send_bytes[s] bytes to rank s (`send` holds them concatenated in rank order)
+  // and receives recv_bytes[s] bytes from rank s (into `recv`, concatenated in rank order); what
+  // rank r sends to s is what s expects from r. `send` and `recv` do not overlap.
+  virtual void alltoallv(const void* send, const std::vector<size_t>& send_bytes, void* recv,
+                         const std::vector<size_t>& recv_bytes) = 0;
   virtual void broadcast(void* buf, size_t bytes, int root) = 0;
   virtual void barrier() = 0;
   // Ends every rank of the job at once (after an error on this rank): no peer is left waiting.

@@ -45,19 +45,18 @@ class MpiDist final : public Dist {
   int size() const override { return size_; }
 
   void allgatherv(const void* mine, void* all, const std::vector<size_t>& bytes) override {
-    MXQAT_CHECK(bytes.size() == static_cast<size_t>(size_), "allgatherv: ", bytes.size(),
-                " shares for ", size_, " processes");
-    std::vector<int> counts(bytes.size()), displs(bytes.size());
-    size_t off = 0;
-    for (size_t r = 0; r < bytes.size(); ++r) {
-      MXQAT_CHECK(bytes[r] <= size_t(INT_MAX) && off <= size_t(INT_MAX), "allgatherv: ", off + bytes[r],
-                  " bytes exceed MPI's int counts; use more micro-batches per process or fewer parameters");
-      counts[r] = static_cast<int>(bytes[r]);
-      displs[r] = static_cast<int>(off);
-      off += bytes[r];
-    }
-    check(MPI_Allgatherv(mine, counts[static_cast<size_t>(rank_)], MPI_BYTE, all, counts.data(),
-                         displs.data(), MPI_BYTE, MPI_COMM_WORLD), "MPI_Allgatherv");
+    std::vector<int> counts, displs;
+    to_int_counts("allgatherv", bytes, counts, displs);
+    check(MPI_Allgatherv(mine ? mine : MPI_IN_PLACE, counts[static_cast<size_t>(rank_)], MPI_BYTE, all,
+                         counts.data(), displs.data(), MPI_BYTE, MPI_COMM_WORLD), "MPI_Allgatherv");
+  }
+  void alltoallv(const void* send, const std::vector<size_t>& send_bytes, void* recv,
+                 const std::vector<size_t>& recv_bytes) override {
+    std::vector<int> sc, sd, rc, rd;
+    to_int_counts("alltoallv", send_bytes, sc, sd);
+    to_int_counts("alltoallv", recv_bytes, rc, rd);
+    check(MPI_Alltoallv(send, sc.data(), sd.data(), MPI_BYTE, recv, rc.data(), rd.data(), MPI_BYTE,
+                        MPI_COMM_WORLD), "MPI_Alltoallv");
   }
   void broadcast(void* buf, size_t bytes, int root) override {
     MXQAT_CHECK(bytes <= size_t(INT_MAX), "broadcast: ", bytes, " bytes exceed MPI's int counts");
@@ -71,6 +70,22 @@ class MpiDist final : public Dist {
   std::string describe() const override { return "MPI, " + std::to_string(size_) + " processes"; }
 
  private:
+  // MPI's int counts and displacements (bytes, concatenated in rank order) for one share per rank.
+  void to_int_counts(const char* what, const std::vector<size_t>& bytes, std::vector<int>& counts,
+                     std::vector<int>& displs) const {
+    MXQAT_CHECK(bytes.size() == static_cast<size_t>(size_), what, ": ", bytes.size(), " shares for ",
+                size_, " processes");
+    counts.resize(bytes.size());
+    displs.resize(bytes.size());
+    size_t off = 0;
+    for (size_t r = 0; r < bytes.size(); ++r) {
+      MXQAT_CHECK(bytes[r] <= size_t(INT_MAX) && off <= size_t(INT_MAX), what, ": ", off + bytes[r],
+                  " bytes exceed MPI's int counts; use more micro-batches per process or fewer parameters");
+      counts[r] = static_cast<int>(bytes[r]);
+      displs[r] = static_cast<int>(off);
+      off += bytes[r];
+    }
+  }
   int rank_ = 0, size_ = 1;
 };
 }  // namespace

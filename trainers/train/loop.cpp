@@ -115,9 +115,9 @@ double micro_batch_step(LoopContext& c, int64_t step, const Tensor& xb, const st
     }
     out[len - 1] = static_cast<float>(l / double(m));
   };
-  double exchange_s = 0;
-  const std::vector<float> sum = tree_sum(m, len, leaf, dist(), &exchange_s);
-  c.times.exchange_s.push_back(exchange_s);
+  TreeTimes tt;
+  const std::vector<float>& sum = c.tree.run(m, len, leaf, dist(), &tt);
+  c.times.tree.push_back(tt);
   layers::set_dropout_first_sample(*c.model, 0);
   c.optimizer->zero_grad();
   for (size_t p = 0; p < params.size(); ++p) {
@@ -146,15 +146,36 @@ double median(std::vector<double> v) {
 
 // Throughput: the median step (the first left out: warm-up), its gradient exchange (micro-batched
 // or data-parallel runs), targets (tokens for a gpt) per second. bench/dist_scaling.sh reads it.
+// Data-parallel runs add the exchange's parts and each process's time on its own micro-batches
+// (gathered from every process: a collective, so every process calls this).
 void log_step_times(const LoopContext& c) {
   const auto& t = c.times;
   if (t.step_s.empty()) return;
   const size_t skip = t.step_s.size() > 2 ? 1 : 0;
   const double step = median({t.step_s.begin() + skip, t.step_s.end()});
-  const double ex = t.exchange_s.size() > skip ? median({t.exchange_s.begin() + skip, t.exchange_s.end()}) : 0.0;
+  const auto tree_median = [&](double (*part)(const TreeTimes&)) {
+    std::vector<double> v;
+    for (size_t i = skip; i < t.tree.size(); ++i) v.push_back(part(t.tree[i]));
+    return v.empty() ? 0.0 : median(v);
+  };
+  const double ex = tree_median([](const TreeTimes& x) { return x.exchange_s(); });
   spdlog::info("{} throughput ({}, {} micro-batch(es)): median step {:.2f} ms, gradient exchange "
                "{:.2f} ms ({:.1f}% of the step), {:.0f} targets/s", c.stage, dist().describe(),
                c.cfg->micro_batches, 1e3 * step, 1e3 * ex, 100.0 * ex / step, double(t.targets) / step);
+  Dist& d = dist();
+  if (d.size() <= 1 || t.tree.size() <= skip) return;
+  const double local = tree_median([](const TreeTimes& x) { return x.local_s; });
+  std::vector<double> locals(static_cast<size_t>(d.size()));
+  d.allgatherv(&local, locals.data(), std::vector<size_t>(locals.size(), sizeof(double)));
+  std::string per;
+  for (double l : locals) per += fmt::format("{}{:.1f}", per.empty() ? "" : " / ", 1e3 * l);
+  const auto [lo, hi] = std::minmax_element(locals.begin(), locals.end());
+  spdlog::info("{} exchange parts (median ms): slices sent {:.2f} (incl. waiting for the slowest "
+               "process), additions {:.2f}, sums gathered {:.2f}; own micro-batches per process: {} ms "
+               "(slowest - fastest {:.1f} ms)", c.stage,
+               1e3 * tree_median([](const TreeTimes& x) { return x.scatter_s; }),
+               1e3 * tree_median([](const TreeTimes& x) { return x.finish_s; }),
+               1e3 * tree_median([](const TreeTimes& x) { return x.gather_s; }), per, 1e3 * (*hi - *lo));
 }
 
 void log_train(LoopContext& c, const Progress& p, int64_t done, double mean_loss, double lr, double gnorm) {

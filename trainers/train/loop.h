@@ -9,6 +9,7 @@
 
 #include "layers/module.h"
 #include "trainers/data/task.h"
+#include "trainers/dist/tree.h"
 #include "trainers/io/ckpt.h"
 #include "trainers/recipe/recipe.h"
 #include "trainers/train/optim.h"
@@ -25,9 +26,11 @@ struct LoopHooks {
   std::function<void(Checkpoint&)> decorate;         // extra checkpoint content (policy, ...)
 };
 
-// Wall time of each step and of its gradient exchange (data-parallel or micro-batched runs).
+// Wall time of each step and, in data-parallel or micro-batched runs, of its parts in the
+// reduction tree (trainers/dist/tree.h: this process's micro-batches, then the exchange).
 struct StepTimes {
-  std::vector<double> step_s, exchange_s;
+  std::vector<double> step_s;
+  std::vector<TreeTimes> tree;
   int64_t targets = 0;  // loss targets per step (tokens for a gpt, samples for a classifier)
 };
 
@@ -49,6 +52,7 @@ struct LoopContext {
   int64_t skipped = 0;            // steps skipped so far (restored on resume)
   LoopHooks hooks;
   StepTimes times;
+  TreeSum tree;  // the micro-batch reduction's buffers, kept from step to step
 };
 
 struct LoopResult {
