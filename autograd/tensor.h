@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "autograd/error.h"
+#include "autograd/uninit_allocator.h"
 
 namespace mxqat::autograd {
 
@@ -27,23 +28,7 @@ int64_t numel_of(const Shape& shape);
 // Eigen's aligned allocator, except that resize() leaves new floats uninitialised (for outputs
 // that a kernel writes in full: no zero fill, which is a whole extra pass over a large output).
 template <class T>
-struct UninitAllocator : Eigen::aligned_allocator<T> {
-  template <class U>
-  struct rebind {
-    using other = UninitAllocator<U>;
-  };
-  UninitAllocator() = default;
-  template <class U>
-  UninitAllocator(const UninitAllocator<U>&) noexcept {}
-  template <class U>
-  void construct(U* p) noexcept {
-    ::new (static_cast<void*>(p)) U;
-  }
-  template <class U, class... Args>
-  void construct(U* p, Args&&... args) {
-    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
-  }
-};
+using TensorAllocator = mxqat::UninitAllocator<T, Eigen::aligned_allocator<T>>;
 std::string shape_str(const Shape& shape);  // "[2, 3]"
 
 class Tensor {
@@ -89,7 +74,7 @@ class Tensor {
 
  private:
   Shape shape_{0};
-  std::vector<float, UninitAllocator<float>> data_;
+  std::vector<float, TensorAllocator<float>> data_;
 };
 
 Shape resolve_shape(const Shape& shape, int64_t numel);  // fills a single -1

@@ -2,7 +2,11 @@
 // accumulated on fan-out, intermediate gradients released as soon as they are consumed.
 #include "autograd/var.h"
 
+#include <algorithm>
 #include <unordered_set>
+
+#include "autograd/ops/row_kernels.h"
+#include "autograd/profile.h"
 
 namespace mxqat::autograd {
 
@@ -40,22 +44,51 @@ bool GradSink::wants(size_t i) const {
   return i < node_.inputs.size() && node_.inputs[i]->requires_grad;
 }
 
-void GradSink::add(size_t i, const Tensor& g) { add(i, Tensor(g)); }
+namespace {
+void check_grad_shape(const Node& node, const Node& in, const Tensor& g) {
+  MXQAT_CHECK(g.size() == in.value.size(), "op '", node.op, "' sent a gradient of shape ",
+              shape_str(g.shape()), " to an input of shape ", shape_str(in.value.shape()));
+}
+
+// in.grad += g, in parallel chunks (elementwise: the same bits for any thread count).
+void accumulate(const Node& node, Node& in, const Tensor& g) {
+  profile::lap("bwd", node.op);  // fan-in sums are charged apart from the closure's work
+  float* dst = in.grad.data();
+  const float* src = g.data();
+  detail::for_chunks(g.size(), [&](int64_t i0, int64_t i1) {
+    ArrMap(dst + i0, i1 - i0) += ConstArrMap(src + i0, i1 - i0);
+  });
+  profile::lap("bwd grad accumulate");
+}
+}  // namespace
+
+// A gradient handed by reference is copied only when it is the input's first (in parallel
+// chunks); later ones are added straight from it.
+void GradSink::add(size_t i, const Tensor& g) {
+  if (!wants(i)) return;
+  Node& in = *node_.inputs[i];
+  check_grad_shape(node_, in, g);
+  if (!in.grad.empty() || in.value.size() == 0) return accumulate(node_, in, g);
+  in.grad = Tensor::uninit(in.value.shape());
+  float* dst = in.grad.data();
+  const float* src = g.data();
+  detail::for_chunks(g.size(), [&](int64_t i0, int64_t i1) { std::copy(src + i0, src + i1, dst + i0); });
+}
 
 void GradSink::add(size_t i, Tensor&& g) {
   if (!wants(i)) return;
   Node& in = *node_.inputs[i];
-  MXQAT_CHECK(g.size() == in.value.size(), "op '", node_.op, "' sent a gradient of shape ",
-              shape_str(g.shape()), " to an input of shape ", shape_str(in.value.shape()));
+  check_grad_shape(node_, in, g);
   if (in.grad.empty() && in.value.size() != 0) {
     g.reshape_inplace(in.value.shape());
     in.grad = std::move(g);
   } else {
-    in.grad.vec() += g.vec();
+    accumulate(node_, in, g);
   }
 }
 
 Var make_node(const char* op, Tensor value, std::vector<Var> inputs, BackwardFn backward) {
+  profile::lap("fwd", op);
   auto n = std::make_shared<Node>();
   n->op = op;
   n->value = std::move(value);
@@ -86,12 +119,14 @@ void Var::backward(const Tensor& seed) const {
   s.reshape_inplace(n_->value.shape());
   if (n_->grad.empty()) n_->grad = std::move(s);
   else n_->grad.vec() += s.vec();
+  profile::lap("bwd engine");
   for (auto it = order.rbegin(); it != order.rend(); ++it) {
     Node* node = *it;
     if (!node->backward || node->grad.empty()) continue;
     GradSink sink(*node);
     node->backward(node->grad, sink);
     node->grad = Tensor();  // intermediates: consumed
+    profile::lap("bwd", node->op);
   }
 }
 

@@ -12,12 +12,14 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <memory>
 #include <string>
 #include <random>
 #include <vector>
 
+#include "autograd/profile.h"
 #include "bench/bench_quant.h"
 #include "layers/gpt.h"
 #include "quant/codec/codec.h"
@@ -32,6 +34,24 @@ using autograd::Tensor;
 using autograd::Var;
 
 constexpr int64_t kBatch = 16, kContext = 128;
+
+// MXQAT_BENCH_PROFILE=FILE: appends this run's phase profile (autograd/profile.h) to FILE as
+// tab-separated rows: benchmark, threads, steps, label, then in all: wall seconds, process CPU
+// seconds, calling thread's CPU seconds, laps
+// (benchmark: fp32, qat, qat_mx_native, sr, sr_mx_native; bench/profile_gpt_step.sh runs the benchmark that way and tabulates the rows).
+void write_profile(const char* path, const char* name, const benchmark::State& state, uint64_t steps) {
+  autograd::profile::stop();
+  FILE* f = std::fopen(path, "a");
+  if (!f) {
+    std::fprintf(stderr, "bench_gpt_step: cannot append to MXQAT_BENCH_PROFILE=%s\n", path);
+    return;
+  }
+  for (const auto& e : autograd::profile::entries())
+    std::fprintf(f, "%s\t%lld\t%llu\t%s\t%.9f\t%.9f\t%.9f\t%lld\n", name,
+                 static_cast<long long>(state.range(0)), static_cast<unsigned long long>(steps),
+                 e.label.c_str(), e.seconds, e.process_cpu, e.thread_cpu, static_cast<long long>(e.count));
+  std::fclose(f);
+}
 
 void run_steps(benchmark::State& state, bool qat, quant::Product product = quant::Product::kFp32Chain,
                bool sr_backward = false) {
@@ -54,17 +74,31 @@ void run_steps(benchmark::State& state, bool qat, quant::Product product = quant
   for (auto& v : ids) v = static_cast<int32_t>(rng() % 256);
   for (auto& v : targets) v = static_cast<int32_t>(rng() % 256);
   uint64_t step = 0;
-  for (auto _ : state) {
+  auto train_step = [&] {
     for (auto& g : gemms) g->set_rounding_counter(step);  // fresh random numbers every step
     ++step;
     Var logits = autograd::reshape(model.forward_ids(ids, kContext), {kBatch * kContext, cfg.vocab});
     Var loss = autograd::cross_entropy(logits, targets);
     loss.backward();
     opt->step(1e-3);
+    autograd::profile::lap("optimizer step");
     opt->zero_grad();
     benchmark::DoNotOptimize(loss.value().data());
+    logits = loss = Var();  // the graph is freed here, inside the step and its profile
+    autograd::profile::lap("free graph");
+  };
+  train_step();  // untimed: the first step's allocations (buffers kept from then on) are not a step's
+  const bool mx = product == quant::Product::kMxNative;
+  const char* profile_path = std::getenv("MXQAT_BENCH_PROFILE");
+  if (profile_path && *profile_path) autograd::profile::start();
+  for (auto _ : state) {
+    autograd::profile::reset_clock();
+    train_step();
   }
   state.counters["threads"] = static_cast<double>(state.range(0));
+  if (profile_path && *profile_path) write_profile(profile_path,
+                  !qat ? "fp32" : sr_backward ? (mx ? "sr_mx_native" : "sr") : (mx ? "qat_mx_native" : "qat"),
+                  state, static_cast<uint64_t>(state.iterations()));
 }
 
 void BM_GptFp32Step(benchmark::State& state) { run_steps(state, false); }

@@ -48,6 +48,32 @@ void causal_softmax_rows(float* s, int64_t T, float scale) {
     std::fill(r + n, r + T, 0.f);
   }
 }
+// The rotary cos/sin table [T, D/2] for positions pos0 .. pos0 + T - 1, in double then rounded:
+// one value per (position, pair). A training step asks for the same table twice per layer, so
+// the last one made on this thread is kept (its thousands of pow/cos/sin are serial work).
+std::shared_ptr<const std::vector<float>> rope_table(int64_t T, int64_t D, int64_t pos0, float theta) {
+  struct Key {
+    int64_t T = -1, D = -1, pos0 = -1;
+    float theta = 0;
+    bool operator==(const Key& o) const { return T == o.T && D == o.D && pos0 == o.pos0 && theta == o.theta; }
+  };
+  thread_local Key last;
+  thread_local std::shared_ptr<const std::vector<float>> cached;
+  const Key key{T, D, pos0, theta};
+  if (cached && key == last) return cached;
+  const int64_t half = D / 2;
+  auto table = std::make_shared<std::vector<float>>(static_cast<size_t>(2 * T * half));
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t i = 0; i < half; ++i) {
+      const double a = static_cast<double>(pos0 + t) *
+                       std::pow(static_cast<double>(theta), -2.0 * static_cast<double>(i) / double(D));
+      (*table)[static_cast<size_t>(2 * (t * half + i))] = static_cast<float>(std::cos(a));
+      (*table)[static_cast<size_t>(2 * (t * half + i) + 1)] = static_cast<float>(std::sin(a));
+    }
+  last = key;
+  cached = std::move(table);
+  return cached;
+}
 }  // namespace
 
 // Per batch b and head h, with Q, K, V the [T, D] slices of q, k, v and s = 1/sqrt(D):
@@ -139,15 +165,7 @@ Var rope(const Var& x, int64_t heads, int64_t pos0, float theta) {
               " channels must split into ", heads, " heads of an even size; check d_model and heads");
   MXQAT_CHECK(pos0 >= 0 && theta > 0.f, "rope: pos0 ", pos0, " and theta ", theta, " must be >= 0 and > 0");
   const int64_t D = C / heads, half = D / 2;
-  // The cos/sin table [T, D/2], in double then rounded: one value per (position, pair).
-  auto table = std::make_shared<std::vector<float>>(static_cast<size_t>(2 * T * half));
-  for (int64_t t = 0; t < T; ++t)
-    for (int64_t i = 0; i < half; ++i) {
-      const double a = static_cast<double>(pos0 + t) *
-                       std::pow(static_cast<double>(theta), -2.0 * static_cast<double>(i) / double(D));
-      (*table)[static_cast<size_t>(2 * (t * half + i))] = static_cast<float>(std::cos(a));
-      (*table)[static_cast<size_t>(2 * (t * half + i) + 1)] = static_cast<float>(std::sin(a));
-    }
+  const auto table = rope_table(T, D, pos0, theta);
   // sign = +1 rotates by a (forward), -1 by -a (backward).
   auto rotate = [T, C, D, half, table](const Tensor& in, Tensor& out, float sign) {
     const int64_t rows = in.size() / C;

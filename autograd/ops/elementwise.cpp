@@ -62,8 +62,9 @@ Var add(const Var& a, const Var& b) {
   Tensor y = broadcast_op("add", a.value(), b.value(), [](float u, float v) { return u + v; });
   return make_node("add", std::move(y), {a, b},
                    [sa = a.shape(), sb = b.shape()](const Tensor& dy, GradSink& g) {
-                     if (g.wants(0)) g.add(0, sum_to(dy, sa));
-                     if (g.wants(1)) g.add(1, sum_to(dy, sb));
+                     // (same shape: dy itself, copied only where an input's first gradient)
+                     if (g.wants(0)) dy.shape() == sa ? g.add(0, dy) : g.add(0, sum_to(dy, sa));
+                     if (g.wants(1)) dy.shape() == sb ? g.add(1, dy) : g.add(1, sum_to(dy, sb));
                    });
 }
 
@@ -72,7 +73,7 @@ Var sub(const Var& a, const Var& b) {
   Tensor y = broadcast_op("sub", a.value(), b.value(), [](float u, float v) { return u - v; });
   return make_node("sub", std::move(y), {a, b},
                    [sa = a.shape(), sb = b.shape()](const Tensor& dy, GradSink& g) {
-                     if (g.wants(0)) g.add(0, sum_to(dy, sa));
+                     if (g.wants(0)) dy.shape() == sa ? g.add(0, dy) : g.add(0, sum_to(dy, sa));
                      if (g.wants(1)) g.add(1, negated(sum_to(dy, sb)));
                    });
 }

@@ -22,13 +22,13 @@ Var embedding(const Var& weight, const std::vector<int32_t>& ids, Shape out_shap
   MXQAT_CHECK(numel_of(out_shape) == n, "embedding: out_shape ", shape_str(out_shape), " holds ",
               numel_of(out_shape), " ids but ", n, " were given");
   out_shape.push_back(D);
-  Tensor y(out_shape);
+  Tensor y = Tensor::uninit(out_shape);  // every row copied below
   detail::for_rows(n, D, [&](int64_t i) {
     const float* src = w.data() + ids[static_cast<size_t>(i)] * D;
     std::copy(src, src + D, y.data() + i * D);
   });
   return make_node("embedding", std::move(y), {weight}, [ids, V, D](const Tensor& dy, GradSink& g) {
-    constexpr int64_t kCols = 64;
+    constexpr int64_t kCols = 16;  // one vector wide: 16 parallel chunks for d_model 256
     const int64_t n = static_cast<int64_t>(ids.size()), chunks = (D + kCols - 1) / kCols;
     Tensor dw(Shape{V, D});
 #pragma omp parallel for schedule(static) if (chunks > 1 && n * D > detail::kParallelMin)

@@ -376,17 +376,40 @@ void gemm_region(const Problem& pb, int64_t i0, int64_t i1, int64_t j0, int64_t 
   }
 }
 
-// The output is cut into one rectangle per thread, along the dimension with more micro-tiles;
-// tiny products stay on one thread. Any cut gives the same bits (see the definition above).
+// The output cut into a pm x pn grid of rectangles of whole micro-tiles, one per thread.
+struct Grid {
+  int64_t pm = 1, pn = 1;
+};
+
+// The grid (pm pn <= threads) whose largest rectangle costs least: its multiply-adds plus the
+// packing of its own B columns (and A rows) per depth step, a packed float costing about as much
+// as 8 multiply-adds (a cut along M alone makes every thread pack all of B; along N alone, all
+// of A). A skinny output such as a weight gradient (256 x 256 over 2048 tokens) gets a square
+// grid instead of 16 strips of one or two 14-row tiles.
+template <class Kern>
+Grid grid_for(const Problem& pb, int64_t threads) {
+  const int64_t tiles_m = (pb.m + Kern::kMr - 1) / Kern::kMr;
+  const int64_t tiles_n = (pb.n + Kern::kNr - 1) / Kern::kNr;
+  Grid best;
+  int64_t best_cost = -1;
+  for (int64_t pm = 1; pm <= std::min(threads, tiles_m); ++pm)
+    for (int64_t pn = 1; pn <= std::min(threads / pm, tiles_n); ++pn) {
+      const int64_t rows = std::min(pb.m, (tiles_m + pm - 1) / pm * Kern::kMr);
+      const int64_t cols = std::min(pb.n, (tiles_n + pn - 1) / pn * Kern::kNr);
+      const int64_t cost = rows * cols + 8 * (rows + cols);
+      if (best_cost < 0 || cost < best_cost) best = {pm, pn}, best_cost = cost;
+    }
+  return best;
+}
+
+// The output is cut into one rectangle per thread (grid_for); tiny products stay on one thread.
+// Any cut gives the same bits (see the definition above).
 // `prepare` (nullable) runs first on every thread of the same region (see GemmPrepare).
 template <class Kern>
 void gemm_blocked(const Problem& pb, const GemmPrepare* prepare = nullptr) {
   const int64_t work = pb.m * pb.n * pb.k;
-  const int64_t tiles_m = (pb.m + Kern::kMr - 1) / Kern::kMr;
-  const int64_t tiles_n = (pb.n + Kern::kNr - 1) / Kern::kNr;
-  const bool along_n = tiles_n >= tiles_m;
-  int64_t parts = work < (int64_t{1} << 21) ? 1 : omp_get_max_threads();
-  parts = std::clamp<int64_t>(parts, 1, along_n ? tiles_n : tiles_m);
+  const Grid g = grid_for<Kern>(pb, work < (int64_t{1} << 21) ? 1 : omp_get_max_threads());
+  const int64_t parts = g.pm * g.pn;
 #pragma omp parallel num_threads(static_cast<int>(parts)) if (parts > 1)
   {
     if (prepare) {
@@ -395,12 +418,9 @@ void gemm_blocked(const Problem& pb, const GemmPrepare* prepare = nullptr) {
     }
 #pragma omp for schedule(static)
     for (int64_t t = 0; t < parts; ++t) {
-      if (along_n)
-        gemm_region<Kern>(pb, 0, pb.m, split_at(pb.n, parts, t, Kern::kNr),
-                          split_at(pb.n, parts, t + 1, Kern::kNr));
-      else
-        gemm_region<Kern>(pb, split_at(pb.m, parts, t, Kern::kMr),
-                          split_at(pb.m, parts, t + 1, Kern::kMr), 0, pb.n);
+      const int64_t bm = t / g.pn, bn = t % g.pn;
+      gemm_region<Kern>(pb, split_at(pb.m, g.pm, bm, Kern::kMr), split_at(pb.m, g.pm, bm + 1, Kern::kMr),
+                        split_at(pb.n, g.pn, bn, Kern::kNr), split_at(pb.n, g.pn, bn + 1, Kern::kNr));
     }
   }
 }

@@ -27,7 +27,7 @@ Var cross_entropy(const Var& logits, const std::vector<int32_t>& labels, float l
                 "cross_entropy: label ", labels[static_cast<size_t>(b)], " at position ", b,
                 " is out of range [0, ", C, "); check the dataset's class count against the model");
   const float eps = label_smoothing, on = 1.f - eps, off = eps / static_cast<float>(C);
-  Tensor p(x.shape());  // softmax, kept for backward
+  Tensor p = Tensor::uninit(x.shape());  // softmax, kept for backward (every row written)
   std::vector<float> row_loss(static_cast<size_t>(B));
   detail::for_rows(B, C, [&](int64_t b) {
     const float* xb = x.data() + b * C;
@@ -47,7 +47,7 @@ Var cross_entropy(const Var& logits, const std::vector<int32_t>& labels, float l
   return make_node(
       "cross_entropy", Tensor::scalar(loss), {logits},
       [p = std::move(p), labels, on, off, B, C](const Tensor& dy, GradSink& g) {
-        Tensor dx(p.shape());
+        Tensor dx = Tensor::uninit(p.shape());
         const float scale = dy.item() / static_cast<float>(B);
         detail::for_rows(B, C, [&](int64_t b) {
           ArrMap(dx.data() + b * C, C) = (ConstArrMap(p.data() + b * C, C) - off) * scale;

@@ -5,11 +5,12 @@
 
 #include "autograd/kernels.h"
 #include "autograd/ops.h"
+#include "autograd/profile.h"
 
 namespace mxqat::autograd {
 
 void sum_rows(const float* x, int64_t rows, int64_t cols, float* out, bool accumulate) {
-  constexpr int64_t kColChunk = 64;
+  constexpr int64_t kColChunk = 16;  // one vector wide: 16 parallel chunks for 256 columns
   const int64_t chunks = (cols + kColChunk - 1) / kColChunk;
 #pragma omp parallel for schedule(static) if (rows * cols > (1 << 16))
   for (int64_t ch = 0; ch < chunks; ++ch) {
@@ -106,11 +107,13 @@ Var linear(const Var& x, const Var& w, const Var& bias) {
                      if (g.wants(0)) {
                        Tensor dx = Tensor::uninit(Shape{m, k});
                        gemm(dy.data(), false, wv.data(), false, dx.data(), m, k, n);
+                       profile::lap("bwd linear dX");
                        g.add(0, std::move(dx));
                      }
                      if (g.wants(1)) {
                        Tensor dw = Tensor::uninit(Shape{n, k});
                        gemm(dy.data(), true, xv.data(), false, dw.data(), n, k, m);
+                       profile::lap("bwd linear dW");
                        g.add(1, std::move(dw));
                      }
                      if (g.wants(2)) {

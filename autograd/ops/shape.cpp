@@ -67,7 +67,12 @@ void split_at(const Shape& s, int axis, int64_t& outer, int64_t& inner) {
 
 // y = x viewed with a new shape (same elements, same order)      dx = dy viewed back
 Var reshape(const Var& x, Shape shape) {
-  return make_node("reshape", x.value().reshaped(std::move(shape)), {x},
+  Tensor y = Tensor::uninit(x.shape());  // the copy in parallel chunks
+  y.reshape_inplace(std::move(shape));
+  const float* src = x.value().data();
+  float* dst = y.data();
+  detail::for_chunks(y.size(), [&](int64_t i0, int64_t i1) { std::copy(src + i0, src + i1, dst + i0); });
+  return make_node("reshape", std::move(y), {x},
                    [](const Tensor& dy, GradSink& g) { g.add(0, dy); });  // add() reshapes
 }
 

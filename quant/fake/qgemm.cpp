@@ -10,6 +10,7 @@
 
 #include "autograd/error.h"
 #include "autograd/kernels.h"
+#include "autograd/profile.h"
 #include "quant/codec/formats.h"
 #include "quant/codec/transform/stochastic.h"
 #include "quant/fake/lsq.h"
@@ -384,11 +385,16 @@ Var qgemm_op(const Var& x, const Var& w, const Var& bias, const GemmQuantSpec& s
   return autograd::make_node("qgemm", std::move(y), std::move(inputs),
                              [s, bias_at, scale_at](const Tensor& dy, GradSink& g) {
                                if (s->capture) s->capture->grad_output = dy.reshaped({s->m, s->n});
-                               if (g.wants(0)) g.add(0, grad_input(*s, dy));
+                               if (g.wants(0)) {
+                                 Tensor dx = grad_input(*s, dy);
+                                 autograd::profile::lap("bwd qgemm dX");
+                                 g.add(0, std::move(dx));
+                               }
                                const bool ds = s->lsq && g.wants(scale_at);
                                if (g.wants(1) || ds) {
                                  Tensor dscale;
                                  Tensor dw = grad_weight(*s, dy, ds ? &dscale : nullptr);
+                                 autograd::profile::lap("bwd qgemm dW");
                                  if (g.wants(1)) g.add(1, std::move(dw));
                                  if (ds) g.add(scale_at, std::move(dscale));
                                }

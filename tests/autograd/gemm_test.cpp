@@ -1,6 +1,7 @@
 // The packed GEMM (autograd::gemm, AVX-512 here) and its portable twin against gemm_reference,
 // bit for bit: odd sizes, tiles cut by every edge, K = 1, K and N and M across the cache blocks,
-// all four transpose combinations, accumulation on and off, signed zeros; 1 vs 2 vs 3 threads.
+// all four transpose combinations, accumulation on and off, signed zeros; 1 vs 2 vs 3 threads, and
+// the 2-D grids of parts of 6 and 16 threads.
 #include <gtest/gtest.h>
 #include <omp.h>
 
@@ -10,6 +11,7 @@
 #include <random>
 #include <string>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include "autograd/error.h"
@@ -172,6 +174,28 @@ TEST(Gemm, SameBitsForOneTwoAndThreeThreads) {
           }
         }
       }
+  omp_set_num_threads(saved);
+}
+
+// At 6 and 16 threads a square output (a weight gradient's 256 x 256 over many tokens) is cut
+// into a grid of rectangles along both M and N (3 x 2, 4 x 4), and a tall one mostly along M: each
+// rectangle's chains keep their bits, packed and portable kernels alike, masks and accumulation too.
+TEST(Gemm, SameBitsOnATwoDimensionalGridOfParts) {
+  const int saved = omp_get_max_threads();
+  for (const Case& s : std::vector<Case>{{256, 256, 70}, {250, 230, 41}, {600, 96, 37}})
+    for (bool ta : {false, true})
+      for (bool tb : {false, true})
+        for (bool masked : {false, true}) {
+          omp_set_num_threads(1);
+          const std::vector<float> want = run(gemm_reference, s, ta, tb, true, 5, masked);
+          for (int threads : {4, 6, 16}) {
+            omp_set_num_threads(threads);
+            for (auto [fn, name] : {std::pair<Gemm, const char*>{gemm, "gemm"}, {gemm_portable, "gemm_portable"}})
+              EXPECT_TRUE(same_bits(run(fn, s, ta, tb, true, 5, masked), want))
+                  << name << " m " << s.m << " n " << s.n << " k " << s.k << " trans_a " << ta
+                  << " trans_b " << tb << " masked " << masked << ", " << threads << " threads";
+          }
+        }
   omp_set_num_threads(saved);
 }
 

@@ -50,19 +50,34 @@ class AdamW : public Optimizer {
     const double bc1 = 1.0 - std::pow(cfg_.beta1, double(t_));
     const float inv_bc2 = static_cast<float>(1.0 / std::sqrt(1.0 - std::pow(cfg_.beta2, double(t_))));
     const float eps = static_cast<float>(cfg_.eps);
+    struct Update {
+      float* w;
+      const float* g;
+      float *m, *v;
+      int64_t n;
+      float step_size, decay;
+    };
+    std::vector<Update> updates;
+    updates.reserve(params_.size());
+    int64_t total = 0;
     for (size_t i = 0; i < params_.size(); ++i) {
       autograd::Var p = params_[i].second;
       if (p.grad().empty()) continue;
       const double lr_p = lr_of(params_[i].first, lr, cfg_);
-      const float step_size = static_cast<float>(lr_p / bc1);
       const float decay = p.value().ndim() >= 2 ? static_cast<float>(1.0 - lr_p * cfg_.weight_decay) : 1.f;
-      float* w = p.value().data();
-      const float* g = p.grad().data();
-      float* m = m_[i].data();
-      float* v = v_[i].data();
-      const int64_t n = p.value().size();
-#pragma omp parallel for schedule(static) if (n > kParallelMin)
-      for (int64_t j = 0; j < n; ++j) {
+      updates.push_back({p.value().data(), p.grad().data(), m_[i].data(), v_[i].data(),
+                         p.value().size(), static_cast<float>(lr_p / bc1), decay});
+      total += p.value().size();
+    }
+    // One parallel region for every parameter (a region each cost a fork and a join per
+    // parameter, dozens per step); each parameter's elements are split among the threads.
+#pragma omp parallel if (total > kParallelMin)
+    for (const Update& u : updates) {
+      float *w = u.w, *m = u.m, *v = u.v;
+      const float* g = u.g;
+      const float decay = u.decay, step_size = u.step_size;
+#pragma omp for schedule(static) nowait
+      for (int64_t j = 0; j < u.n; ++j) {
         m[j] = b1 * m[j] + (1.f - b1) * g[j];
         v[j] = b2 * v[j] + (1.f - b2) * g[j] * g[j];
         w[j] = w[j] * decay - step_size * m[j] / (std::sqrt(v[j]) * inv_bc2 + eps);

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "autograd/uninit_allocator.h"
+
 namespace mxqat::quant {
 
 struct ElementFormat;  // quant/codec/formats.h
@@ -29,17 +31,23 @@ bool mx_gemm_has_avx512();  // the CPU has AVX-512 F/BW/VL and VNNI
 // kAuto restores the default). Not for use while products run on other threads.
 void set_mx_gemm_auto_path(MxPath path);
 
+// The buffers of an operand: resize() leaves new elements uninitialised (every kernel that sizes
+// one writes all of it, padding included), so a product does not begin with a serial zero fill
+// of megabytes that the parallel kernels then overwrite.
+template <class T>
+using MxBuffer = std::vector<T, UninitAllocator<T>>;
+
 // One operand as block integers: row r, block b holds ints[r][32b .. 32b+31] * 2^exps[r][b]
 // (zero padding past K), exps NaN for a block with a NaN or Inf; sums[r][b] = Σ ints of the block.
 struct MxOperand {
   int64_t rows = 0, k = 0, nb = 0;
-  std::vector<int8_t> ints;    // [rows, nb * 32]
-  std::vector<float> exps;     // [rows, nb]
-  std::vector<int32_t> sums;   // [rows, nb]
+  MxBuffer<int8_t> ints;    // [rows, nb * 32]
+  MxBuffer<float> exps;     // [rows, nb]
+  MxBuffer<int32_t> sums;   // [rows, nb]
   // AVX-512 layout of a B operand (made by mx_pack_b when that path is used): 16-row panels,
   // per panel and block 8 groups of 16 rows x 4 bytes (ints + 128 as u8), and 16 exps.
-  std::vector<uint8_t> panel_ints;  // [ceil(rows / 16), nb, 8, 16, 4]
-  std::vector<float> panel_exps;    // [ceil(rows / 16), nb, 16]
+  MxBuffer<uint8_t> panel_ints;  // [ceil(rows / 16), nb, 8, 16, 4]
+  MxBuffer<float> panel_exps;    // [ceil(rows / 16), nb, 16]
 };
 
 // x [rows, k] -> block integers, on the calling thread for rows [r0, r1) of `out` (sized by
