@@ -21,6 +21,7 @@
 
 #include "autograd/profile.h"
 #include "bench/bench_quant.h"
+#include "bench/bench_threads.h"
 #include "layers/gpt.h"
 #include "quant/codec/codec.h"
 #include "trainers/recipe/recipe.h"
@@ -117,13 +118,7 @@ void BM_GptQatMxfp4SrMxNativeStep(benchmark::State& state) {
 }
 // Thread counts: 1 and 2, or the comma-separated list in MXQAT_BENCH_THREADS (e.g. 1,4,16).
 void thread_args(benchmark::internal::Benchmark* b) {
-  const char* env = std::getenv("MXQAT_BENCH_THREADS");
-  std::string list = env && *env ? env : "1,2";
-  for (size_t pos = 0; pos < list.size();) {
-    const size_t comma = std::min(list.find(',', pos), list.size());
-    b->Arg(std::max(1, std::atoi(list.substr(pos, comma - pos).c_str())));
-    pos = comma + 1;
-  }
+  for (int64_t t : bench::thread_counts()) b->Arg(t);
   b->Unit(benchmark::kMillisecond)->MinTime(2.0)->UseRealTime();
 }
 

@@ -1,7 +1,7 @@
 // The mx_native product (quant/codec/gemm/mx_gemm.h, docs/formats.md §14.2) against the FP32 GEMM
 // (autograd::gemm, the fp32_chain product) on the forward GEMMs of the GPT of bench_gpt_step
 // (batch 16 x context 128 = 2048 tokens; d 256, SwiGLU 768): y [2048, N] = x [2048, K] w[N, K]ᵀ
-// on MXFP4 operands, 1 and 2 OpenMP threads, GFLOP/s counted as 2·M·N·K for every kernel:
+// on MXFP4 operands, 1 and 2 OpenMP threads (or the list in MXQAT_BENCH_THREADS), GFLOP/s counted as 2·M·N·K for every kernel:
 //   fp32      - autograd::gemm on the dequantized operands (what qgemm runs under fp32_chain);
 //   mx        - mx_gemm from the same floats: block integers of both operands, B's panels, product;
 //   mx_ready  - the product alone on operands already made block integers (the inference fast
@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "autograd/kernels.h"
+#include "bench/bench_threads.h"
 #include "quant/codec/codec.h"
 #include "quant/codec/gemm/mx_gemm.h"
 
@@ -102,8 +103,7 @@ void run(benchmark::State& state, const Shape& s, const std::string& kernel) {
     for (const char* kernel : {"fp32", "mx", "mx_ready", "mx_portable"})
       benchmark::RegisterBenchmark((std::string(s.name) + "/" + kernel).c_str(),
                                    [&s, kernel](benchmark::State& st) { run(st, s, kernel); })
-          ->Arg(1)
-          ->Arg(2)
+          ->ArgsProduct({bench::thread_counts()})
           ->Unit(benchmark::kMillisecond)
           ->UseRealTime();
   return true;
