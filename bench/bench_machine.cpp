@@ -12,6 +12,10 @@
 //                        bandwidth of L2 (256 KB), L3 (2 MB, 8 MB) and memory (64 MB) as threads
 //                        are added
 //   BM_Triad             a[i] = b[i] + s * c[i] over 3 x 96 MB shared arrays: memory bandwidth
+//   BM_DotRate/KIND      one thread issuing 12 independent chains of one dot-product instruction:
+//                        0 vpdpbusd (int8, 64 multiply-adds; the narrow mx_native kernel), 1 vpdpwssd
+//                        (int16, 32; the wide kernel), 2 vdpbf16ps (bfloat16, 32; not used: see
+//                        docs/formats.md §14.2); skipped where the CPU lacks the instruction
 //   BM_PairFma/CPU       two threads pinned to CPU 0 and CPU k (k = 1 .. CPUs - 1) run the FMA
 //                        chains: a pair rate near half of two lone threads means k is CPU 0's
 //                        sibling hyperthread; bench/README reads these on the 16-core device
@@ -19,6 +23,9 @@
 //   MXQAT_BENCH_THREADS=1,2,4,8,16 build/bench/bench_machine --benchmark_repetitions=3
 //     --benchmark_report_aggregates_only=true   (one line)
 #include <benchmark/benchmark.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 #include <omp.h>
 #include <pthread.h>
 #include <sched.h>
@@ -161,12 +168,78 @@ void BM_Triad(benchmark::State& state) {
                                              benchmark::Counter::kIsRate);
 }
 
+#if defined(__x86_64__)
+// n rounds of 12 independent chains of the instruction; returns a value that depends on all.
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) int dot_int(int64_t n, bool wide) {
+  __m512i acc[12];
+  for (int i = 0; i < 12; ++i) acc[i] = _mm512_set1_epi32(i);
+  __m512i u = _mm512_set1_epi32(0x01010101), v = _mm512_set1_epi32(0x01020102);
+  for (int64_t r = 0; r < n; ++r) {
+    for (int i = 0; i < 12; ++i)
+      acc[i] = wide ? _mm512_dpwssd_epi32(acc[i], u, v) : _mm512_dpbusd_epi32(acc[i], u, v);
+    __asm__ volatile("" : "+v"(u));  // keeps the loop from being folded
+  }
+  int s = 0;
+  for (int i = 0; i < 12; ++i) s += _mm512_cvtsi512_si32(acc[i]);
+  return s;
+}
+__attribute__((target("avx512f,avx512bw,avx512bf16"))) float dot_bf16(int64_t n) {
+  __m512 acc[12];
+  for (int i = 0; i < 12; ++i) acc[i] = _mm512_set1_ps(static_cast<float>(i));
+  __m512i u = _mm512_set1_epi32(0x3F803F80), v = _mm512_set1_epi32(0x3F803F80);  // pairs of 1.0
+  for (int64_t r = 0; r < n; ++r) {
+    for (int i = 0; i < 12; ++i) acc[i] = _mm512_dpbf16_ps(acc[i], (__m512bh)u, (__m512bh)v);
+    __asm__ volatile("" : "+v"(u));
+  }
+  float s = 0.0f;
+  for (int i = 0; i < 12; ++i) s += _mm512_cvtss_f32(acc[i]);
+  return s;
+}
+#endif
+
+void BM_DotRate(benchmark::State& state) {
+  const int kind = static_cast<int>(state.range(0));
+#if defined(__x86_64__)
+  const bool has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                   (kind == 2 ? __builtin_cpu_supports("avx512bf16") : __builtin_cpu_supports("avx512vnni"));
+#else
+  const bool has = false;
+#endif
+  if (!has) {
+    state.SkipWithError("this CPU lacks the instruction");
+    return;
+  }
+  constexpr int64_t kRounds = 1 << 22;
+  double sink = 0.0;
+  for (auto _ : state) {
+#if defined(__x86_64__)
+    sink += kind == 2 ? static_cast<double>(dot_bf16(kRounds)) : static_cast<double>(dot_int(kRounds, kind == 1));
+#endif
+  }
+  benchmark::DoNotOptimize(sink);
+  const double instr = 12.0 * static_cast<double>(kRounds) * static_cast<double>(state.iterations());
+  state.counters["Ginstr"] = benchmark::Counter(instr * 1e-9, benchmark::Counter::kIsRate);
+  state.counters["GMAC"] = benchmark::Counter(instr * (kind == 0 ? 64 : 32) * 1e-9, benchmark::Counter::kIsRate);
+  state.SetLabel(kind == 0 ? "vpdpbusd" : kind == 1 ? "vpdpwssd" : "vdpbf16ps");
+}
+
 bool pin(int cpu) {
   cpu_set_t set;
   CPU_ZERO(&set);
   CPU_SET(cpu, &set);
   return pthread_setaffinity_np(pthread_self(), sizeof(set), &set) == 0;
 }
+
+// The calling thread's CPUs, and setting them back: the pinned pair must not leave OpenMP's
+// threads pinned for the benchmarks after it (a thread the runtime starts later inherits the
+// affinity of the thread that starts it).
+cpu_set_t affinity() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  pthread_getaffinity_np(pthread_self(), sizeof(set), &set);
+  return set;
+}
+void restore(const cpu_set_t& set) { pthread_setaffinity_np(pthread_self(), sizeof(set), &set); }
 
 // Arg = CPU k; k = 0 is the reference: one thread alone on CPU 0 (pair rate / lone rate = 2 for
 // two separate cores, about 1 for sibling hyperthreads).
@@ -178,8 +251,10 @@ void BM_PairFma(benchmark::State& state) {
   for (auto _ : state) {
 #pragma omp parallel num_threads(k == 0 ? 1 : 2) reduction(+ : sink) reduction(&& : pinned)
     {
+      const cpu_set_t before = affinity();
       pinned = pin(omp_get_thread_num() == 0 ? 0 : k);
       sink += fma_chains(iters, static_cast<float>(omp_get_thread_num()));
+      restore(before);
     }
   }
   benchmark::DoNotOptimize(sink);
@@ -213,6 +288,7 @@ BENCHMARK(BM_FmaManyRegionsDynamic)->Apply(thread_args);
 BENCHMARK(BM_ReadPrivate)->Apply(read_args);
 BENCHMARK(BM_Triad)->Apply(thread_args);
 BENCHMARK(BM_PairFma)->Apply(pair_args);
+BENCHMARK(BM_DotRate)->DenseRange(0, 2)->Unit(benchmark::kMillisecond)->MinTime(0.5)->UseRealTime();
 
 }  // namespace
 

@@ -121,14 +121,14 @@ void mx_sr_backward_product(const Saved& s, const float* a, bool a_rows, uint64_
   const int threads = mx_gemm_threads(R, C, ao.nb);
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {
-    const int t = omp_get_thread_num(), T = omp_get_num_threads();
-    if (a_rows) mx_sr_rows_part(e, key_a, a, ao, t, T);
-    else mx_sr_cols_part(e, key_a, a, ao, /*panels=*/false, t, T);
-    mx_sr_cols_part(e, key_b, bt, bo, /*panels=*/true, t, T);
-#pragma omp barrier
-    mx_gemm_part(ao, bo, c, t, T);
+    mx_dynamic_parts([&](int t, int T) {
+      if (a_rows) mx_sr_rows_part(e, key_a, a, ao, t, T);
+      else mx_sr_cols_part(e, key_a, a, ao, /*panels=*/false, t, T);
+      mx_sr_cols_part(e, key_b, bt, bo, /*panels=*/true, t, T);
+    });
+    mx_dynamic_parts([&](int t, int T) { mx_gemm_part(ao, bo, c, t, T); });
     if (mask) {
-#pragma omp barrier
+      const int t = omp_get_thread_num(), T = omp_get_num_threads();
       float* __restrict out = c;
       const uint8_t* __restrict keep = mask;
       for (int64_t i = R * C * t / T; i < R * C * (t + 1) / T; ++i) out[i] *= static_cast<float>(keep[i]);
@@ -282,33 +282,41 @@ void lsq_weight(const GemmQuantSpec& spec, bool rotate, const float* w, int64_t 
 }
 
 // The mx_native forward (docs/formats.md §14.2) in one parallel region: Q(x), Q(w) by the row
-// jobs, both made block integers, B's panels, then the product (each step split by thread).
+// jobs, both made block integers, B's panels, then the product (each step cut into parts that the
+// threads take dynamically, mx_dynamic_parts). The
+// operands are wide when a codec is mxfp6_e3m2. A decoded mxfp6_e3m2 weight (inference: no weight
+// codec) is off the narrow grid: its product is discarded and the operands made again, wide (the
+// same bits: §14.2 does not depend on which integers represent a block).
 void mx_forward(const std::vector<RowJob>& jobs, const float* xq, const float* wq, float* y,
                 int64_t m, int64_t n, int64_t k, const GemmQuantSpec& spec) {
-  MxOperand a, b;
-  mx_operand_shape(a, m, k);
-  mx_operand_shape(b, n, k);
-  const bool panels = mx_pack_b_shape(b);
-  const int threads = mx_gemm_threads(m, n, a.nb);
-  int bad = 0;
+  const auto product = [&](bool wide, bool quantize) {
+    MxOperand a, b;
+    mx_operand_shape(a, m, k, wide);
+    mx_operand_shape(b, n, k, wide);
+    const bool panels = mx_pack_b_shape(b);
+    const int threads = mx_gemm_threads(m, n, a.nb);
+    int bad = 0;
 #pragma omp parallel num_threads(threads) if (threads > 1) reduction(| : bad)
-  {
-    const int t = omp_get_thread_num(), T = omp_get_num_threads();
-    for (const RowJob& job : jobs) job.run(t, T);
-#pragma omp barrier
-    bad |= !mx_operand_rows(xq, m * t / T, m * (t + 1) / T, a);
-    bad |= !mx_operand_rows(wq, n * t / T, n * (t + 1) / T, b);
-    if (panels) {
-#pragma omp barrier
-      mx_pack_b_part(b, t, T);
+    {
+      if (quantize)
+        mx_dynamic_parts([&](int t, int T) {
+          for (const RowJob& job : jobs) job.run(t, T);
+        });
+      mx_dynamic_parts([&](int t, int T) {
+        bad |= !mx_operand_rows(xq, m * t / T, m * (t + 1) / T, a);
+        bad |= !mx_operand_rows(wq, n * t / T, n * (t + 1) / T, b);
+      });
+      if (panels) mx_dynamic_parts([&](int t, int T) { mx_pack_b_part(b, t, T); });
+      mx_dynamic_parts([&](int t, int T) { mx_gemm_part(a, b, y, t, T); });
     }
-#pragma omp barrier
-    mx_gemm_part(a, b, y, t, T);
-  }
-  MXQAT_CHECK(!bad, "qgemm (", spec.describe(), "): the mx_native product needs MXFP4 or "
-              "MXFP6-E2M3 values in both operands, but a block of the [", m, ", ", k, "] input or "
-              "the [", n, ", ", k, "] weight is off that grid; quantize both with mxfp4 or "
-              "mxfp6_e2m3, or use quant.product: fp32_chain");
+    return bad == 0;
+  };
+  const bool wide = mx_native_wide(spec.weight ? spec.weight->name() : "", spec.input ? spec.input->name() : "");
+  const bool ok = product(wide, true) || (!wide && product(true, false));
+  MXQAT_CHECK(ok, "qgemm (", spec.describe(), "): the mx_native product needs MXFP4 or MXFP6 "
+              "values in both operands, but a block of the [", m, ", ", k, "] input or the [", n,
+              ", ", k, "] weight is off that grid; quantize both with mxfp4, mxfp6_e2m3 or "
+              "mxfp6_e3m2, or use quant.product: fp32_chain");
 }
 
 // y = Q(x) Q(w)^T + b
@@ -335,7 +343,7 @@ Var qgemm_op(const Var& x, const Var& w, const Var& bias, const GemmQuantSpec& s
               "requantized backward operands (quant.backward_operands: requantize) cannot be combined: "
               "the backward would quantize unrotated operands against the rotated forward; drop one");
   if (spec.backward_product == Product::kMxNative)
-    MXQAT_CHECK(requantize && !spec.rotation && mx_native_codec(spec.grad_output->name()), "qgemm (",
+    MXQAT_CHECK(requantize && !spec.rotation && mx_native_grad_codec(spec.grad_output->name()), "qgemm (",
                 spec.describe(), "): the mx_native backward product needs every backward operand "
                 "in MXFP4 or MXFP6-E2M3 blocks along its reduction axis: grad_output mxfp4 or "
                 "mxfp6_e2m3 with backward_operands requantize (and no rotation); set them, or "

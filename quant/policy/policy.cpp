@@ -77,8 +77,8 @@ void check_mx_native(const ResolvedPolicy& p, const LayerPolicy& lp) {
   if (w == "none" && a == "none") return;
   MXQAT_CHECK(mx_native_codec(w) && mx_native_codec(a), "quant.product mx_native: layer '",
               lp.layer, "' is quantized with weight ", w, " and input ", a, "; the mx_native "
-              "product needs both in mxfp4 or mxfp6_e2m3 (or both none). Change the layer's "
-              "codecs, or use quant.product: fp32_chain");
+              "product needs both in mxfp4, mxfp6_e2m3 or mxfp6_e3m2 (or both none). Change the "
+              "layer's codecs, or use quant.product: fp32_chain");
 }
 
 // grad_rounding / backward_operands act on the layers with a grad_output codec: there must be
@@ -166,7 +166,7 @@ ResolvedPolicy resolve_policy(const PolicyConfig& cfg, const std::vector<std::st
   if (out.learned_scale) check_learned_scale(out);
   if (cfg.product == Product::kMxNative && cfg.requantize_backward && !cfg.rotation)
     for (const LayerPolicy& lp : out.layers)
-      if (mx_native_codec(lp.grad_output)) out.backward_product = Product::kMxNative;
+      if (mx_native_grad_codec(lp.grad_output)) out.backward_product = Product::kMxNative;
   return out;
 }
 
@@ -202,7 +202,7 @@ Product ResolvedPolicy::product_for(const std::string& weight, const std::string
 
 Product ResolvedPolicy::backward_product_for(const std::string& grad_output) const {
   return backward_product == Product::kMxNative && requantize_backward &&
-                 mx_native_codec(grad_output) && !rotation
+                 mx_native_grad_codec(grad_output) && !rotation
              ? Product::kMxNative
              : Product::kFp32Chain;
 }

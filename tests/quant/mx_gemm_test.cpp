@@ -1,7 +1,8 @@
-// The mx_native product (docs/formats.md §14.2): the portable and AVX-512 VNNI kernels against the
-// scalar reference, bit for bit, on MXFP4 / MXFP6-E2M3 operands of random shapes (ragged K, M and
-// N off the tile sizes), block scales across the whole E8M0 range (subnormal, overflowing terms),
-// zero, -0 and NaN blocks, at 1 and 3 threads; hand-computed vectors; and the errors.
+// The mx_native product (docs/formats.md §14.2): the portable and AVX-512 VNNI kernels (int8 on
+// narrow operands, int16 on wide ones) against the scalar reference, bit for bit, on MXFP4 / MXFP6-E2M3 /
+// MXFP6-E3M2 operands of random shapes (ragged K, M and N off the tile sizes), block scales across
+// the whole E8M0 range (subnormal, overflowing terms), zero, -0 and NaN blocks, at 1 and 3
+// threads; narrow and wide operands of the same values; hand-computed vectors; and the errors.
 #include <gtest/gtest.h>
 #include <omp.h>
 
@@ -69,7 +70,8 @@ void expect_all_paths_equal(const std::vector<float>& a, const std::vector<float
 TEST(MxGemm, PathsEqualReferenceOnRandomShapes) {
   std::mt19937 rng(19);
   const std::vector<std::pair<std::string, std::string>> pairs = {
-      {"mxfp4", "mxfp4"}, {"mxfp6_e2m3", "mxfp6_e2m3"}, {"mxfp4", "mxfp6_e2m3"}};
+      {"mxfp4", "mxfp4"},           {"mxfp6_e2m3", "mxfp6_e2m3"}, {"mxfp4", "mxfp6_e2m3"},
+      {"mxfp6_e3m2", "mxfp6_e3m2"}, {"mxfp4", "mxfp6_e3m2"},      {"mxfp6_e3m2", "mxfp6_e2m3"}};
   int cases = 0;
   for (const auto& [fa, fb] : pairs)
     for (int64_t M : {1, 3, 6, 17})
@@ -80,12 +82,42 @@ TEST(MxGemm, PathsEqualReferenceOnRandomShapes) {
           expect_all_paths_equal(a, b, M, N, K, fa + " x " + fb);
           ++cases;
         }
-  EXPECT_EQ(cases, 3 * 4 * 4 * 6);
+  EXPECT_EQ(cases, 6 * 4 * 4 * 6);
   // Large enough to be split among threads (along N, then along M).
-  for (const auto& [M, N] : {std::pair<int64_t, int64_t>{37, 250}, {250, 37}}) {
-    const auto a = mx_values("mxfp4", M, 300, rng, -8, 8, true);
-    const auto b = mx_values("mxfp6_e2m3", N, 300, rng, -8, 8, false);
-    expect_all_paths_equal(a, b, M, N, 300, "threaded");
+  for (const auto& [M, N] : {std::pair<int64_t, int64_t>{37, 250}, {250, 37}})
+    for (const char* fb : {"mxfp6_e2m3", "mxfp6_e3m2"}) {
+      const auto a = mx_values("mxfp4", M, 300, rng, -8, 8, true);
+      const auto b = mx_values(fb, N, 300, rng, -8, 8, false);
+      expect_all_paths_equal(a, b, M, N, 300, std::string("threaded x ") + fb);
+    }
+}
+
+// The same values as narrow and as wide operands (§14.2: the product does not depend on which
+// integers represent a block): the same bits on every path; and the two kinds do not mix.
+TEST(MxGemm, NarrowAndWideOperandsGiveTheSameBits) {
+  std::mt19937 rng(23);
+  const int64_t M = 21, N = 45, K = 200;
+  const auto a = mx_values("mxfp4", M, K, rng, -140, 120, true);
+  const auto b = mx_values("mxfp6_e2m3", N, K, rng, -140, 120, false);
+  std::vector<float> ref(static_cast<size_t>(M * N));
+  mx_gemm_reference(a.data(), b.data(), ref.data(), M, N, K);
+  for (MxPath path : paths())
+    for (bool wide : {false, true}) {
+      const MxOperand ao = mx_operand(a.data(), M, K, "a", false, path, wide);
+      const MxOperand bo = mx_operand(b.data(), N, K, "b", true, path, wide);
+      EXPECT_EQ(ao.wide, wide);
+      std::vector<float> c(ref.size(), 7.0f);
+      mx_gemm(ao, bo, c.data(), path);
+      EXPECT_TRUE(same_bits(c, ref)) << "path " << int(path) << " wide " << wide;
+    }
+  const MxOperand narrow = mx_operand(a.data(), M, K, "a");
+  const MxOperand wide = mx_operand(b.data(), N, K, "b", true, MxPath::kAuto, true);
+  std::vector<float> c(static_cast<size_t>(M * N));
+  try {
+    mx_gemm(narrow, wide, c.data());
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("A is narrow and B is wide"), std::string::npos) << e.what();
   }
 }
 
@@ -97,7 +129,8 @@ TEST(MxGemm, PathsEqualReferenceAtExtremeScales) {
   for (int rep = 0; rep < 6; ++rep) {
     const int64_t M = 9, N = 35, K = 161;
     const auto a = mx_values("mxfp4", M, K, rng, -149, 127, rep % 2 == 0);
-    const auto b = mx_values(rep < 3 ? "mxfp4" : "mxfp6_e2m3", N, K, rng, -149, 127, false);
+    const auto b = mx_values(rep < 2 ? "mxfp4" : rep < 4 ? "mxfp6_e2m3" : "mxfp6_e3m2", N, K, rng,
+                             -149, 127, false);
     expect_all_paths_equal(a, b, M, N, K, "extreme");
     std::vector<float> c(static_cast<size_t>(M * N));
     mx_gemm_reference(a.data(), b.data(), c.data(), M, N, K);
@@ -189,16 +222,31 @@ TEST(MxGemm, RefusesValuesOffTheMxGrid) {
     for (MxPath path : paths())
       EXPECT_THROW(mx_gemm(t.data(), b.data(), c.data(), 1, 1, 32, "tiny", path), Error);
   }
-  // MXFP6 E3M2 and MXFP8 values need more than 8 bits per block integer.
+  // MXFP6 E3M2 values need more than 8 bits per block integer: narrow refuses them, wide takes
+  // them. MXFP8 values span more binades than a wide integer holds (|I| < 512).
   std::mt19937 rng(3);
   const auto e3m2 = mx_values("mxfp6_e3m2", 4, 64, rng, 0, 0, false);
   const auto fp4 = mx_values("mxfp4", 4, 64, rng, 0, 0, false);
+  const auto e4m3 = mx_values("mxfp8_e4m3", 4, 64, rng, 0, 0, false);
   std::vector<float> c2(16);
-  EXPECT_THROW(mx_gemm(e3m2.data(), fp4.data(), c2.data(), 4, 4, 64, "e3m2"), Error);
+  EXPECT_THROW(mx_operand(e3m2.data(), 4, 64, "e3m2 narrow"), Error);
+  EXPECT_NO_THROW(mx_gemm(e3m2.data(), fp4.data(), c2.data(), 4, 4, 64, "e3m2"));
+  try {
+    mx_gemm(e4m3.data(), fp4.data(), c2.data(), 4, 4, 64, "e4m3");
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("e4m3 (A)"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("mxfp6_e3m2"), std::string::npos) << e.what();
+  }
   EXPECT_THROW(parse_product("mx"), Error);
   EXPECT_EQ(parse_product("mx_native"), Product::kMxNative);
   EXPECT_TRUE(mx_native_codec("mxfp6_e2m3"));
+  EXPECT_TRUE(mx_native_codec("mxfp6_e3m2"));
   EXPECT_FALSE(mx_native_codec("mxfp8_e4m3"));
+  EXPECT_TRUE(mx_native_grad_codec("mxfp4"));
+  EXPECT_FALSE(mx_native_grad_codec("mxfp6_e3m2"));
+  EXPECT_TRUE(mx_native_wide("mxfp4", "mxfp6_e3m2"));
+  EXPECT_FALSE(mx_native_wide("mxfp4", "mxfp6_e2m3"));
 }
 
 }  // namespace

@@ -62,7 +62,8 @@ GemmQuantSpec spec(const std::string& w, const std::string& a, Product p) {
 TEST(QGemmMxNative, ForwardIsTheMxProductAndBackwardTheSte) {
   const int saved = omp_get_max_threads();
   for (const auto& [wc, ac] : std::vector<std::pair<std::string, std::string>>{
-           {"mxfp4", "mxfp4"}, {"mxfp6_e2m3", "mxfp6_e2m3"}, {"mxfp4", "mxfp6_e2m3"}})
+           {"mxfp4", "mxfp4"}, {"mxfp6_e2m3", "mxfp6_e2m3"}, {"mxfp4", "mxfp6_e2m3"},
+           {"mxfp6_e3m2", "mxfp6_e3m2"}, {"mxfp4", "mxfp6_e3m2"}})
     for (int64_t K : {70, 256}) {
       const int64_t M = 45, N = 70;
       const Tensor x = random_tensor({3, 15, K}, 1), w = random_tensor({N, K}, 2);
@@ -294,14 +295,17 @@ TEST(PolicyMxNative, BackwardProductWhereTheBackwardOperandsServeIt) {
   c.requantize_backward = true;
   c.product = Product::kMxNative;
   c.schedule = {Phase::format(0.5, "mxfp8_e4m3"), Phase::format(1.0, "mxfp4")};
-  c.rules = {{"head", "", "", "mxfp8_e5m2", {}}};
+  c.rules = {{"head", "", "", "mxfp8_e5m2", {}}, {"fc2", "mxfp6_e3m2", "mxfp6_e3m2", "mxfp6_e3m2", {}}};
   const ResolvedPolicy p = resolve_policy(c, kLayers);
   EXPECT_EQ(p.backward_product, Product::kMxNative);
+  // mxfp6_e3m2 serves the forward product (wide operands), not the backward's grad_output.
+  EXPECT_EQ(p.spec(p.at("fc2")).product, Product::kMxNative);
+  EXPECT_EQ(p.spec(p.at("fc2")).backward_product, Product::kFp32Chain);
   // every phase (the backward operands do not depend on the forward's codecs)
   EXPECT_EQ(p.spec_at(p.at("fc1"), 10, 100).backward_product, Product::kMxNative);
   EXPECT_EQ(p.spec_at(p.at("fc1"), 90, 100).backward_product, Product::kMxNative);
   EXPECT_EQ(p.spec(p.at("head")).backward_product, Product::kFp32Chain);  // mxfp8_e5m2: not served
-  EXPECT_EQ(p.spec(p.at("fc2")).describe(),
+  EXPECT_EQ(p.spec(p.at("fc1")).describe(),
             "w=mxfp4 a=mxfp4 g=mxfp4 ste=clipped round=stochastic bwd=requantize product=mx_native "
             "bwd_product=mx_native");
   const std::string text = p.to_text();

@@ -107,6 +107,22 @@ TEST(Qat, MxNativeProductTrainsExportsAndVerifiesBitwise) {
   mxqat::testing::expect_error(
       [&] { qat(parse_recipe(kTinyQat, "<tinyq>", {"quant.product=mx_native"}), QatOptions{(d / "bad").string(), baseline(), false, -1}); },
       {"mx_native", "'fc1'", "mxfp8_e4m3"});
+  // MXFP6 E3M2 (wide operands: int16 block integers): fc2 in E3M2, fc1 E3M2
+  // weights with MXFP4 inputs; trains, verifies bitwise, the fast path equals the reference.
+  const std::vector<std::string> e3m2 = {
+      "quant.product=mx_native", "quant.weight=mxfp6_e3m2", "quant.input=mxfp6_e3m2", "quant.schedule=[]",
+      "quant.rules=[{match: fc1, weight: mxfp6_e3m2, input: mxfp4}, {match: head, weight: mxfp4, input: mxfp4}]"};
+  ASSERT_TRUE(qat(parse_recipe(kTinyQat, "<tinyq>", e3m2), QatOptions{(d / "e3m2").string(), baseline(), false, -1}).completed);
+  const std::string out6 = (d / "e3m2.h5").string();
+  const ExportModel m6 = export_checkpoint((d / "e3m2" / "checkpoint.h5").string(), out6);
+  const Verification v6 = verify_export(out6, VerifyOptions{});
+  EXPECT_TRUE(v6.bitwise_equal) << v6.json;
+  InferenceModel ref6 = load_inference(m6, out6), fast6 = load_inference(m6, out6, InferPath::kFast);
+  ASSERT_EQ(fast6.fast.size(), 3u);
+  EXPECT_EQ(fast6.fast[0]->describe(), "mx_native w=mxfp6_e3m2 a=mxfp4");
+  const autograd::Tensor a6 = predict(*ref6.model, sp.test), b6 = predict(*fast6.model, sp.test);
+  ASSERT_EQ(a6.size(), b6.size());
+  EXPECT_EQ(std::memcmp(a6.data(), b6.data(), a6.size() * sizeof(float)), 0);
 }
 
 TEST(Qat, SummaryPhasesAndTelemetry) {

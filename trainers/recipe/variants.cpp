@@ -56,8 +56,8 @@ Recipe recipe_for_format(const Recipe& r, const std::string& format, bool progre
   std::vector<std::string> sets = {"quant.weight=" + format};
   if (r.quant.input != "none") sets.push_back("quant.input=" + format);
   sets.push_back("quant.schedule=" + (progressive ? phases_yaml(progressive_phases(r, format)) : "[]"));
-  // The mx_native product serves mxfp4 and mxfp6_e2m3 only: a variant in another format runs (and
-  // records) fp32_chain (docs/formats.md §14.2).
+  // The mx_native product serves mxfp4, mxfp6_e2m3 and mxfp6_e3m2 only: a variant in another
+  // format runs (and records) fp32_chain (docs/formats.md §14.2).
   if (r.quant.product == "mx_native" && !quant::mx_native_codec(format))
     sets.push_back("quant.product=fp32_chain");
   return parse_recipe(r.text, r.source, sets);

@@ -58,9 +58,10 @@ class PackedGemm : public quant::GemmQuantizer {
 class MxNativeGemm : public quant::GemmQuantizer {
  public:
   MxNativeGemm(const ExportTensor& w, quant::Codec input)
-      : codec_(w.packed.codec), input_(std::move(input)) {
+      : codec_(w.packed.codec), input_(std::move(input)), wide_(quant::mx_native_wide(codec_, input_.name())) {
     const autograd::Tensor wd = w.decoded();
-    w_ = quant::mx_operand(wd.data(), w.packed.rows, w.packed.cols, "layer weight " + w.name, true);
+    w_ = quant::mx_operand(wd.data(), w.packed.rows, w.packed.cols, "layer weight " + w.name, true,
+                           quant::MxPath::kAuto, wide_);
   }
 
   autograd::Var linear(const autograd::Var& x, const autograd::Var&, const autograd::Var& bias) override {
@@ -70,7 +71,8 @@ class MxNativeGemm : public quant::GemmQuantizer {
                 "weight expects ", w_.k);
     xq_.resize(size_t(xv.size()));
     input_.fake_quant(xv.data(), M, K, xq_.data());
-    const quant::MxOperand a = quant::mx_operand(xq_.data(), M, K, "mx_native input");
+    const quant::MxOperand a = quant::mx_operand(xq_.data(), M, K, "mx_native input", false,
+                                                 quant::MxPath::kAuto, wide_);
     autograd::Shape shape = xv.shape();
     shape.back() = w_.rows;
     autograd::Tensor y(shape);
@@ -85,6 +87,7 @@ class MxNativeGemm : public quant::GemmQuantizer {
  private:
   std::string codec_;
   quant::Codec input_;
+  bool wide_;  // a pair with mxfp6_e3m2: wide operands (the BF16 kernel)
   quant::MxOperand w_;
   std::vector<float> xq_;
 };

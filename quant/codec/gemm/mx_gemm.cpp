@@ -1,6 +1,6 @@
-// mx_native products (mx_gemm.h, docs/formats.md §14.2): names, block-integer operands, the
-// portable kernel, the scalar reference and the dispatch. The AVX-512 VNNI kernel is in
-// mx_gemm_avx512.cpp.
+// mx_native products (mx_gemm.h, docs/formats.md §14.2): names, block-integer operands (narrow and
+// wide), the portable kernels, the scalar reference and the dispatch. The AVX-512 VNNI kernels
+// are in mx_gemm_avx512.cpp.
 #include "quant/codec/gemm/mx_gemm.h"
 
 #include <omp.h>
@@ -24,7 +24,15 @@ Product parse_product(const std::string& name) {
   MXQAT_FAIL("unknown quantized product \"", name, "\"; use fp32_chain (the default) or mx_native");
 }
 
-bool mx_native_codec(const std::string& codec) { return codec == "mxfp4" || codec == "mxfp6_e2m3"; }
+bool mx_native_codec(const std::string& codec) {
+  return mx_native_grad_codec(codec) || codec == "mxfp6_e3m2";
+}
+
+bool mx_native_wide(const std::string& weight_codec, const std::string& input_codec) {
+  return weight_codec == "mxfp6_e3m2" || input_codec == "mxfp6_e3m2";
+}
+
+bool mx_native_grad_codec(const std::string& codec) { return codec == "mxfp4" || codec == "mxfp6_e2m3"; }
 
 bool mx_gemm_has_avx512() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -106,16 +114,85 @@ void mx_gemm_portable(const MxOperand& a, const MxOperand& b, float* c, int64_t 
   }
 }
 
+// The same on wide operands (int16 block integers), one output at a time.
+void mx_gemm_portable_wide(const MxOperand& a, const MxOperand& b, float* c, int64_t n, int64_t i0,
+                           int64_t i1, int64_t j0, int64_t j1) {
+  const int64_t nb = a.nb, kp = nb * kBlock;
+  for (int64_t i = i0; i < i1; ++i)
+    for (int64_t j = j0; j < j1; ++j) {
+      float acc = 0.0f;
+      for (int64_t blk = 0; blk < nb; ++blk) {
+        const int16_t* ab = a.wints.data() + i * kp + blk * kBlock;
+        const int16_t* bb = b.wints.data() + j * kp + blk * kBlock;
+        int32_t d = 0;
+        for (int p = 0; p < kBlock; ++p) d += int32_t(ab[p]) * int32_t(bb[p]);
+        acc = acc + block_term(d, a.exps[i * nb + blk] + b.exps[j * nb + blk]);
+      }
+      c[i * n + j] = acc != acc ? canonical_nan() : acc;
+    }
+}
+
+// One block of span (<= 32) floats -> 32 wide block integers (zero padded) and its exponent
+// e = floor(log2 amax) − 8. False when a value is not an integer multiple of 2^e.
+bool block_wide(const float* src, int span, int16_t* dst, float& exp) {
+  float amax = 0.0f;
+  int nonfinite = 0;
+  for (int p = 0; p < span; ++p) {
+    const float v = std::fabs(src[p]);
+    nonfinite |= !(v <= FLT_MAX);
+    amax = std::max(amax, v);
+  }
+  if (nonfinite || amax == 0.0f) {
+    std::fill(dst, dst + kBlock, int16_t{0});
+    exp = nonfinite ? canonical_nan() : 0.0f;
+    return true;
+  }
+  const int e = ilog2(amax) - 8;  // |I| < 2^9 (§14.2)
+  const double inv = pow2d(-e);
+  int inexact = 0;
+  for (int p = 0; p < span; ++p) {
+    const double t = static_cast<double>(src[p]) * inv;  // exact: a power of two in binary64
+    const int32_t q = static_cast<int32_t>(t);
+    inexact |= static_cast<double>(q) != t;
+    dst[p] = static_cast<int16_t>(q);
+  }
+  std::fill(dst + span, dst + kBlock, int16_t{0});
+  exp = static_cast<float>(e);
+  return !inexact;
+}
+
+// Panels [p0, p1) of a wide B for the AVX-512 kernel (mx_gemm.h's layout).
+void pack_wide_panels(MxOperand& b, int64_t p0, int64_t p1) {
+  const int64_t nb = b.nb, kp = nb * kBlock;
+  for (int64_t p = p0; p < p1; ++p)
+    for (int64_t blk = 0; blk < nb; ++blk) {
+      int16_t* dst = b.panel_wints.data() + (p * nb + blk) * 512;
+      float* ex = b.panel_exps.data() + (p * nb + blk) * 16;
+      for (int r = 0; r < 16; ++r) {
+        const int64_t row = p * 16 + r;
+        const bool live = row < b.rows;
+        ex[r] = live ? b.exps[row * nb + blk] : 0.0f;
+        for (int g = 0; g < 16; ++g)
+          for (int h = 0; h < 2; ++h)
+            dst[(g * 16 + r) * 2 + h] = live ? b.wints[row * kp + blk * kBlock + 2 * g + h] : int16_t{0};
+      }
+    }
+}
+
 }  // namespace
 
-void mx_operand_shape(MxOperand& out, int64_t rows, int64_t k) {
+void mx_operand_shape(MxOperand& out, int64_t rows, int64_t k, bool wide) {
   out.rows = rows;
   out.k = k;
   out.nb = (k + kBlock - 1) / kBlock;
-  out.ints.resize(static_cast<size_t>(rows * out.nb * kBlock));
+  out.wide = wide;
+  const size_t elems = static_cast<size_t>(rows * out.nb * kBlock);
+  out.ints.resize(wide ? 0 : elems);
+  out.sums.resize(wide ? 0 : static_cast<size_t>(rows * out.nb));
+  out.wints.resize(wide ? elems : 0);
   out.exps.resize(static_cast<size_t>(rows * out.nb));
-  out.sums.resize(static_cast<size_t>(rows * out.nb));
   out.panel_ints.clear();
+  out.panel_wints.clear();
   out.panel_exps.clear();
 }
 
@@ -154,9 +231,16 @@ bool block_ints(const float* src, int span, int8_t* dst, float& exp, int32_t& su
 }  // namespace kernels
 
 bool mx_operand_rows(const float* x, int64_t r0, int64_t r1, MxOperand& out, MxPath path) {
-  if (use_avx512(path)) return kernels::mx_operand_rows_avx512(x, r0, r1, out);
   const int64_t k = out.k, nb = out.nb, kp = nb * kBlock;
   bool ok = true;
+  if (out.wide) {
+    for (int64_t r = r0; r < r1; ++r)
+      for (int64_t blk = 0; blk < nb; ++blk)
+        ok &= block_wide(x + r * k + blk * kBlock, static_cast<int>(std::min<int64_t>(kBlock, k - blk * kBlock)),
+                         out.wints.data() + r * kp + blk * kBlock, out.exps[r * nb + blk]);
+    return ok;
+  }
+  if (use_avx512(path)) return kernels::mx_operand_rows_avx512(x, r0, r1, out);
   for (int64_t r = r0; r < r1; ++r)
     for (int64_t blk = 0; blk < nb; ++blk)
       ok &= kernels::block_ints(x + r * k + blk * kBlock,
@@ -167,8 +251,14 @@ bool mx_operand_rows(const float* x, int64_t r0, int64_t r1, MxOperand& out, MxP
 }
 
 bool mx_pack_b_shape(MxOperand& b, MxPath path) {
-  if (!use_avx512(path) || !b.panel_ints.empty() || b.rows == 0 || b.nb == 0) return false;
   const int64_t panels = (b.rows + 15) / 16;
+  if (b.wide) {
+    if (!use_avx512(path) || !b.panel_wints.empty() || b.rows == 0 || b.nb == 0) return false;
+    b.panel_wints.resize(static_cast<size_t>(panels * b.nb * 512));
+    b.panel_exps.resize(static_cast<size_t>(panels * b.nb * 16));
+    return true;
+  }
+  if (!use_avx512(path) || !b.panel_ints.empty() || b.rows == 0 || b.nb == 0) return false;
   b.panel_ints.resize(static_cast<size_t>(panels * b.nb * 8 * 64));
   b.panel_exps.resize(static_cast<size_t>(panels * b.nb * 16));
   return true;
@@ -176,22 +266,22 @@ bool mx_pack_b_shape(MxOperand& b, MxPath path) {
 
 void mx_pack_b_part(MxOperand& b, int t, int T) {
   const int64_t panels = (b.rows + 15) / 16;
-  kernels::mx_pack_b_avx512(b, panels * t / T, panels * (t + 1) / T);
+  if (b.wide) pack_wide_panels(b, panels * t / T, panels * (t + 1) / T);
+  else kernels::mx_pack_b_avx512(b, panels * t / T, panels * (t + 1) / T);
 }
 
 void mx_pack_b(MxOperand& b, MxPath path) {
   if (!mx_pack_b_shape(b, path)) return;
-  const int threads = b.panel_ints.size() < (size_t{1} << 16) ? 1 : omp_get_max_threads();
+  const size_t bytes = b.wide ? 2 * b.panel_wints.size() : b.panel_ints.size();
+  const int threads = bytes < (size_t{1} << 16) ? 1 : omp_get_max_threads();
 #pragma omp parallel num_threads(threads) if (threads > 1)
   mx_pack_b_part(b, omp_get_thread_num(), omp_get_num_threads());
 }
 
-MxOperand mx_operand(const float* x, int64_t rows, int64_t k, const std::string& what, bool as_b,
-                     MxPath path) {
-  MXQAT_CHECK(rows >= 0 && k >= 0 && (rows * k == 0 || x), what, ": invalid operand [", rows, ", ",
-              k, "]");
-  MxOperand out;
-  mx_operand_shape(out, rows, k);
+namespace {
+// x [rows, k] into `out` (narrow or wide as shaped), all rows; false when off the grid.
+bool fill_operand(const float* x, MxOperand& out, MxPath path) {
+  const int64_t rows = out.rows, k = out.k;
   const int threads = rows * k < (int64_t{1} << 16) ? 1 : omp_get_max_threads();
   int bad = 0;
 #pragma omp parallel num_threads(threads) if (threads > 1) reduction(| : bad)
@@ -199,10 +289,24 @@ MxOperand mx_operand(const float* x, int64_t rows, int64_t k, const std::string&
     const int t = omp_get_thread_num(), T = omp_get_num_threads();
     bad |= !mx_operand_rows(x, rows * t / T, rows * (t + 1) / T, out, path);
   }
-  MXQAT_CHECK(!bad, what, ": the mx_native product needs MXFP4 or MXFP6-E2M3 values in every "
-              "32-block of its [", rows, ", ", k, "] operand, but some block holds a value off "
-              "that grid; quantize the operand with mxfp4 or mxfp6_e2m3 first, or use "
-              "quant.product: fp32_chain");
+  return !bad;
+}
+
+void check_grid(bool ok, const std::string& what, const MxOperand& out) {
+  MXQAT_CHECK(ok, what, ": the mx_native product needs MXFP4 or MXFP6 values in every 32-block of "
+              "its [", out.rows, ", ", out.k, "] operand", out.wide ? " (wide)" : " (narrow: MXFP4 "
+              "or MXFP6-E2M3)", ", but some block holds a value off that grid; quantize the operand "
+              "with mxfp4, mxfp6_e2m3 or mxfp6_e3m2 first, or use quant.product: fp32_chain");
+}
+}  // namespace
+
+MxOperand mx_operand(const float* x, int64_t rows, int64_t k, const std::string& what, bool as_b,
+                     MxPath path, bool wide) {
+  MXQAT_CHECK(rows >= 0 && k >= 0 && (rows * k == 0 || x), what, ": invalid operand [", rows, ", ",
+              k, "]");
+  MxOperand out;
+  mx_operand_shape(out, rows, k, wide);
+  check_grid(fill_operand(x, out, path), what, out);
   if (as_b) mx_pack_b(out, path);
   return out;
 }
@@ -213,9 +317,12 @@ void mx_panels_shape(MxOperand& b, int64_t rows, int64_t k) {
   b.rows = rows;
   b.k = k;
   b.nb = (k + kBlock - 1) / kBlock;
+  b.wide = false;
   b.ints.clear();
   b.exps.clear();
   b.sums.clear();
+  b.wints.clear();
+  b.panel_wints.clear();
   const int64_t panels = (rows + 15) / 16;
   b.panel_ints.resize(static_cast<size_t>(panels * b.nb * 8 * 64));
   b.panel_exps.resize(static_cast<size_t>(panels * b.nb * 16));
@@ -262,8 +369,14 @@ void mx_gemm_part(const MxOperand& a, const MxOperand& b, float* c, int t, int T
     i1 = std::min(m, tiles * (t + 1) / T * 4);
   }
   if (i1 <= i0 || j1 <= j0) return;
-  if (use_avx512(path)) kernels::mx_gemm_avx512(a, b, c, n, i0, i1, j0, j1);
-  else mx_gemm_portable(a, b, c, n, i0, i1, j0, j1);
+  if (!use_avx512(path)) {
+    if (a.wide) mx_gemm_portable_wide(a, b, c, n, i0, i1, j0, j1);
+    else mx_gemm_portable(a, b, c, n, i0, i1, j0, j1);
+  } else if (a.wide) {
+    kernels::mx_gemm_wide_avx512(a, b, c, n, i0, i1, j0, j1);
+  } else {
+    kernels::mx_gemm_avx512(a, b, c, n, i0, i1, j0, j1);
+  }
 }
 
 void mx_gemm(const MxOperand& a, const MxOperand& b, float* c, MxPath path) {
@@ -271,17 +384,32 @@ void mx_gemm(const MxOperand& a, const MxOperand& b, float* c, MxPath path) {
   const int64_t m = a.rows, n = b.rows;
   if (m == 0 || n == 0) return;
   MXQAT_CHECK(c != nullptr, "mx_gemm: output pointer is null for c [", m, ", ", n, "]");
-  MXQAT_CHECK(!use_avx512(path) || a.nb == 0 || !b.panel_ints.empty(), "mx_gemm: operand B has "
-              "no AVX-512 panels; make it with mx_operand(..., as_b = true) or call mx_pack_b");
+  MXQAT_CHECK(a.wide == b.wide, "mx_gemm: operand A is ", a.wide ? "wide" : "narrow", " and B is ",
+              b.wide ? "wide" : "narrow", "; make both with the same `wide` (mx_native_wide of the pair)");
+  MXQAT_CHECK(!use_avx512(path) || a.nb == 0 || !(a.wide ? b.panel_wints.empty() : b.panel_ints.empty()),
+              "mx_gemm: operand B has no AVX-512 panels; make it with mx_operand(..., as_b = true) "
+              "or call mx_pack_b");
   const int parts = mx_gemm_threads(m, n, a.nb);
 #pragma omp parallel num_threads(parts) if (parts > 1)
-  mx_gemm_part(a, b, c, omp_get_thread_num(), omp_get_num_threads(), path);
+  mx_dynamic_parts([&](int t, int T) { mx_gemm_part(a, b, c, t, T, path); });
 }
 
 void mx_gemm(const float* a, const float* b, float* c, int64_t m, int64_t n, int64_t k,
              const std::string& what, MxPath path) {
-  const MxOperand ao = mx_operand(a, m, k, what + " (A)", false, path);
-  const MxOperand bo = mx_operand(b, n, k, what + " (B)", true, path);
+  MXQAT_CHECK(m >= 0 && n >= 0 && k >= 0 && (m * k == 0 || a) && (n * k == 0 || b), what,
+              ": invalid operands [", m, ", ", k, "] and [", n, ", ", k, "]");
+  // Narrow when both operands are of that form (MXFP4, MXFP6-E2M3), else both wide: the
+  // product's bits are the same either way (§14.2), the narrow kernels are faster.
+  MxOperand ao, bo;
+  mx_operand_shape(ao, m, k);
+  mx_operand_shape(bo, n, k);
+  if (!fill_operand(a, ao, path) || !fill_operand(b, bo, path)) {
+    mx_operand_shape(ao, m, k, true);
+    mx_operand_shape(bo, n, k, true);
+    check_grid(fill_operand(a, ao, path), what + " (A)", ao);
+    check_grid(fill_operand(b, bo, path), what + " (B)", bo);
+  }
+  mx_pack_b(bo, path);
   mx_gemm(ao, bo, c, path);
 }
 

@@ -1,11 +1,15 @@
 // The mx_native product of docs/formats.md §14.2: y = A Bᵀ for two operands whose 32-blocks along
-// K hold MXFP4 / MXFP6-E2M3 values (as the codecs' fake_quant and decode produce them), each block
-// product an exact integer dot product scaled by a power of two and rounded once, the blocks
-// summed in float32 in order. Three implementations with the same bits: the scalar reference
-// (the definition on floats), a portable C++ kernel on int8 block integers, and an AVX-512 VNNI
-// kernel (vpdpbusd) chosen at run time when the CPU has it. Used by quant/fake's qgemm (training
+// K hold MXFP4 / MXFP6-E2M3 / MXFP6-E3M2 values (as the codecs' fake_quant and decode produce
+// them), each block product an exact dot product scaled by a power of two and rounded once, the
+// blocks summed in float32 in order. Narrow operands (MXFP4, MXFP6-E2M3: |I| < 64) are int8 block
+// integers, multiplied by a portable C++ kernel or an AVX-512 VNNI kernel (vpdpbusd); wide ones
+// (any pair with MXFP6-E3M2: |I| < 512) are int16 block integers, multiplied by a portable kernel
+// or an AVX-512 VNNI kernel (vpdpwssd). Kernels are chosen at run time; the scalar reference (the
+// definition on floats) and every kernel give the same bits. Used by quant/fake's qgemm (training
 // forward) and the inference runtime. Never logs.
 #pragma once
+#include <omp.h>
+
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -20,8 +24,13 @@ struct ElementFormat;  // quant/codec/formats.h
 enum class Product : uint8_t { kFp32Chain, kMxNative };
 const char* product_name(Product p);            // "fp32_chain" / "mx_native"
 Product parse_product(const std::string& name);  // throws naming the two choices
-// The codecs whose blocks mx_native can multiply: mxfp4 and mxfp6_e2m3.
+// The codecs whose blocks mx_native can multiply in a forward product: mxfp4, mxfp6_e2m3 and
+// mxfp6_e3m2 (a pair with mxfp6_e3m2 takes wide operands: mx_native_wide).
 bool mx_native_codec(const std::string& codec);
+bool mx_native_wide(const std::string& weight_codec, const std::string& input_codec);
+// The grad_output codecs of the mx_native backward products (§14.3): mxfp4 and mxfp6_e2m3 (their
+// stochastic rounding goes straight into narrow block integers).
+bool mx_native_grad_codec(const std::string& codec);
 
 // Which kernel runs: kAuto takes AVX-512 VNNI when the CPU has it (and the environment variable
 // MXQAT_MX_GEMM is not "portable"), else the portable kernel. Every choice gives the same bits.
@@ -39,8 +48,15 @@ using MxBuffer = std::vector<T, UninitAllocator<T>>;
 
 // One operand as block integers: row r, block b holds ints[r][32b .. 32b+31] * 2^exps[r][b]
 // (zero padding past K), exps NaN for a block with a NaN or Inf; sums[r][b] = Σ ints of the block.
+// A wide operand holds its block integers (e = floor(log2 amax) − 8, |I| < 512) as int16 in
+// `wints` instead, and has no ints or sums.
 struct MxOperand {
   int64_t rows = 0, k = 0, nb = 0;
+  bool wide = false;
+  MxBuffer<int16_t> wints;  // wide: [rows, nb * 32]
+  // wide B for the AVX-512 kernel: 16-row panels, per panel and block 16 pairs of columns of K,
+  // each 16 rows x 2 int16 (dead rows 0); the exps in panel_exps as for narrow panels.
+  MxBuffer<int16_t> panel_wints;  // [ceil(rows / 16), nb, 16, 16, 2]
   MxBuffer<int8_t> ints;    // [rows, nb * 32]
   MxBuffer<float> exps;     // [rows, nb]
   MxBuffer<int32_t> sums;   // [rows, nb]
@@ -51,15 +67,17 @@ struct MxOperand {
 };
 
 // x [rows, k] -> block integers, on the calling thread for rows [r0, r1) of `out` (sized by
-// mx_operand_shape first). Returns false if some finite block is not of the §14.2 form (a value
-// that is not an integer multiple of 2^e, i.e. not an MXFP4 / MXFP6-E2M3 value); never throws.
-void mx_operand_shape(MxOperand& out, int64_t rows, int64_t k);
+// mx_operand_shape first, narrow or wide). Returns false if some finite block is not of the §14.2
+// form (narrow: a value that is not an integer multiple of 2^e, i.e. not an MXFP4 / MXFP6-E2M3
+// value; wide: not I · 2^e with |I| < 512, i.e. not an MX FP4/FP6 value);
+// never throws.
+void mx_operand_shape(MxOperand& out, int64_t rows, int64_t k, bool wide = false);
 bool mx_operand_rows(const float* x, int64_t r0, int64_t r1, MxOperand& out,
                      MxPath path = MxPath::kAuto);
 // All rows, then (path permitting) the AVX-512 panels for use as B. Throws mxqat::Error naming
 // `what` when the values are not MX blocks of the supported formats.
 MxOperand mx_operand(const float* x, int64_t rows, int64_t k, const std::string& what,
-                     bool as_b = false, MxPath path = MxPath::kAuto);
+                     bool as_b = false, MxPath path = MxPath::kAuto, bool wide = false);
 // The AVX-512 panels of a B operand (a no-op when already made or when the path is portable).
 void mx_pack_b(MxOperand& b, MxPath path = MxPath::kAuto);
 
@@ -69,6 +87,15 @@ void mx_pack_b(MxOperand& b, MxPath path = MxPath::kAuto);
 // (only when sized) and of the product. Any T gives the bits of mx_gemm.
 int mx_gemm_threads(int64_t m, int64_t n, int64_t nb);
 bool mx_pack_b_shape(MxOperand& b, MxPath path = MxPath::kAuto);
+// Inside a parallel region: fn(part, parts) for parts = 4 per thread (1 on one thread), the parts
+// handed out dynamically (a thread that falls behind takes fewer), then the loop's barrier. Each
+// part computes whole outputs, so the bits do not depend on which thread ran it.
+template <class Fn>
+void mx_dynamic_parts(Fn&& fn) {
+  const int parts = omp_get_num_threads() == 1 ? 1 : 4 * omp_get_num_threads();
+#pragma omp for schedule(dynamic, 1)
+  for (int p = 0; p < parts; ++p) fn(p, parts);
+}
 void mx_pack_b_part(MxOperand& b, int t, int T);
 void mx_gemm_part(const MxOperand& a, const MxOperand& b, float* c, int t, int T,
                   MxPath path = MxPath::kAuto);
@@ -91,10 +118,10 @@ void mx_sr_cols_part(const ElementFormat& e, uint64_t key, const float* x, MxOpe
                      bool panels, int t, int T);
 
 // c [M, N] = the §14.2 product of a [M, K] and b [N, K] (no bias), threads over output rows or
-// columns (any count gives the same bits).
+// columns (any count gives the same bits). Both narrow or both wide.
 void mx_gemm(const MxOperand& a, const MxOperand& b, float* c, MxPath path = MxPath::kAuto);
-// The same from floats: both operands made into block integers first (`what` names the GEMM in
-// errors).
+// The same from floats: both operands made into block integers first, narrow when both are of
+// that form, else wide (`what` names the GEMM in errors).
 void mx_gemm(const float* a, const float* b, float* c, int64_t m, int64_t n, int64_t k,
              const std::string& what = "mx_gemm", MxPath path = MxPath::kAuto);
 
@@ -109,6 +136,9 @@ namespace kernels {
 void mx_gemm_avx512(const MxOperand& a, const MxOperand& b, float* c, int64_t n, int64_t i0,
                     int64_t i1, int64_t j0, int64_t j1);
 void mx_pack_b_avx512(MxOperand& b, int64_t panel0, int64_t panel1);
+// The AVX-512 VNNI kernel on wide operands (vpdpwssd), same cut as mx_gemm_avx512.
+void mx_gemm_wide_avx512(const MxOperand& a, const MxOperand& b, float* c, int64_t n, int64_t i0,
+                         int64_t i1, int64_t j0, int64_t j1);
 bool mx_operand_rows_avx512(const float* x, int64_t r0, int64_t r1, MxOperand& out);
 // One block of span (<= 32) floats -> 32 block integers (zero padded), its exponent and sum
 // (portable; the AVX-512 rows call it for blocks of tiny magnitude). False when off the grid.

@@ -5,7 +5,8 @@
 // eight vpdpbusd (B's block integers + 128 as unsigned bytes, A's as signed bytes broadcast four
 // at a time) give D + 128·ΣA exactly in int32, started from −128·ΣA; T_b = vscalefps(float(D),
 // e_a + e_b) rounds the exact D · 2^(e_a+e_b) once, and is added to the float32 accumulator in
-// block order: the portable kernel's bits.
+// block order: the portable kernel's bits. Wide operands (int16 block integers, |I| < 512) take
+// sixteen vpdpwssd per block instead (signed pairs, no offset): D is again exact in int32.
 #include "quant/codec/simd_avx512.h"  // first: wraps <immintrin.h>
 
 #include <algorithm>
@@ -33,6 +34,18 @@ constexpr int kBlock = 32;
 
 inline __mmask16 lanes(int64_t n) {
   return n >= 16 ? __mmask16(0xFFFF) : n <= 0 ? __mmask16(0) : __mmask16((1u << n) - 1u);
+}
+
+// A finished tile into c, NaN stored canonically.
+template <int R, int NV>
+void store_tile(const __m512 (&acc)[R][NV], float* c, int64_t ldc, int64_t i, int64_t jp, int cols) {
+  const __m512 nan = _mm512_set1_ps(canonical_nan());
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < NV; ++v) {
+      const __mmask16 isnan = _mm512_cmp_ps_mask(acc[r][v], acc[r][v], _CMP_UNORD_Q);
+      _mm512_mask_storeu_ps(c + (i + r) * ldc + (jp + v) * 16, lanes(cols - 16 * v),
+                            _mm512_mask_mov_ps(acc[r][v], isnan, nan));
+    }
 }
 
 // Rows i .. i+R-1 of c x panels jp .. jp+NV-1 (cols live columns from the first panel's start).
@@ -74,13 +87,7 @@ void tile(const MxOperand& a, const MxOperand& b, float* c, int64_t ldc, int64_t
       }
     }
   }
-  const __m512 nan = _mm512_set1_ps(canonical_nan());
-  for (int r = 0; r < R; ++r)
-    for (int v = 0; v < NV; ++v) {
-      const __mmask16 isnan = _mm512_cmp_ps_mask(acc[r][v], acc[r][v], _CMP_UNORD_Q);
-      _mm512_mask_storeu_ps(c + (i + r) * ldc + (jp + v) * 16, lanes(cols - 16 * v),
-                            _mm512_mask_mov_ps(acc[r][v], isnan, nan));
-    }
+  store_tile<R, NV>(acc, c, ldc, i, jp, cols);
 }
 
 template <int NV>
@@ -96,6 +103,60 @@ void rows(const MxOperand& a, const MxOperand& b, float* c, int64_t ldc, int64_t
   }
 }
 
+// The same tile on wide operands: sixteen vpdpwssd per block (B's panel pairs of int16, A's
+// pairs broadcast) give D exactly in int32 (|D| < 2^23), from 0.
+template <int R, int NV>
+void wide_tile(const MxOperand& a, const MxOperand& b, float* c, int64_t ldc, int64_t i, int64_t jp,
+               int cols) {
+  const int64_t nb = a.nb, kp = nb * kBlock;
+  __m512 acc[R][NV];
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
+  const int16_t* arow = a.wints.data() + i * kp;
+  for (int64_t blk = 0; blk < nb; ++blk) {
+    __m512i d[R][NV];
+    for (int r = 0; r < R; ++r)
+      for (int v = 0; v < NV; ++v) d[r][v] = _mm512_setzero_si512();
+    const int16_t* bp = b.panel_wints.data() + (jp * nb + blk) * 512;
+    const int16_t* ab = arow + blk * kBlock;
+#pragma GCC unroll 16
+    for (int g = 0; g < 16; ++g) {
+      __m512i bv[NV];
+      for (int v = 0; v < NV; ++v) bv[v] = _mm512_loadu_si512(bp + v * nb * 512 + g * 32);
+      for (int r = 0; r < R; ++r) {
+        int32_t word;
+        std::memcpy(&word, ab + r * kp + 2 * g, 4);
+        const __m512i av = _mm512_set1_epi32(word);
+        for (int v = 0; v < NV; ++v) d[r][v] = _mm512_dpwssd_epi32(d[r][v], av, bv[v]);
+      }
+    }
+    __m512 ew[NV];
+    for (int v = 0; v < NV; ++v)
+      ew[v] = _mm512_loadu_ps(b.panel_exps.data() + ((jp + v) * nb + blk) * 16);
+    for (int r = 0; r < R; ++r) {
+      const __m512 ex = _mm512_set1_ps(a.exps[(i + r) * nb + blk]);
+      for (int v = 0; v < NV; ++v) {
+        const __m512 t = _mm512_scalef_ps(_mm512_cvtepi32_ps(d[r][v]), _mm512_add_ps(ex, ew[v]));
+        acc[r][v] = _mm512_add_ps(acc[r][v], t);
+      }
+    }
+  }
+  store_tile<R, NV>(acc, c, ldc, i, jp, cols);
+}
+
+template <int NV>
+void wide_rows(const MxOperand& a, const MxOperand& b, float* c, int64_t ldc, int64_t i0, int64_t i1,
+               int64_t jp, int cols) {
+  int64_t i = i0;
+  for (; i + 4 <= i1; i += 4) wide_tile<4, NV>(a, b, c, ldc, i, jp, cols);
+  switch (i1 - i) {
+    case 3: wide_tile<3, NV>(a, b, c, ldc, i, jp, cols); break;
+    case 2: wide_tile<2, NV>(a, b, c, ldc, i, jp, cols); break;
+    case 1: wide_tile<1, NV>(a, b, c, ldc, i, jp, cols); break;
+    default: break;
+  }
+}
+
 }  // namespace
 
 void mx_gemm_avx512(const MxOperand& a, const MxOperand& b, float* c, int64_t n, int64_t i0,
@@ -106,6 +167,15 @@ void mx_gemm_avx512(const MxOperand& a, const MxOperand& b, float* c, int64_t n,
     const int cols = static_cast<int>(std::min<int64_t>(32, j1 - j));
     if (cols > 16) rows<2>(a, b, c, n, i0, i1, j / 16, cols);
     else rows<1>(a, b, c, n, i0, i1, j / 16, cols);
+  }
+}
+
+void mx_gemm_wide_avx512(const MxOperand& a, const MxOperand& b, float* c, int64_t n, int64_t i0,
+                         int64_t i1, int64_t j0, int64_t j1) {
+  for (int64_t j = j0; j < j1; j += 32) {
+    const int cols = static_cast<int>(std::min<int64_t>(32, j1 - j));
+    if (cols > 16) wide_rows<2>(a, b, c, n, i0, i1, j / 16, cols);
+    else wide_rows<1>(a, b, c, n, i0, i1, j / 16, cols);
   }
 }
 
@@ -398,6 +468,8 @@ namespace mxqat::quant::kernels {  // never called: mx_gemm_has_avx512() is fals
 void mx_gemm_avx512(const MxOperand&, const MxOperand&, float*, int64_t, int64_t, int64_t, int64_t,
                     int64_t) {}
 void mx_pack_b_avx512(MxOperand&, int64_t, int64_t) {}
+void mx_gemm_wide_avx512(const MxOperand&, const MxOperand&, float*, int64_t, int64_t, int64_t,
+                         int64_t, int64_t) {}
 bool mx_operand_rows_avx512(const float*, int64_t, int64_t, MxOperand&) { return false; }
 void mx_sr_rows_avx512(const ElementFormat&, uint64_t, const float*, MxOperand&, int64_t, int64_t) {}
 void mx_sr_cols_avx512(const ElementFormat&, uint64_t, const float*, MxOperand&, bool, int64_t,
