@@ -132,9 +132,11 @@ void mx_gemm_portable_wide(const MxOperand& a, const MxOperand& b, float* c, int
     }
 }
 
-// One block of span (<= 32) floats -> 32 wide block integers (zero padded) and its exponent
-// e = floor(log2 amax) − 8. False when a value is not an integer multiple of 2^e.
-bool block_wide(const float* src, int span, int16_t* dst, float& exp) {
+// One block of span (<= 32) floats -> 32 block integers (zero padded), e = floor(log2 amax) −
+// kShift (5: narrow, |I| < 64; 8: wide, |I| < 512, §14.2), and the integers' sum. False when a
+// value is not an integer multiple of 2^e.
+template <class Int, int kShift>
+bool block_to_ints(const float* src, int span, Int* dst, float& exp, int32_t& sum) {
   float amax = 0.0f;
   int nonfinite = 0;
   for (int p = 0; p < span; ++p) {
@@ -142,22 +144,25 @@ bool block_wide(const float* src, int span, int16_t* dst, float& exp) {
     nonfinite |= !(v <= FLT_MAX);
     amax = std::max(amax, v);
   }
-  if (nonfinite || amax == 0.0f) {
-    std::fill(dst, dst + kBlock, int16_t{0});
+  if (nonfinite || amax == 0.0f) {  // NaN block (term NaN) or all zero (term +0)
+    std::fill(dst, dst + kBlock, Int{0});
     exp = nonfinite ? canonical_nan() : 0.0f;
+    sum = 0;
     return true;
   }
-  const int e = ilog2(amax) - 8;  // |I| < 2^9 (§14.2)
+  const int e = ilog2(amax) - kShift;
   const double inv = pow2d(-e);
-  int inexact = 0;
+  int32_t total = 0, inexact = 0;
   for (int p = 0; p < span; ++p) {
     const double t = static_cast<double>(src[p]) * inv;  // exact: a power of two in binary64
     const int32_t q = static_cast<int32_t>(t);
     inexact |= static_cast<double>(q) != t;
-    dst[p] = static_cast<int16_t>(q);
+    dst[p] = static_cast<Int>(q);
+    total += q;
   }
-  std::fill(dst + span, dst + kBlock, int16_t{0});
+  std::fill(dst + span, dst + kBlock, Int{0});
   exp = static_cast<float>(e);
+  sum = total;
   return !inexact;
 }
 
@@ -200,33 +205,7 @@ void set_mx_gemm_auto_path(MxPath path) { g_auto_path = path; }
 
 namespace kernels {
 bool block_ints(const float* src, int span, int8_t* dst, float& exp, int32_t& sum) {
-  float amax = 0.0f;
-  int nonfinite = 0;
-  for (int p = 0; p < span; ++p) {
-    const float v = std::fabs(src[p]);
-    nonfinite |= !(v <= FLT_MAX);
-    amax = std::max(amax, v);
-  }
-  if (nonfinite || amax == 0.0f) {  // NaN block (term NaN) or all zero (term +0)
-    std::fill(dst, dst + kBlock, int8_t{0});
-    exp = nonfinite ? canonical_nan() : 0.0f;
-    sum = 0;
-    return true;
-  }
-  const int e = ilog2(amax) - 5;  // every value is I · 2^e with |I| < 64 (§14.2)
-  const double inv = pow2d(-e);
-  int32_t total = 0, inexact = 0;
-  for (int p = 0; p < span; ++p) {
-    const double t = static_cast<double>(src[p]) * inv;  // exact: a power of two in binary64
-    const int32_t q = static_cast<int32_t>(t);
-    inexact |= static_cast<double>(q) != t;
-    dst[p] = static_cast<int8_t>(q);
-    total += q;
-  }
-  std::fill(dst + span, dst + kBlock, int8_t{0});
-  exp = static_cast<float>(e);
-  sum = total;
-  return !inexact;
+  return block_to_ints<int8_t, 5>(src, span, dst, exp, sum);
 }
 }  // namespace kernels
 
@@ -234,10 +213,12 @@ bool mx_operand_rows(const float* x, int64_t r0, int64_t r1, MxOperand& out, MxP
   const int64_t k = out.k, nb = out.nb, kp = nb * kBlock;
   bool ok = true;
   if (out.wide) {
+    int32_t sum;  // (wide operands keep no sums)
     for (int64_t r = r0; r < r1; ++r)
       for (int64_t blk = 0; blk < nb; ++blk)
-        ok &= block_wide(x + r * k + blk * kBlock, static_cast<int>(std::min<int64_t>(kBlock, k - blk * kBlock)),
-                         out.wints.data() + r * kp + blk * kBlock, out.exps[r * nb + blk]);
+        ok &= block_to_ints<int16_t, 8>(x + r * k + blk * kBlock,
+                                        static_cast<int>(std::min<int64_t>(kBlock, k - blk * kBlock)),
+                                        out.wints.data() + r * kp + blk * kBlock, out.exps[r * nb + blk], sum);
     return ok;
   }
   if (use_avx512(path)) return kernels::mx_operand_rows_avx512(x, r0, r1, out);

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cfloat>
 #include <cstring>
+#include <type_traits>
 
 #include "quant/codec/block_formats.h"
 #include "quant/codec/formats.h"
@@ -49,31 +50,49 @@ void store_tile(const __m512 (&acc)[R][NV], float* c, int64_t ldc, int64_t i, in
 }
 
 // Rows i .. i+R-1 of c x panels jp .. jp+NV-1 (cols live columns from the first panel's start).
-template <int R, int NV>
+// Narrow operands: eight vpdpbusd per block (B's block integers + 128 as unsigned bytes, A's four
+// signed bytes broadcast) give D + 128·ΣA from −128·ΣA. Wide ones: sixteen vpdpwssd (B's pairs of
+// int16, A's pair broadcast) give D from 0 (|D| < 2^23). Both exact in int32.
+template <int R, int NV, bool kWide>
 void tile(const MxOperand& a, const MxOperand& b, float* c, int64_t ldc, int64_t i, int64_t jp,
           int cols) {
+  using Elem = std::conditional_t<kWide, int16_t, int8_t>;
+  constexpr int kGroups = kWide ? 16 : 8, kPerWord = kBlock / kGroups;
   const int64_t nb = a.nb, kp = nb * kBlock;
+  const int64_t panel_bytes = nb * 512 * static_cast<int64_t>(sizeof(Elem));  // one panel, all blocks
   __m512 acc[R][NV];
   for (int r = 0; r < R; ++r)
     for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
-  const int8_t* arow = a.ints.data() + i * kp;
+  const Elem* arow;
+  const char* bpanels;
+  if constexpr (kWide) {
+    arow = a.wints.data() + i * kp;
+    bpanels = reinterpret_cast<const char*>(b.panel_wints.data());
+  } else {
+    arow = a.ints.data() + i * kp;
+    bpanels = reinterpret_cast<const char*>(b.panel_ints.data());
+  }
   for (int64_t blk = 0; blk < nb; ++blk) {
     __m512i d[R][NV];
     for (int r = 0; r < R; ++r) {
-      const __m512i init = _mm512_set1_epi32(-128 * a.sums[(i + r) * nb + blk]);
+      __m512i init = _mm512_setzero_si512();
+      if constexpr (!kWide) init = _mm512_set1_epi32(-128 * a.sums[(i + r) * nb + blk]);
       for (int v = 0; v < NV; ++v) d[r][v] = init;
     }
-    const uint8_t* bp = b.panel_ints.data() + (jp * nb + blk) * 512;
-    const int8_t* ab = arow + blk * kBlock;
-#pragma GCC unroll 8
-    for (int g = 0; g < 8; ++g) {
+    const char* bp = bpanels + jp * panel_bytes + blk * 512 * static_cast<int64_t>(sizeof(Elem));
+    const Elem* ab = arow + blk * kBlock;
+#pragma GCC unroll 16
+    for (int g = 0; g < kGroups; ++g) {
       __m512i bv[NV];
-      for (int v = 0; v < NV; ++v) bv[v] = _mm512_loadu_si512(bp + v * nb * 512 + g * 64);
+      for (int v = 0; v < NV; ++v) bv[v] = _mm512_loadu_si512(bp + v * panel_bytes + g * 64);
       for (int r = 0; r < R; ++r) {
         int32_t word;
-        std::memcpy(&word, ab + r * kp + 4 * g, 4);
+        std::memcpy(&word, ab + r * kp + kPerWord * g, 4);
         const __m512i av = _mm512_set1_epi32(word);
-        for (int v = 0; v < NV; ++v) d[r][v] = _mm512_dpbusd_epi32(d[r][v], bv[v], av);
+        for (int v = 0; v < NV; ++v) {
+          if constexpr (kWide) d[r][v] = _mm512_dpwssd_epi32(d[r][v], av, bv[v]);
+          else d[r][v] = _mm512_dpbusd_epi32(d[r][v], bv[v], av);
+        }
       }
     }
     __m512 ew[NV];
@@ -90,70 +109,28 @@ void tile(const MxOperand& a, const MxOperand& b, float* c, int64_t ldc, int64_t
   store_tile<R, NV>(acc, c, ldc, i, jp, cols);
 }
 
-template <int NV>
+template <int NV, bool kWide>
 void rows(const MxOperand& a, const MxOperand& b, float* c, int64_t ldc, int64_t i0, int64_t i1,
           int64_t jp, int cols) {
   int64_t i = i0;
-  for (; i + 4 <= i1; i += 4) tile<4, NV>(a, b, c, ldc, i, jp, cols);
+  for (; i + 4 <= i1; i += 4) tile<4, NV, kWide>(a, b, c, ldc, i, jp, cols);
   switch (i1 - i) {
-    case 3: tile<3, NV>(a, b, c, ldc, i, jp, cols); break;
-    case 2: tile<2, NV>(a, b, c, ldc, i, jp, cols); break;
-    case 1: tile<1, NV>(a, b, c, ldc, i, jp, cols); break;
+    case 3: tile<3, NV, kWide>(a, b, c, ldc, i, jp, cols); break;
+    case 2: tile<2, NV, kWide>(a, b, c, ldc, i, jp, cols); break;
+    case 1: tile<1, NV, kWide>(a, b, c, ldc, i, jp, cols); break;
     default: break;
   }
 }
 
-// The same tile on wide operands: sixteen vpdpwssd per block (B's panel pairs of int16, A's
-// pairs broadcast) give D exactly in int32 (|D| < 2^23), from 0.
-template <int R, int NV>
-void wide_tile(const MxOperand& a, const MxOperand& b, float* c, int64_t ldc, int64_t i, int64_t jp,
-               int cols) {
-  const int64_t nb = a.nb, kp = nb * kBlock;
-  __m512 acc[R][NV];
-  for (int r = 0; r < R; ++r)
-    for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
-  const int16_t* arow = a.wints.data() + i * kp;
-  for (int64_t blk = 0; blk < nb; ++blk) {
-    __m512i d[R][NV];
-    for (int r = 0; r < R; ++r)
-      for (int v = 0; v < NV; ++v) d[r][v] = _mm512_setzero_si512();
-    const int16_t* bp = b.panel_wints.data() + (jp * nb + blk) * 512;
-    const int16_t* ab = arow + blk * kBlock;
-#pragma GCC unroll 16
-    for (int g = 0; g < 16; ++g) {
-      __m512i bv[NV];
-      for (int v = 0; v < NV; ++v) bv[v] = _mm512_loadu_si512(bp + v * nb * 512 + g * 32);
-      for (int r = 0; r < R; ++r) {
-        int32_t word;
-        std::memcpy(&word, ab + r * kp + 2 * g, 4);
-        const __m512i av = _mm512_set1_epi32(word);
-        for (int v = 0; v < NV; ++v) d[r][v] = _mm512_dpwssd_epi32(d[r][v], av, bv[v]);
-      }
-    }
-    __m512 ew[NV];
-    for (int v = 0; v < NV; ++v)
-      ew[v] = _mm512_loadu_ps(b.panel_exps.data() + ((jp + v) * nb + blk) * 16);
-    for (int r = 0; r < R; ++r) {
-      const __m512 ex = _mm512_set1_ps(a.exps[(i + r) * nb + blk]);
-      for (int v = 0; v < NV; ++v) {
-        const __m512 t = _mm512_scalef_ps(_mm512_cvtepi32_ps(d[r][v]), _mm512_add_ps(ex, ew[v]));
-        acc[r][v] = _mm512_add_ps(acc[r][v], t);
-      }
-    }
-  }
-  store_tile<R, NV>(acc, c, ldc, i, jp, cols);
-}
-
-template <int NV>
-void wide_rows(const MxOperand& a, const MxOperand& b, float* c, int64_t ldc, int64_t i0, int64_t i1,
-               int64_t jp, int cols) {
-  int64_t i = i0;
-  for (; i + 4 <= i1; i += 4) wide_tile<4, NV>(a, b, c, ldc, i, jp, cols);
-  switch (i1 - i) {
-    case 3: wide_tile<3, NV>(a, b, c, ldc, i, jp, cols); break;
-    case 2: wide_tile<2, NV>(a, b, c, ldc, i, jp, cols); break;
-    case 1: wide_tile<1, NV>(a, b, c, ldc, i, jp, cols); break;
-    default: break;
+// Two panels (32 columns) at a time: their block integers (nb KiB narrow, 2 nb KiB wide) stay in
+// L1 while every row of A passes.
+template <bool kWide>
+void product(const MxOperand& a, const MxOperand& b, float* c, int64_t n, int64_t i0, int64_t i1,
+             int64_t j0, int64_t j1) {
+  for (int64_t j = j0; j < j1; j += 32) {
+    const int cols = static_cast<int>(std::min<int64_t>(32, j1 - j));
+    if (cols > 16) rows<2, kWide>(a, b, c, n, i0, i1, j / 16, cols);
+    else rows<1, kWide>(a, b, c, n, i0, i1, j / 16, cols);
   }
 }
 
@@ -161,22 +138,12 @@ void wide_rows(const MxOperand& a, const MxOperand& b, float* c, int64_t ldc, in
 
 void mx_gemm_avx512(const MxOperand& a, const MxOperand& b, float* c, int64_t n, int64_t i0,
                     int64_t i1, int64_t j0, int64_t j1) {
-  // Two panels (32 columns) at a time: their block integers (nb KiB) stay in L1 while every
-  // row of A passes.
-  for (int64_t j = j0; j < j1; j += 32) {
-    const int cols = static_cast<int>(std::min<int64_t>(32, j1 - j));
-    if (cols > 16) rows<2>(a, b, c, n, i0, i1, j / 16, cols);
-    else rows<1>(a, b, c, n, i0, i1, j / 16, cols);
-  }
+  product<false>(a, b, c, n, i0, i1, j0, j1);
 }
 
 void mx_gemm_wide_avx512(const MxOperand& a, const MxOperand& b, float* c, int64_t n, int64_t i0,
                          int64_t i1, int64_t j0, int64_t j1) {
-  for (int64_t j = j0; j < j1; j += 32) {
-    const int cols = static_cast<int>(std::min<int64_t>(32, j1 - j));
-    if (cols > 16) wide_rows<2>(a, b, c, n, i0, i1, j / 16, cols);
-    else wide_rows<1>(a, b, c, n, i0, i1, j / 16, cols);
-  }
+  product<true>(a, b, c, n, i0, i1, j0, j1);
 }
 
 // Block integers of rows [r0, r1), 32 floats at a time: amax from the bits, e = floor(log2 amax)
