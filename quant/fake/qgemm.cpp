@@ -285,8 +285,8 @@ void lsq_weight(const GemmQuantSpec& spec, bool rotate, const float* w, int64_t 
 // jobs, both made block integers, B's panels, then the product (each step cut into parts that the
 // threads take dynamically, mx_dynamic_parts). The
 // operands are wide when a codec is mxfp6_e3m2. A decoded mxfp6_e3m2 weight (inference: no weight
-// codec) is off the narrow grid: its product is discarded and the operands made again, wide (the
-// same bits: §14.2 does not depend on which integers represent a block).
+// codec) is found off the narrow grid before any product runs, and the operands are made again,
+// wide (the same bits: §14.2 does not depend on which integers represent a block).
 void mx_forward(const std::vector<RowJob>& jobs, const float* xq, const float* wq, float* y,
                 int64_t m, int64_t n, int64_t k, const GemmQuantSpec& spec) {
   const auto product = [&](bool wide, bool quantize) {
@@ -295,19 +295,27 @@ void mx_forward(const std::vector<RowJob>& jobs, const float* xq, const float* w
     mx_operand_shape(b, n, k, wide);
     const bool panels = mx_pack_b_shape(b);
     const int threads = mx_gemm_threads(m, n, a.nb);
-    int bad = 0;
-#pragma omp parallel num_threads(threads) if (threads > 1) reduction(| : bad)
+    int bad = 0;  // some block off the grid: no panels, no product (the caller retries or fails)
+#pragma omp parallel num_threads(threads) if (threads > 1)
     {
       if (quantize)
         mx_dynamic_parts([&](int t, int T) {
           for (const RowJob& job : jobs) job.run(t, T);
         });
       mx_dynamic_parts([&](int t, int T) {
-        bad |= !mx_operand_rows(xq, m * t / T, m * (t + 1) / T, a);
-        bad |= !mx_operand_rows(wq, n * t / T, n * (t + 1) / T, b);
-      });
-      if (panels) mx_dynamic_parts([&](int t, int T) { mx_pack_b_part(b, t, T); });
-      mx_dynamic_parts([&](int t, int T) { mx_gemm_part(a, b, y, t, T); });
+        if (!mx_operand_rows(xq, m * t / T, m * (t + 1) / T, a) ||
+            !mx_operand_rows(wq, n * t / T, n * (t + 1) / T, b)) {
+#pragma omp atomic write
+          bad = 1;
+        }
+      });  // (its barrier makes every thread see `bad`)
+      int off_grid;
+#pragma omp atomic read
+      off_grid = bad;
+      if (!off_grid) {
+        if (panels) mx_dynamic_parts([&](int t, int T) { mx_pack_b_part(b, t, T); });
+        mx_dynamic_parts([&](int t, int T) { mx_gemm_part(a, b, y, t, T); });
+      }
     }
     return bad == 0;
   };
