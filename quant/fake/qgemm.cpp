@@ -219,10 +219,14 @@ struct RowJob {
   uint8_t* mask;  // [R, K] or null
   void run(int t, int T) const {
     const int64_t r0 = rows * t / T, r1 = rows * (t + 1) / T;
+    run_rows(r0, r1, y + r0 * k);
+  }
+  // Rows [r0, r1) into `out` (row r0 first): y's own rows, or a caller's buffer (the mask is y's).
+  void run_rows(int64_t r0, int64_t r1, float* out) const {
     if (r1 <= r0 || k <= 0) return;  // (runs inside an OpenMP region: nothing here may throw)
     const float* src = x + r0 * k;
-    if (rotation) hadamard_rows(*rotation, src, r1 - r0, k, y + r0 * k), src = y + r0 * k;
-    if (codec) codec->fake_quant(src, r1 - r0, k, y + r0 * k, mask ? mask + r0 * k : nullptr);
+    if (rotation) hadamard_rows(*rotation, src, r1 - r0, k, out), src = out;
+    if (codec) codec->fake_quant(src, r1 - r0, k, out, mask ? mask + r0 * k : nullptr);
   }
 };
 
@@ -281,15 +285,22 @@ void lsq_weight(const GemmQuantSpec& spec, bool rotate, const float* w, int64_t 
   lsq_fake_quant(*spec.weight, w, n, k, offset, wq, b.w_mask.data(), shaped(b.w_resid, n, k));
 }
 
-// The mx_native forward (docs/formats.md §14.2) in one parallel region: Q(x), Q(w) by the row
-// jobs, both made block integers, B's panels, then the product (each step cut into parts that the
-// threads take dynamically, mx_dynamic_parts). The
-// operands are wide when a codec is mxfp6_e3m2. A decoded mxfp6_e3m2 weight (inference: no weight
-// codec) is found off the narrow grid before any product runs, and the operands are made again,
-// wide (the same bits: §14.2 does not depend on which integers represent a block).
-void mx_forward(const std::vector<RowJob>& jobs, const float* xq, const float* wq, float* y,
-                int64_t m, int64_t n, int64_t k, const GemmQuantSpec& spec) {
-  const auto product = [&](bool wide, bool quantize) {
+// The mx_native forward (docs/formats.md §14.2) in one parallel region: Q(x) and Q(w) by their
+// row jobs (null: the operand is already xq / wq) and made block integers in the same part, B's
+// panels, then the product (each step cut into parts that the threads take dynamically,
+// mx_dynamic_parts). Parts are small enough (kChunkBytes of floats) for a part's Q(x) rows to be
+// made block integers while they are still in cache, on one thread too; where the backward does not
+// read Q(x) / Q(w) (keep_x / keep_w false: requantized backward operands, or no graph), they go to a buffer
+// of the thread's own and never to xq / wq. The operands are wide when a codec is mxfp6_e3m2. A
+// decoded mxfp6_e3m2 weight (inference: no weight codec) is found off the narrow grid before any
+// product runs, and the operands are made again, wide (the same bits: §14.2 does not depend on
+// which integers represent a block).
+constexpr int64_t kChunkBytes = 256 << 10;
+void mx_forward(const RowJob* xjob, bool keep_x, const RowJob* wjob, bool keep_w, const float* xq,
+                const float* wq, float* y, int64_t m, int64_t n, int64_t k, const GemmQuantSpec& spec) {
+  const int min_parts = static_cast<int>(std::min<int64_t>(
+      int64_t{1} << 20, (m + n) * k * int64_t{sizeof(float)} / kChunkBytes + 1));
+  const auto product = [&](bool wide) {
     MxOperand a, b;
     mx_operand_shape(a, m, k, wide);
     mx_operand_shape(b, n, k, wide);
@@ -298,17 +309,34 @@ void mx_forward(const std::vector<RowJob>& jobs, const float* xq, const float* w
     int bad = 0;  // some block off the grid: no panels, no product (the caller retries or fails)
 #pragma omp parallel num_threads(threads) if (threads > 1)
     {
-      if (quantize)
-        mx_dynamic_parts([&](int t, int T) {
-          for (const RowJob& job : jobs) job.run(t, T);
-        });
-      mx_dynamic_parts([&](int t, int T) {
-        if (!mx_operand_rows(xq, m * t / T, m * (t + 1) / T, a) ||
-            !mx_operand_rows(wq, n * t / T, n * (t + 1) / T, b)) {
-#pragma omp atomic write
-          bad = 1;
+      // this thread's Q rows when they are not kept (at most about kChunkBytes, or one row)
+      static thread_local MxBuffer<float> scratch;
+      // rows [r0, r1) of one operand: quantized by its job (into xq / wq, or scratch), then made
+      // block integers
+      const auto operand = [&](const RowJob* job, bool keep, const float* q, int64_t rows,
+                               MxOperand& out, int t, int T) {
+        const int64_t r0 = rows * t / T, r1 = rows * (t + 1) / T;
+        if (r1 <= r0) return true;
+        const float* src = q + r0 * k;
+        if (job) {
+          float* dst = job->y + r0 * k;
+          if (!keep) {
+            scratch.resize(static_cast<size_t>((r1 - r0) * k));
+            dst = scratch.data();
+          }
+          job->run_rows(r0, r1, dst);
+          src = dst;
         }
-      });  // (its barrier makes every thread see `bad`)
+        return mx_operand_rows_at(src, r0, r1, out);
+      };
+      mx_dynamic_parts(
+          [&](int t, int T) {
+            if (!operand(xjob, keep_x, xq, m, a, t, T) || !operand(wjob, keep_w, wq, n, b, t, T)) {
+#pragma omp atomic write
+              bad = 1;
+            }
+          },
+          min_parts);  // (its barrier makes every thread see `bad`)
       int off_grid;
 #pragma omp atomic read
       off_grid = bad;
@@ -320,7 +348,7 @@ void mx_forward(const std::vector<RowJob>& jobs, const float* xq, const float* w
     return bad == 0;
   };
   const bool wide = mx_native_wide(spec.weight ? spec.weight->name() : "", spec.input ? spec.input->name() : "");
-  const bool ok = product(wide, true) || (!wide && product(true, false));
+  const bool ok = product(wide) || (!wide && product(true));
   MXQAT_CHECK(ok, "qgemm (", spec.describe(), "): the mx_native product needs MXFP4 or MXFP6 "
               "values in both operands, but a block of the [", m, ", ", k, "] input or the [", n,
               ", ", k, "] weight is off that grid; quantize both with mxfp4, mxfp6_e2m3 or "
@@ -368,25 +396,29 @@ Var qgemm_op(const Var& x, const Var& w, const Var& bias, const GemmQuantSpec& s
   b.x_masked = spec.input && clipped && dx_wanted;
   b.w_masked = spec.weight && clipped && dw_wanted;
   // Q(x) and Q(w) are made by the GEMM's own threads, before its product (no region of their own).
-  std::vector<RowJob> jobs;
+  std::optional<RowJob> xjob, wjob;
   if (s->x_quantized)
-    jobs.push_back(row_job(spec.input, spec.rotation, xv.data(), m, k, shaped(b.xq, m, k),
-                           b.x_masked ? &b.x_mask : nullptr));
+    xjob = row_job(spec.input, spec.rotation, xv.data(), m, k, shaped(b.xq, m, k),
+                   b.x_masked ? &b.x_mask : nullptr);
   if (lsq)  // the weight under its learned scales, before the product (rotated first if asked)
     lsq_weight(spec, rot_w, wv.data(), n, k, scale.value().data(), b);
   else if (s->w_quantized)
-    jobs.push_back(row_job(spec.weight, rot_w ? spec.rotation : std::nullopt, wv.data(), n, k, shaped(b.wq, n, k),
-                           b.w_masked ? &b.w_mask : nullptr));
+    wjob = row_job(spec.weight, rot_w ? spec.rotation : std::nullopt, wv.data(), n, k, shaped(b.wq, n, k),
+                   b.w_masked ? &b.w_mask : nullptr);
   Shape ys = xv.shape();
   ys.back() = n;
   Tensor y = Tensor::uninit(ys);
   if (spec.product == Product::kMxNative) {
-    mx_forward(jobs, s->x_data(), s->w_data(), y.data(), m, n, k, spec);
+    // The backward reads Q(x) (for dW) and Q(w) (for dX) unless it quantizes x and w again.
+    const bool keep_x = dw_wanted && !requantize, keep_w = dx_wanted && !requantize;
+    mx_forward(xjob ? &*xjob : nullptr, keep_x, wjob ? &*wjob : nullptr, keep_w, s->x_data(),
+               s->w_data(), y.data(), m, n, k, spec);
   } else {
     autograd::GemmPrepare quantize;
-    if (!jobs.empty())
-      quantize = [&jobs](int t, int T) {
-        for (const RowJob& job : jobs) job.run(t, T);
+    if (xjob || wjob)
+      quantize = [&xjob, &wjob](int t, int T) {
+        if (xjob) xjob->run(t, T);
+        if (wjob) wjob->run(t, T);
       };
     autograd::gemm(quantize, s->x_data(), false, s->w_data(), true, y.data(), m, n, k);
   }

@@ -141,7 +141,8 @@ TEST(QGemmMxNative, BackwardIsTheMxProductOfTheRoundedOperands) {
   const int saved = omp_get_max_threads();
   for (const std::string g : {"mxfp4", "mxfp6_e2m3"})
     for (Rounding r : {Rounding::kStochastic, Rounding::kNearest})
-      for (const auto& [M, N, K] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{{45, 70, 70}, {96, 40, 256}}) {
+      for (const auto& [M, N, K] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{
+               {45, 70, 70}, {96, 40, 256}, {600, 40, 256}}) {  // (the last: the forward in 3+ parts)
         const GemmQuantSpec sp = backward_spec(g, r, Product::kMxNative);
         const Tensor x = random_tensor({M, K}, 21), w = random_tensor({N, K}, 22);
         const Tensor b = random_tensor({N}, 23);
@@ -159,6 +160,13 @@ TEST(QGemmMxNative, BackwardIsTheMxProductOfTheRoundedOperands) {
                           want_dw.data(), N, K, M);
         for (int64_t i = 0; i < M * K; ++i) want_dx[i] *= static_cast<float>(xm[static_cast<size_t>(i)]);
         for (int64_t i = 0; i < N * K; ++i) want_dw[i] *= static_cast<float>(wm[static_cast<size_t>(i)]);
+        // The forward, whose Q(x) and Q(w) the backward does not read (it rounds x and w again):
+        // quantized part by part into the threads' own buffers, the same bits, with and without
+        // a graph.
+        Tensor want_y(Shape{M, N});
+        mx_gemm_reference(xq.data(), wq.data(), want_y.data(), M, N, K);
+        for (int64_t i = 0; i < M; ++i)
+          for (int64_t j = 0; j < N; ++j) want_y[i * N + j] = want_y[i * N + j] + b[j];
         for (MxPath path : {MxPath::kAuto, MxPath::kPortable})
           for (int threads : {1, 3}) {
             set_mx_gemm_auto_path(path);
@@ -167,8 +175,11 @@ TEST(QGemmMxNative, BackwardIsTheMxProductOfTheRoundedOperands) {
             const std::string what = g + " " + rounding_name(r) + " M " + std::to_string(M) +
                                      (path == MxPath::kPortable ? " portable" : " auto") +
                                      " threads " + std::to_string(threads);
+            EXPECT_TRUE(same_bits(o.y, want_y)) << what;
             EXPECT_TRUE(same_bits(o.dx, want_dx)) << what;
             EXPECT_TRUE(same_bits(o.dw, want_dw)) << what;
+            autograd::NoGradGuard no_grad;
+            EXPECT_TRUE(same_bits(qgemm(Var(x), Var(w), Var(b), sp, 7, 1).value(), want_y)) << what << " no graph";
           }
         set_mx_gemm_auto_path(MxPath::kAuto);
       }

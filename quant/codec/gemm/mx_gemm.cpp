@@ -210,21 +210,25 @@ bool block_ints(const float* src, int span, int8_t* dst, float& exp, int32_t& su
 }  // namespace kernels
 
 bool mx_operand_rows(const float* x, int64_t r0, int64_t r1, MxOperand& out, MxPath path) {
+  return mx_operand_rows_at(x + r0 * out.k, r0, r1, out, path);
+}
+
+bool mx_operand_rows_at(const float* rows, int64_t r0, int64_t r1, MxOperand& out, MxPath path) {
   const int64_t k = out.k, nb = out.nb, kp = nb * kBlock;
   bool ok = true;
   if (out.wide) {
     int32_t sum;  // (wide operands keep no sums)
     for (int64_t r = r0; r < r1; ++r)
       for (int64_t blk = 0; blk < nb; ++blk)
-        ok &= block_to_ints<int16_t, 8>(x + r * k + blk * kBlock,
+        ok &= block_to_ints<int16_t, 8>(rows + (r - r0) * k + blk * kBlock,
                                         static_cast<int>(std::min<int64_t>(kBlock, k - blk * kBlock)),
                                         out.wints.data() + r * kp + blk * kBlock, out.exps[r * nb + blk], sum);
     return ok;
   }
-  if (use_avx512(path)) return kernels::mx_operand_rows_avx512(x, r0, r1, out);
+  if (use_avx512(path)) return kernels::mx_operand_rows_avx512(rows, r0, r1, out);
   for (int64_t r = r0; r < r1; ++r)
     for (int64_t blk = 0; blk < nb; ++blk)
-      ok &= kernels::block_ints(x + r * k + blk * kBlock,
+      ok &= kernels::block_ints(rows + (r - r0) * k + blk * kBlock,
                                 static_cast<int>(std::min<int64_t>(kBlock, k - blk * kBlock)),
                                 out.ints.data() + r * kp + blk * kBlock, out.exps[r * nb + blk],
                                 out.sums[r * nb + blk]);
@@ -317,7 +321,14 @@ void mx_sr_rows_part(const ElementFormat& e, uint64_t key, const float* x, MxOpe
 void mx_sr_cols_part(const ElementFormat& e, uint64_t key, const float* x, MxOperand& out,
                      bool panels, int t, int T) {
   const int64_t groups = (out.rows + 15) / 16;
-  kernels::mx_sr_cols_avx512(e, key, x, out, panels, groups * t / T, groups * (t + 1) / T);
+  // B's panels: part t takes a range of blocks, i.e. 32 whole source rows per block, read front
+  // to back (each panel tile is 512 contiguous bytes, so parts write disjoint lines). An A operand
+  // keeps the cut in 16-row groups: a range of blocks would have parts write the same lines of
+  // its row-major block integers, exponents and sums.
+  if (panels)
+    kernels::mx_sr_cols_avx512(e, key, x, out, true, out.nb * t / T, out.nb * (t + 1) / T, 0, groups);
+  else
+    kernels::mx_sr_cols_avx512(e, key, x, out, false, 0, out.nb, groups * t / T, groups * (t + 1) / T);
 }
 
 namespace {

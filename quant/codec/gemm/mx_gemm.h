@@ -10,6 +10,7 @@
 #pragma once
 #include <omp.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -74,6 +75,11 @@ struct MxOperand {
 void mx_operand_shape(MxOperand& out, int64_t rows, int64_t k, bool wide = false);
 bool mx_operand_rows(const float* x, int64_t r0, int64_t r1, MxOperand& out,
                      MxPath path = MxPath::kAuto);
+// The same from `rows`, which holds rows [r0, r1) only ([r1 - r0, k], row r0 first): for a caller
+// that quantizes a row range into a small buffer of its own and makes it block integers while it
+// is still in cache (qgemm's forward).
+bool mx_operand_rows_at(const float* rows, int64_t r0, int64_t r1, MxOperand& out,
+                        MxPath path = MxPath::kAuto);
 // All rows, then (path permitting) the AVX-512 panels for use as B. Throws mxqat::Error naming
 // `what` when the values are not MX blocks of the supported formats.
 MxOperand mx_operand(const float* x, int64_t rows, int64_t k, const std::string& what,
@@ -90,9 +96,11 @@ bool mx_pack_b_shape(MxOperand& b, MxPath path = MxPath::kAuto);
 // Inside a parallel region: fn(part, parts) for parts = 4 per thread (1 on one thread), the parts
 // handed out dynamically (a thread that falls behind takes fewer), then the loop's barrier. Each
 // part computes whole outputs, so the bits do not depend on which thread ran it.
+// With min_parts, at least that many parts (a pass that writes a buffer and reads it back in the
+// same part keeps it in cache when parts are small, on one thread too).
 template <class Fn>
-void mx_dynamic_parts(Fn&& fn) {
-  const int parts = omp_get_num_threads() == 1 ? 1 : 4 * omp_get_num_threads();
+void mx_dynamic_parts(Fn&& fn, int min_parts = 1) {
+  const int parts = std::max(min_parts, omp_get_num_threads() == 1 ? 1 : 4 * omp_get_num_threads());
 #pragma omp for schedule(dynamic, 1)
   for (int p = 0; p < parts; ++p) fn(p, parts);
 }
@@ -139,16 +147,16 @@ void mx_pack_b_avx512(MxOperand& b, int64_t panel0, int64_t panel1);
 // The AVX-512 VNNI kernel on wide operands (vpdpwssd), same cut as mx_gemm_avx512.
 void mx_gemm_wide_avx512(const MxOperand& a, const MxOperand& b, float* c, int64_t n, int64_t i0,
                          int64_t i1, int64_t j0, int64_t j1);
-bool mx_operand_rows_avx512(const float* x, int64_t r0, int64_t r1, MxOperand& out);
+bool mx_operand_rows_avx512(const float* rows, int64_t r0, int64_t r1, MxOperand& out);
 // One block of span (<= 32) floats -> 32 block integers (zero padded), its exponent and sum
 // (portable; the AVX-512 rows call it for blocks of tiny magnitude). False when off the grid.
 bool block_ints(const float* src, int span, int8_t* dst, float& exp, int32_t& sum);
 // mx_gemm_avx512.cpp: stochastic rounding into rows [r0, r1) of an A operand, and into the
-// 16-row groups [group0, group1) of an A operand or of B's panels.
+// blocks [blk0, blk1) x 16-row groups [group0, group1) of an A operand or of B's panels.
 void mx_sr_rows_avx512(const ElementFormat& e, uint64_t key, const float* x, MxOperand& out,
                        int64_t r0, int64_t r1);
 void mx_sr_cols_avx512(const ElementFormat& e, uint64_t key, const float* x, MxOperand& out,
-                       bool panels, int64_t group0, int64_t group1);
+                       bool panels, int64_t blk0, int64_t blk1, int64_t group0, int64_t group1);
 }  // namespace kernels
 
 }  // namespace mxqat::quant

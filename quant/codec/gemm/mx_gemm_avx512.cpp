@@ -146,18 +146,18 @@ void mx_gemm_wide_avx512(const MxOperand& a, const MxOperand& b, float* c, int64
   product<true>(a, b, c, n, i0, i1, j0, j1);
 }
 
-// Block integers of rows [r0, r1), 32 floats at a time: amax from the bits, e = floor(log2 amax)
+// Block integers of rows [r0, r1) (held in `rows`, row r0 first), 32 floats at a time: amax from the bits, e = floor(log2 amax)
 // - 5, I = RN32(x · 2^-e) converted to int32, and the grid check I · 2^e == x (exact for
 // e >= -127, where I · 2^e is a multiple of 2^-127 below 2^128: a false pass would need x on the
 // grid). Blocks with amax below 2^-122 (2^-e not a normal float) take the portable block_ints.
-bool mx_operand_rows_avx512(const float* x, int64_t r0, int64_t r1, MxOperand& out) {
+bool mx_operand_rows_avx512(const float* rows, int64_t r0, int64_t r1, MxOperand& out) {
   const int64_t k = out.k, nb = out.nb, kp = nb * kBlock;
   const __m512 absmask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7FFFFFFF));
   const __m512 fmax = _mm512_set1_ps(FLT_MAX);
   bool ok = true;
   for (int64_t r = r0; r < r1; ++r)
     for (int64_t blk = 0; blk < nb; ++blk) {
-      const float* src = x + r * k + blk * kBlock;
+      const float* src = rows + (r - r0) * k + blk * kBlock;
       const int span = static_cast<int>(std::min<int64_t>(kBlock, k - blk * kBlock));
       int8_t* dst = out.ints.data() + r * kp + blk * kBlock;
       const __mmask16 m0 = lanes(span), m1 = lanes(span - 16);
@@ -348,7 +348,7 @@ void mx_sr_rows_avx512(const ElementFormat& e, uint64_t key, const float* x, MxO
 }
 
 void mx_sr_cols_avx512(const ElementFormat& e, uint64_t key, const float* x, MxOperand& out,
-                       bool panels, int64_t group0, int64_t group1) {
+                       bool panels, int64_t blk0, int64_t blk1, int64_t group0, int64_t group1) {
   const Grid g(e);
   const int64_t R = out.rows, C = out.k, nb = out.nb, kp = nb * kBlock;
   const __m512i keyv = _mm512_set1_epi64(static_cast<long long>(key));
@@ -361,7 +361,7 @@ void mx_sr_cols_avx512(const ElementFormat& e, uint64_t key, const float* x, MxO
   alignas(64) int32_t sums[16];
   // Block rows outside, 16-row groups inside: the 32 source rows of a block are read front to
   // back (prefetch-friendly), each group's 32 x 16 tile twice from L1 (amax, then rounding).
-  for (int64_t blk = 0; blk < nb; ++blk)
+  for (int64_t blk = blk0; blk < blk1; ++blk)
     for (int64_t grp = group0; grp < group1; ++grp) {
       const int64_t r0 = grp * 16;
       const __mmask16 live = lanes(R - r0);
@@ -439,7 +439,7 @@ void mx_gemm_wide_avx512(const MxOperand&, const MxOperand&, float*, int64_t, in
                          int64_t, int64_t) {}
 bool mx_operand_rows_avx512(const float*, int64_t, int64_t, MxOperand&) { return false; }
 void mx_sr_rows_avx512(const ElementFormat&, uint64_t, const float*, MxOperand&, int64_t, int64_t) {}
-void mx_sr_cols_avx512(const ElementFormat&, uint64_t, const float*, MxOperand&, bool, int64_t,
+void mx_sr_cols_avx512(const ElementFormat&, uint64_t, const float*, MxOperand&, bool, int64_t, int64_t, int64_t,
                        int64_t) {}
 }  // namespace mxqat::quant::kernels
 #endif
