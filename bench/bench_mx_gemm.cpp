@@ -122,11 +122,8 @@ void run(benchmark::State& state, const Shape& s, const std::string& kernel) {
 [[maybe_unused]] const bool kRegistered = [] {
   for (const Shape& s : kShapes)
     for (const char* kernel : {"fp32", "mx", "mx_ready", "mx_portable", "e3m2_ready", "e3m2_portable"})
-      benchmark::RegisterBenchmark((std::string(s.name) + "/" + kernel).c_str(),
-                                   [&s, kernel](benchmark::State& st) { run(st, s, kernel); })
-          ->ArgsProduct({bench::thread_counts()})
-          ->Unit(benchmark::kMillisecond)
-          ->UseRealTime();
+      bench::register_per_thread_count(std::string(s.name) + "/" + kernel,
+                                       [&s, kernel](benchmark::State& st) { run(st, s, kernel); });
   return true;
 }();
 

@@ -96,11 +96,8 @@ void run(benchmark::State& state, const std::string& pass, int64_t d) {
   for (const char* pass : {"fwd", "fwd_two_pass", "sr_rows", "sr_cols_a", "sr_cols_b"})
     for (int64_t d : {256, 768}) {
       if (std::string(pass).rfind("sr_", 0) == 0 && !quant::mx_sr_fused()) continue;  // AVX-512 only
-      benchmark::RegisterBenchmark((std::string(pass) + "/" + std::to_string(d)).c_str(),
-                                   [pass, d](benchmark::State& st) { run(st, pass, d); })
-          ->ArgsProduct({bench::thread_counts()})
-          ->Unit(benchmark::kMillisecond)
-          ->UseRealTime();
+      bench::register_per_thread_count(std::string(pass) + "/" + std::to_string(d),
+                                       [pass, d](benchmark::State& st) { run(st, pass, d); });
     }
   return true;
 }();

@@ -1,9 +1,13 @@
-// Shared by the benchmarks that time several OpenMP thread counts: the counts to run.
+// Shared by the benchmarks that time several OpenMP thread counts: the counts to run, and their
+// registration at each.
 #pragma once
+#include <benchmark/benchmark.h>
+
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace mxqat::bench {
@@ -19,6 +23,15 @@ inline std::vector<int64_t> thread_counts() {
     pos = comma + 1;
   }
   return out;
+}
+
+// Registers `name` at each thread count (the benchmark's Arg 0), in milliseconds of wall time.
+template <class Fn>
+benchmark::internal::Benchmark* register_per_thread_count(const std::string& name, Fn&& fn) {
+  return benchmark::RegisterBenchmark(name.c_str(), std::forward<Fn>(fn))
+      ->ArgsProduct({thread_counts()})
+      ->Unit(benchmark::kMillisecond)
+      ->UseRealTime();
 }
 
 }  // namespace mxqat::bench
