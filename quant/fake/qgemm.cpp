@@ -288,13 +288,13 @@ void lsq_weight(const GemmQuantSpec& spec, bool rotate, const float* w, int64_t 
 // The mx_native forward (docs/formats.md §14.2) in one parallel region: Q(x) and Q(w) by their
 // row jobs (null: the operand is already xq / wq) and made block integers in the same part, B's
 // panels, then the product (each step cut into parts that the threads take dynamically,
-// mx_dynamic_parts). Parts are small enough (kChunkBytes of floats) for a part's Q(x) rows to be
-// made block integers while they are still in cache, on one thread too; where the backward does not
-// read Q(x) / Q(w) (keep_x / keep_w false: requantized backward operands, or no graph), they go to a buffer
-// of the thread's own and never to xq / wq. The operands are wide when a codec is mxfp6_e3m2. A
-// decoded mxfp6_e3m2 weight (inference: no weight codec) is found off the narrow grid before any
-// product runs, and the operands are made again, wide (the same bits: §14.2 does not depend on
-// which integers represent a block).
+// mx_dynamic_parts). Parts are small enough (kChunkBytes of floats) for a part's Q rows to be
+// made block integers while they are still in cache, on one thread too. Where the backward does
+// not read Q(x) / Q(w) (keep_x / keep_w false: requantized backward operands, or no graph), the
+// rows go to a buffer of the thread's own, never to xq / wq. The operands are wide when a codec
+// is mxfp6_e3m2. A decoded mxfp6_e3m2 weight (inference: no weight codec) is found off the narrow
+// grid before any product runs, and the operands are made again, wide (the same bits: §14.2 does
+// not depend on which integers represent a block).
 constexpr int64_t kChunkBytes = 256 << 10;
 void mx_forward(const RowJob* xjob, bool keep_x, const RowJob* wjob, bool keep_w, const float* xq,
                 const float* wq, float* y, int64_t m, int64_t n, int64_t k, const GemmQuantSpec& spec) {

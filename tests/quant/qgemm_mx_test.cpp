@@ -179,7 +179,8 @@ TEST(QGemmMxNative, BackwardIsTheMxProductOfTheRoundedOperands) {
             EXPECT_TRUE(same_bits(o.dx, want_dx)) << what;
             EXPECT_TRUE(same_bits(o.dw, want_dw)) << what;
             autograd::NoGradGuard no_grad;
-            EXPECT_TRUE(same_bits(qgemm(Var(x), Var(w), Var(b), sp, 7, 1).value(), want_y)) << what << " no graph";
+            EXPECT_TRUE(same_bits(qgemm(Var(x), Var(w), Var(b), sp, 7, 1).value(), want_y))
+                << what << " no graph";
           }
         set_mx_gemm_auto_path(MxPath::kAuto);
       }
