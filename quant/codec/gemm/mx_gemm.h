@@ -120,8 +120,9 @@ void mx_panels_shape(MxOperand& b, int64_t rows, int64_t k);
 // x [R, C] row-major is the operand: rows part t of T into `out` (an A operand, mx_operand_shape).
 void mx_sr_rows_part(const ElementFormat& e, uint64_t key, const float* x, MxOperand& out, int t,
                      int T);
-// x [C, R] row-major, the operand is its transpose [R, C]: part t of T (in 16-row groups) into
-// out's A layout (mx_operand_shape) or, with `panels`, its B panels (mx_panels_shape).
+// x [C, R] row-major, the operand is its transpose [R, C]: part t of T into out's A layout
+// (mx_operand_shape; parts of 16-row groups) or, with `panels`, its B panels (mx_panels_shape;
+// parts of blocks, i.e. of whole source rows).
 void mx_sr_cols_part(const ElementFormat& e, uint64_t key, const float* x, MxOperand& out,
                      bool panels, int t, int T);
 
