@@ -64,15 +64,14 @@ void run(benchmark::State& state, const std::string& pass, int64_t d) {
 #pragma omp parallel num_threads(threads) if (threads > 1)
     {
       if (pass == "fwd") {
-        static thread_local quant::MxBuffer<float> scratch;
+        const auto quantize = [&](int64_t r0, int64_t r1, float* dst) {
+          codec.fake_quant(x.data() + r0 * d, r1 - r0, d, dst);
+        };
         quant::mx_dynamic_parts(
             [&](int t, int T) {
-              const int64_t r0 = kTokens * t / T, r1 = kTokens * (t + 1) / T;
-              scratch.resize(static_cast<size_t>((r1 - r0) * d));
-              codec.fake_quant(x.data() + r0 * d, r1 - r0, d, scratch.data());
-              quant::mx_operand_rows_at(scratch.data(), r0, r1, out);
+              quant::mx_quantized_rows(quantize, kTokens * t / T, kTokens * (t + 1) / T, out);
             },
-            static_cast<int>(kTokens * d * 4 / (256 << 10) + 1));
+            quant::mx_chunk_parts(kTokens * d));
       } else if (pass == "fwd_two_pass") {
         quant::mx_dynamic_parts([&](int t, int T) {
           const int64_t r0 = kTokens * t / T, r1 = kTokens * (t + 1) / T;

@@ -288,18 +288,16 @@ void lsq_weight(const GemmQuantSpec& spec, bool rotate, const float* w, int64_t 
 // The mx_native forward (docs/formats.md §14.2) in one parallel region: Q(x) and Q(w) by their
 // row jobs (null: the operand is already xq / wq) and made block integers in the same part, B's
 // panels, then the product (each step cut into parts that the threads take dynamically,
-// mx_dynamic_parts). Parts are small enough (kChunkBytes of floats) for a part's Q rows to be
-// made block integers while they are still in cache, on one thread too. Where the backward does
-// not read Q(x) / Q(w) (keep_x / keep_w false: requantized backward operands, or no graph), the
-// rows go to a buffer of the thread's own, never to xq / wq. The operands are wide when a codec
-// is mxfp6_e3m2. A decoded mxfp6_e3m2 weight (inference: no weight codec) is found off the narrow
-// grid before any product runs, and the operands are made again, wide (the same bits: §14.2 does
-// not depend on which integers represent a block).
-constexpr int64_t kChunkBytes = 256 << 10;
+// mx_dynamic_parts). Parts are small enough (mx_chunk_parts) for a part's Q rows to be made
+// block integers while they are still in cache, on one thread too. Where the backward does not
+// read Q(x) / Q(w) (keep_x / keep_w false: requantized backward operands, or no graph), the rows
+// go to the thread's own buffer (mx_quantized_rows), never to xq / wq. The operands are wide when
+// a codec is mxfp6_e3m2. A decoded mxfp6_e3m2 weight (inference: no weight codec) is found off the
+// narrow grid before any product runs, and the operands are made again, wide (the same bits:
+// §14.2 does not depend on which integers represent a block).
 void mx_forward(const RowJob* xjob, bool keep_x, const RowJob* wjob, bool keep_w, const float* xq,
                 const float* wq, float* y, int64_t m, int64_t n, int64_t k, const GemmQuantSpec& spec) {
-  const int min_parts = static_cast<int>(std::min<int64_t>(
-      int64_t{1} << 20, (m + n) * k * int64_t{sizeof(float)} / kChunkBytes + 1));
+  const int min_parts = mx_chunk_parts((m + n) * k);
   const auto product = [&](bool wide) {
     MxOperand a, b;
     mx_operand_shape(a, m, k, wide);
@@ -309,25 +307,15 @@ void mx_forward(const RowJob* xjob, bool keep_x, const RowJob* wjob, bool keep_w
     int bad = 0;  // some block off the grid: no panels, no product (the caller retries or fails)
 #pragma omp parallel num_threads(threads) if (threads > 1)
     {
-      // this thread's Q rows when they are not kept (at most about kChunkBytes, or one row)
-      static thread_local MxBuffer<float> scratch;
-      // rows [r0, r1) of one operand: quantized by its job (into xq / wq, or scratch), then made
-      // block integers
+      // rows [r0, r1) of one operand: quantized by its job (into xq / wq, or the thread's buffer),
+      // then made block integers
       const auto operand = [&](const RowJob* job, bool keep, const float* q, int64_t rows,
                                MxOperand& out, int t, int T) {
         const int64_t r0 = rows * t / T, r1 = rows * (t + 1) / T;
-        if (r1 <= r0) return true;
-        const float* src = q + r0 * k;
-        if (job) {
-          float* dst = job->y + r0 * k;
-          if (!keep) {
-            scratch.resize(static_cast<size_t>((r1 - r0) * k));
-            dst = scratch.data();
-          }
-          job->run_rows(r0, r1, dst);
-          src = dst;
-        }
-        return mx_operand_rows_at(src, r0, r1, out);
+        const auto quantize = [job](int64_t i0, int64_t i1, float* dst) { job->run_rows(i0, i1, dst); };
+        if (job && !keep) return mx_quantized_rows(quantize, r0, r1, out);
+        if (job) job->run_rows(r0, r1, job->y + r0 * k);
+        return r1 <= r0 || mx_operand_rows(q, r0, r1, out);
       };
       mx_dynamic_parts(
           [&](int t, int T) {

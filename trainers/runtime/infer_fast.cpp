@@ -2,6 +2,8 @@
 // decode-and-multiply kernel (quant/codec/gemm/packed_gemm.h) on the input, after the input passes
 // through its codec exactly as in training; or, for an mx_native layer, training's own product
 // on weights made block integers at load (bitwise the reference path). Forward only.
+#include <omp.h>
+
 #include <memory>
 
 #include "quant/codec/transform/hadamard.h"
@@ -69,10 +71,25 @@ class MxNativeGemm : public quant::GemmQuantizer {
     const int64_t K = xv.cols(), M = xv.size() / K;
     MXQAT_CHECK(K == w_.k, "mx_native layer (", codec_, "): input has ", K, " features but the "
                 "weight expects ", w_.k);
-    xq_.resize(size_t(xv.size()));
-    input_.fake_quant(xv.data(), M, K, xq_.data());
-    const quant::MxOperand a = quant::mx_operand(xq_.data(), M, K, "mx_native input", false,
-                                                 quant::MxPath::kAuto, wide_);
+    // Q(x) part by part into the threads' own buffers and made block integers there, as
+    // training's forward does (quant/fake/qgemm.cpp mx_forward)
+    const quant::Codec codec = input_.fixed_for(xv.data(), M, K);  // (MX: no tensor-level state)
+    quant::MxOperand a;
+    quant::mx_operand_shape(a, M, K, wide_);
+    const int threads = M * K < (int64_t{1} << 16) ? 1 : omp_get_max_threads();
+    int bad = 0;
+#pragma omp parallel num_threads(threads) if (threads > 1) reduction(| : bad)
+    quant::mx_dynamic_parts(
+        [&](int t, int T) {
+          const auto quantize = [&](int64_t r0, int64_t r1, float* dst) {
+            codec.fake_quant(xv.data() + r0 * K, r1 - r0, K, dst);
+          };
+          bad |= !quant::mx_quantized_rows(quantize, M * t / T, M * (t + 1) / T, a);
+        },
+        quant::mx_chunk_parts(M * K));
+    MXQAT_CHECK(!bad, "mx_native layer (", codec_, "): the input quantized with ", input_.name(),
+                " is off the ", wide_ ? "wide" : "narrow", " block grid; the export's codecs do not "
+                "fit the mx_native product (re-export with mxfp4, mxfp6_e2m3 or mxfp6_e3m2)");
     autograd::Shape shape = xv.shape();
     shape.back() = w_.rows;
     autograd::Tensor y(shape);
@@ -87,9 +104,8 @@ class MxNativeGemm : public quant::GemmQuantizer {
  private:
   std::string codec_;
   quant::Codec input_;
-  bool wide_;  // a pair with mxfp6_e3m2: wide operands (the BF16 kernel)
+  bool wide_;  // a pair with mxfp6_e3m2: wide operands (int16 block integers)
   quant::MxOperand w_;
-  std::vector<float> xq_;
 };
 }  // namespace
 

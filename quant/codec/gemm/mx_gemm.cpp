@@ -166,20 +166,23 @@ bool block_to_ints(const float* src, int span, Int* dst, float& exp, int32_t& su
   return !inexact;
 }
 
-// Panels [p0, p1) of a wide B for the AVX-512 kernel (mx_gemm.h's layout).
-void pack_wide_panels(MxOperand& b, int64_t p0, int64_t p1) {
+// Panels [p0, p1) of B for the AVX-512 kernels (mx_gemm.h's layouts): per panel and block, the 16
+// rows' exps, then 32 / kPer groups of 16 rows x kPer block integers, each stored as to(I) (dead
+// rows: to(0)). Narrow: kPer 4, I + 128 as bytes; wide: kPer 2, int16 as they are.
+template <int kPer, class In, class Out, class To>
+void pack_panels(MxOperand& b, const In* ints, Out* panels, int64_t p0, int64_t p1, To to) {
   const int64_t nb = b.nb, kp = nb * kBlock;
   for (int64_t p = p0; p < p1; ++p)
     for (int64_t blk = 0; blk < nb; ++blk) {
-      int16_t* dst = b.panel_wints.data() + (p * nb + blk) * 512;
+      Out* dst = panels + (p * nb + blk) * 16 * kBlock;
       float* ex = b.panel_exps.data() + (p * nb + blk) * 16;
       for (int r = 0; r < 16; ++r) {
         const int64_t row = p * 16 + r;
         const bool live = row < b.rows;
         ex[r] = live ? b.exps[row * nb + blk] : 0.0f;
-        for (int g = 0; g < 16; ++g)
-          for (int h = 0; h < 2; ++h)
-            dst[(g * 16 + r) * 2 + h] = live ? b.wints[row * kp + blk * kBlock + 2 * g + h] : int16_t{0};
+        for (int g = 0; g < kBlock / kPer; ++g)
+          for (int h = 0; h < kPer; ++h)
+            dst[(g * 16 + r) * kPer + h] = to(live ? ints[row * kp + blk * kBlock + kPer * g + h] : In{0});
       }
     }
 }
@@ -249,10 +252,25 @@ bool mx_pack_b_shape(MxOperand& b, MxPath path) {
   return true;
 }
 
+int mx_chunk_parts(int64_t floats) {
+  constexpr int64_t kChunkFloats = (256 << 10) / sizeof(float);
+  return static_cast<int>(std::clamp<int64_t>(floats / kChunkFloats + 1, 1, int64_t{1} << 20));
+}
+
+float* mx_thread_scratch(size_t floats) {
+  static thread_local MxBuffer<float> scratch;
+  if (scratch.size() < floats) scratch.resize(floats);
+  return scratch.data();
+}
+
 void mx_pack_b_part(MxOperand& b, int t, int T) {
   const int64_t panels = (b.rows + 15) / 16;
-  if (b.wide) pack_wide_panels(b, panels * t / T, panels * (t + 1) / T);
-  else kernels::mx_pack_b_avx512(b, panels * t / T, panels * (t + 1) / T);
+  const int64_t p0 = panels * t / T, p1 = panels * (t + 1) / T;
+  if (b.wide)
+    pack_panels<2>(b, b.wints.data(), b.panel_wints.data(), p0, p1, [](int16_t v) { return v; });
+  else
+    pack_panels<4>(b, b.ints.data(), b.panel_ints.data(), p0, p1,
+                   [](int8_t v) { return static_cast<uint8_t>(v + 128); });
 }
 
 void mx_pack_b(MxOperand& b, MxPath path) {

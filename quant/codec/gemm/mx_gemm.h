@@ -104,6 +104,23 @@ void mx_dynamic_parts(Fn&& fn, int min_parts = 1) {
 #pragma omp for schedule(dynamic, 1)
   for (int p = 0; p < parts; ++p) fn(p, parts);
 }
+// Passes that quantize rows and make them block integers in the same part: parts of at most
+// 256 KB of floats for an operand (or pair) of `floats` floats (at least 1; use as min_parts), so
+// that a part's quantized rows are still in cache when read back, on one thread too.
+int mx_chunk_parts(int64_t floats);
+// This thread's own buffer of at least `floats` floats (kept between calls, so no allocation per part).
+float* mx_thread_scratch(size_t floats);
+// Inside a part: rows [r0, r1) of an operand quantized by quantize(r0, r1, dst) into the thread's
+// buffer (row r0 first; never into an operand-sized copy), then made block integers into `out`.
+// False when off the grid (as mx_operand_rows).
+template <class Quantize>
+bool mx_quantized_rows(Quantize&& quantize, int64_t r0, int64_t r1, MxOperand& out,
+                       MxPath path = MxPath::kAuto) {
+  if (r1 <= r0) return true;
+  float* q = mx_thread_scratch(static_cast<size_t>((r1 - r0) * out.k));
+  quantize(r0, r1, q);
+  return mx_operand_rows_at(q, r0, r1, out, path);
+}
 void mx_pack_b_part(MxOperand& b, int t, int T);
 void mx_gemm_part(const MxOperand& a, const MxOperand& b, float* c, int t, int T,
                   MxPath path = MxPath::kAuto);
@@ -141,10 +158,9 @@ void mx_gemm_reference(const float* a, const float* b, float* c, int64_t m, int6
 
 namespace kernels {
 // The AVX-512 VNNI kernel (mx_gemm_avx512.cpp) on c rows [i0, i1) x panel columns [j0, j1)
-// (multiples of 16 but the last), and the panel packing of b rows [p0, p1) (in 16-row panels).
+// (multiples of 16 but the last).
 void mx_gemm_avx512(const MxOperand& a, const MxOperand& b, float* c, int64_t n, int64_t i0,
                     int64_t i1, int64_t j0, int64_t j1);
-void mx_pack_b_avx512(MxOperand& b, int64_t panel0, int64_t panel1);
 // The AVX-512 VNNI kernel on wide operands (vpdpwssd), same cut as mx_gemm_avx512.
 void mx_gemm_wide_avx512(const MxOperand& a, const MxOperand& b, float* c, int64_t n, int64_t i0,
                          int64_t i1, int64_t j0, int64_t j1);

@@ -146,10 +146,11 @@ void mx_gemm_wide_avx512(const MxOperand& a, const MxOperand& b, float* c, int64
   product<true>(a, b, c, n, i0, i1, j0, j1);
 }
 
-// Block integers of rows [r0, r1) (held in `rows`, row r0 first), 32 floats at a time: amax from the bits, e = floor(log2 amax)
-// - 5, I = RN32(x · 2^-e) converted to int32, and the grid check I · 2^e == x (exact for
-// e >= -127, where I · 2^e is a multiple of 2^-127 below 2^128: a false pass would need x on the
-// grid). Blocks with amax below 2^-122 (2^-e not a normal float) take the portable block_ints.
+// Block integers of rows [r0, r1) (held in `rows`, row r0 first), 32 floats at a time: amax from
+// the bits, e = floor(log2 amax) - 5, I = RN32(x · 2^-e) converted to int32, and the grid check
+// I · 2^e == x (exact for e >= -127, where I · 2^e is a multiple of 2^-127 below 2^128: a false
+// pass would need x on the grid). Blocks with amax below 2^-122 (2^-e not a normal float) take the
+// portable block_ints.
 bool mx_operand_rows_avx512(const float* rows, int64_t r0, int64_t r1, MxOperand& out) {
   const int64_t k = out.k, nb = out.nb, kp = nb * kBlock;
   const __m512 absmask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7FFFFFFF));
@@ -204,24 +205,6 @@ bool mx_operand_rows_avx512(const float* rows, int64_t r0, int64_t r1, MxOperand
       sum = static_cast<int32_t>(_mm_cvtsi128_si64(s2) + _mm_extract_epi64(s2, 1)) - 32 * 128;
     }
   return ok;
-}
-
-void mx_pack_b_avx512(MxOperand& b, int64_t panel0, int64_t panel1) {
-  const int64_t nb = b.nb, kp = nb * kBlock;
-  for (int64_t p = panel0; p < panel1; ++p)
-    for (int64_t blk = 0; blk < nb; ++blk) {
-      uint8_t* dst = b.panel_ints.data() + (p * nb + blk) * 512;
-      float* de = b.panel_exps.data() + (p * nb + blk) * 16;
-      for (int lane = 0; lane < 16; ++lane) {
-        const int64_t row = p * 16 + lane;
-        const bool live = row < b.rows;
-        de[lane] = live ? b.exps[row * nb + blk] : 0.0f;
-        for (int g = 0; g < 8; ++g)
-          for (int t = 0; t < 4; ++t)
-            dst[g * 64 + lane * 4 + t] =
-                live ? static_cast<uint8_t>(b.ints[row * kp + blk * kBlock + 4 * g + t] + 128) : 128;
-      }
-    }
 }
 
 // ---- Stochastic rounding straight into block integers (docs/formats.md §4.7 and §14.3) ----
@@ -434,12 +417,11 @@ void mx_sr_cols_avx512(const ElementFormat& e, uint64_t key, const float* x, MxO
 namespace mxqat::quant::kernels {  // never called: mx_gemm_has_avx512() is false off x86-64
 void mx_gemm_avx512(const MxOperand&, const MxOperand&, float*, int64_t, int64_t, int64_t, int64_t,
                     int64_t) {}
-void mx_pack_b_avx512(MxOperand&, int64_t, int64_t) {}
 void mx_gemm_wide_avx512(const MxOperand&, const MxOperand&, float*, int64_t, int64_t, int64_t,
                          int64_t, int64_t) {}
 bool mx_operand_rows_avx512(const float*, int64_t, int64_t, MxOperand&) { return false; }
 void mx_sr_rows_avx512(const ElementFormat&, uint64_t, const float*, MxOperand&, int64_t, int64_t) {}
-void mx_sr_cols_avx512(const ElementFormat&, uint64_t, const float*, MxOperand&, bool, int64_t, int64_t, int64_t,
-                       int64_t) {}
+void mx_sr_cols_avx512(const ElementFormat&, uint64_t, const float*, MxOperand&, bool, int64_t,
+                       int64_t, int64_t, int64_t) {}
 }  // namespace mxqat::quant::kernels
 #endif
